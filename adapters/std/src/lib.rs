@@ -1,0 +1,1 @@
+//! rouse-std (skeleton).

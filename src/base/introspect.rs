@@ -1,0 +1,151 @@
+//! Looking inside a base: counts, wake counters, per-event state, a debug dump.
+
+use core::fmt;
+
+use crate::event::Key;
+use crate::seam::{Config, Instant, Interest, Ready, Source};
+use crate::state::slots::{flag, kind, words_load, NIL};
+use crate::state::wake::WakeStats;
+use crate::state::{word, Counts};
+use crate::Error;
+
+use super::Base;
+
+/// A snapshot of one event, for introspection and debugging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventInfo {
+    /// Its key.
+    pub key: Key,
+    /// What it is about.
+    pub kind: crate::event::Kind,
+    /// Whether it stays pending after firing.
+    pub persistent: bool,
+    /// Its priority.
+    pub priority: u8,
+    /// Pending (added).
+    pub pending: bool,
+    /// Queued to run, with these reasons (empty: not queued).
+    pub queued: Ready,
+    /// Its callback is running now.
+    pub running: bool,
+    /// Its armed deadline, if any.
+    pub deadline: Option<Instant>,
+}
+
+impl<C: Config> Base<C> {
+    /// Counts of events (existing, pending, active, armed timers).
+    pub fn counts(&self) -> Counts {
+        self.with(|st| st.counts())
+    }
+
+    /// The wake counters: requests made under the lock, notifications written, requests
+    /// coalesced into a pending one, requests made while the loop was awake, failed writes,
+    /// and blocking polls. An activation of an already-queued event takes the lock-free fast
+    /// path and is not counted (counting it would cost a shared write).
+    pub fn wake_stats(&self) -> WakeStats {
+        self.with(|st| st.wake.stats)
+    }
+
+    /// Interest changes the poller refused so far (each activated the source's events with
+    /// [`Ready::ERROR`]).
+    pub fn poll_errors(&self) -> u64 {
+        self.with(|st| st.poll_errors)
+    }
+
+    /// A snapshot of the event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`].
+    pub fn info(&self, key: Key) -> Result<EventInfo, Error> {
+        self.with(|st| {
+            let idx = self.check(st, key)?;
+            Ok(info_of(st, &self.words, self.id, idx))
+        })
+    }
+
+    /// Whether the event is pending.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`].
+    pub fn is_pending(&self, key: Key) -> Result<bool, Error> {
+        self.info(key).map(|i| i.pending)
+    }
+
+    /// Calls `f` with a snapshot of every live event, in slot order. `f` runs under the base
+    /// lock: it must not call the base.
+    pub fn for_each_event(&self, mut f: impl FnMut(EventInfo)) {
+        self.with(|st| {
+            for idx in 0..st.slots.v.len() as u32 {
+                let s = &st.slots.v[idx as usize];
+                if s.kind() == kind::FREE || s.has(flag::FINALIZING) || s.has(flag::ZOMBIE) {
+                    continue;
+                }
+                f(info_of(st, &self.words, self.id, idx));
+            }
+        })
+    }
+
+    /// Writes a human-readable dump of every event (libevent's `event_base_dump_events`).
+    ///
+    /// # Errors
+    ///
+    /// What `w` returns.
+    pub fn dump(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        let c = self.counts();
+        let s = self.wake_stats();
+        writeln!(
+            w,
+            "base {}: {} events, {} pending, {} active, {} timers; wakes: {} requests, {} writes, {} coalesced",
+            self.id, c.events, c.pending, c.active, c.timers, s.requests, s.writes, s.coalesced
+        )?;
+        let mut r = Ok(());
+        self.for_each_event(|e| {
+            if r.is_ok() {
+                r = writeln!(w, "  {e:?}");
+            }
+        });
+        r
+    }
+}
+
+fn info_of<C: Config>(
+    st: &crate::state::BaseState<C>,
+    words: &crate::state::WordsOf<C>,
+    base: u32,
+    idx: u32,
+) -> EventInfo {
+    let s = &st.slots.v[idx as usize];
+    let w = words_load(words, idx);
+    let kind = match s.kind() {
+        kind::IO => crate::event::Kind::Io(
+            Source::new(s.source),
+            Interest::from_bits_truncate(s.interest_bits()),
+        ),
+        kind::SIGNAL => crate::event::Kind::Signal(s.source),
+        kind::TIMER => crate::event::Kind::Timer,
+        _ => crate::event::Kind::User,
+    };
+    let deadline = if s.ct != 0 {
+        Some(Instant::from_nanos(s.time))
+    } else if s.timer != NIL {
+        Some(Instant::from_nanos(st.heap.v[s.timer as usize].at))
+    } else {
+        None
+    };
+    EventInfo {
+        key: Key {
+            base,
+            index: idx,
+            gen: word::gen(w),
+        },
+        kind,
+        persistent: s.persistent(),
+        priority: s.prio,
+        pending: s.has(flag::PENDING),
+        queued: Ready::from_bits_truncate(word::ready(w)),
+        running: s.has(flag::RUNNING),
+        deadline,
+    }
+}

@@ -1,0 +1,408 @@
+//! The event base: the lock-generic shell around [`BaseState`], its public API, and (in
+//! [`run`](self::run)) the loop.
+
+mod introspect;
+mod run;
+
+use core::fmt;
+use core::sync::atomic::{AtomicU32 as IdCounter, Ordering as IdOrdering};
+use core::time::Duration;
+
+use crate::event::{Event, Key};
+use crate::options::Options;
+use crate::seam::{Clock, Config, Instant, Lock, Notify, Ready, Words};
+use crate::state::{word, BaseState, WordsOf};
+use crate::sync::{fence, Ordering};
+use crate::Error;
+
+pub use introspect::EventInfo;
+
+static NEXT_BASE_ID: IdCounter = IdCounter::new(1);
+
+/// A handle to a common timeout of one base (libevent's common timeouts): many timers of one
+/// duration armed with [`Base::add_common`] cost O(1) each instead of a heap insertion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommonTimeout {
+    base: u32,
+    index: u8,
+    duration: Duration,
+}
+
+impl CommonTimeout {
+    /// Its duration.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+/// An event base: events, their per-priority active queues, timers, and the loop that runs
+/// their callbacks (libevent's `event_base`).
+///
+/// All methods take `&self`. If the config's lock is `Sync` (e.g. [`SpinLock`](crate::SpinLock)
+/// or `rouse-std`'s lock), the base is `Sync` and any thread may add, delete and activate
+/// events while the loop thread sleeps in its poller: such a change wakes the loop through the
+/// config's [`Notify`], at most one write per sleep (the notify protocol, see the crate docs).
+pub struct Base<C: Config> {
+    id: u32,
+    state: <C::Lock as Lock>::Cell<BaseState<C>>,
+    words: WordsOf<C>,
+    notifier: C::Notifier,
+    clock: C::Clock,
+}
+
+impl<C: Config> fmt::Debug for Base<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts = self.counts();
+        f.debug_struct("Base")
+            .field("id", &self.id)
+            .field("counts", &counts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Config> Base<C> {
+    /// A new base with its notifier, clock and options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Priority`] if `options` asks for zero priorities, [`Error::Full`] if the
+    /// storage cannot hold the priority queues.
+    pub fn new(notifier: C::Notifier, clock: C::Clock, options: Options) -> Result<Self, Error> {
+        if options.priorities == 0 {
+            return Err(Error::Priority);
+        }
+        Ok(Base {
+            id: NEXT_BASE_ID.fetch_add(1, IdOrdering::Relaxed),
+            state: C::Lock::new(BaseState::new(options)?),
+            words: WordsOf::<C>::new(),
+            notifier,
+            clock,
+        })
+    }
+
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut BaseState<C>) -> R) -> R {
+        C::Lock::with(&self.state, f)
+    }
+
+    #[inline]
+    fn check(&self, st: &BaseState<C>, key: Key) -> Result<u32, Error> {
+        if key.base != self.id {
+            return Err(Error::Foreign);
+        }
+        st.slots.check(&self.words, key)
+    }
+
+    /// Writes the notification the state asked for, outside the lock (DESIGN rule 1).
+    #[inline]
+    fn wake(&self, need: bool) -> Result<(), Error> {
+        if need {
+            if let Err(code) = self.notifier.notify() {
+                self.with(|st| st.wake.write_failed());
+                return Err(Error::Notify(code));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the live event `key` once its callback is not running on the loop thread,
+    /// waiting for it if the caller is another thread (libevent's blocking `event_del`).
+    fn when_idle<R>(
+        &self,
+        key: Key,
+        mut f: impl FnMut(&mut BaseState<C>, u32) -> R,
+    ) -> Result<R, Error> {
+        let me = C::thread_id();
+        let mut out = None;
+        let mut waiting = false;
+        C::Lock::wait(&self.state, |st| {
+            let idx = match self.check(st, key) {
+                Ok(idx) => idx,
+                Err(e) => {
+                    st.waiters -= waiting as u32;
+                    out = Some(Err(e));
+                    return true;
+                }
+            };
+            if st.current == idx && st.ctl.running && st.ctl.loop_thread != me {
+                st.waiters += !waiting as u32;
+                waiting = true;
+                return false;
+            }
+            st.waiters -= waiting as u32;
+            out = Some(Ok(f(st, idx)));
+            true
+        });
+        out.unwrap_or(Err(Error::Stale))
+    }
+
+    /// The base's id (keys carry it, so a key of another base is refused).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Its notifier.
+    pub fn notifier(&self) -> &C::Notifier {
+        &self.notifier
+    }
+
+    /// Its clock.
+    pub fn clock(&self) -> &C::Clock {
+        &self.clock
+    }
+
+    /// The clock's current instant.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Creates an event with its callback; it is not pending until [`add`](Base::add)ed
+    /// (libevent's `event_new`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`], [`Error::Priority`], [`Error::EmptyInterest`], [`Error::SignalRange`].
+    /// The callback is dropped.
+    pub fn new_event(&self, event: Event, callback: C::Callback) -> Result<Key, Error> {
+        let r = self.with(|st| st.create(&self.words, event, callback));
+        r.map(|(index, gen)| Key {
+            base: self.id,
+            index,
+            gen,
+        })
+    }
+
+    /// Makes the event pending (libevent's `event_add`): its source or signal is watched, and
+    /// with `Some(timeout)` its timeout is (re-)armed to fire `timeout` from now. With `None`,
+    /// an armed timeout is kept. A zero timeout fires at the next loop iteration;
+    /// `Duration::MAX` never fires.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Full`], [`Error::SourceRange`],
+    /// [`Error::EdgeConflict`], [`Error::Invalid`] (finalizing), [`Error::Notify`] (the change
+    /// took effect but the loop could not be woken).
+    pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Error> {
+        let need = self.with(|st| {
+            let idx = self.check(st, key)?;
+            let wake = st.add(&self.words, idx, timeout, || self.clock.now())?;
+            Ok::<_, Error>(wake && st.wake.request())
+        })?;
+        self.wake(need)
+    }
+
+    /// Makes the event pending with common timeout `ct` (O(1) for many timers of one duration).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Base::add); [`Error::Foreign`] for a common timeout of another base.
+    pub fn add_common(&self, key: Key, ct: CommonTimeout) -> Result<(), Error> {
+        if ct.base != self.id {
+            return Err(Error::Foreign);
+        }
+        let need = self.with(|st| {
+            let idx = self.check(st, key)?;
+            let wake = st.add_common(&self.words, idx, ct.index, self.clock.now())?;
+            Ok::<_, Error>(wake && st.wake.request())
+        })?;
+        self.wake(need)
+    }
+
+    /// The common timeout of duration `d` (made on first use, at most 255 per base).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`].
+    pub fn common_timeout(&self, d: Duration) -> Result<CommonTimeout, Error> {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let index = self.with(|st| st.common_timeout(ns))?;
+        Ok(CommonTimeout {
+            base: self.id,
+            index,
+            duration: d,
+        })
+    }
+
+    /// Makes the event non-pending and takes it off the active queue (libevent's `event_del`).
+    /// Called from another thread while the event's callback runs, it waits until the callback
+    /// has returned, so afterwards the callback is not running and will not run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotPending`] if it is neither pending nor queued, [`Error::Stale`],
+    /// [`Error::Foreign`], [`Error::Notify`].
+    pub fn delete(&self, key: Key) -> Result<(), Error> {
+        let need = self.when_idle(key, |st, idx| {
+            let wake = st.delete(&self.words, idx)?;
+            Ok::<_, Error>(wake && st.wake.request())
+        })??;
+        self.wake(need)
+    }
+
+    /// Deletes the event and frees its slot: the key is stale from now on (libevent's
+    /// `event_free`). Waits for a running callback like [`delete`](Base::delete); called from
+    /// the event's own callback, the slot is released when the callback returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`].
+    pub fn free(&self, key: Key) -> Result<(), Error> {
+        let (cb, need) = self.when_idle(key, |st, idx| {
+            let (cb, wake) = st.free(&self.words, idx);
+            (cb, wake && st.wake.request())
+        })?;
+        drop(cb); // user code (captured state) runs outside the lock
+        self.wake(need)
+    }
+
+    /// Deletes the event without waiting, and runs `finalizer` on the loop thread once the
+    /// event's callback cannot run any more (libevent's `event_finalize`); the slot is then
+    /// freed. The key is stale from now on. The finalizer is called with [`Ready::FINALIZE`].
+    ///
+    /// Unlike [`delete`](Base::delete) from another thread, this never blocks, so it cannot
+    /// deadlock against a lock the running callback waits for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`].
+    pub fn finalize(&self, key: Key, finalizer: C::Callback) -> Result<(), Error> {
+        let mut fin = Some(finalizer);
+        let r = self.with(|st| {
+            let idx = self.check(st, key)?;
+            let (old, wake) = st.finalize(&self.words, idx, fin.take().expect("once"));
+            Ok::<_, Error>((old, wake && st.wake.request()))
+        });
+        let (old, need) = r?;
+        drop(old);
+        self.wake(need)
+    }
+
+    /// Queues the event to run with `ready` (libevent's `event_active`); an empty `ready` means
+    /// [`Ready::USER`]. Works whether or not the event is pending.
+    ///
+    /// If the event is already queued with these reasons, this costs one fence and one atomic
+    /// load: no lock, no syscall. The callback is guaranteed to start after this call and to
+    /// observe every write this thread made before it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`].
+    #[inline]
+    pub fn activate(&self, key: Key, ready: Ready) -> Result<(), Error> {
+        if key.base != self.id {
+            return Err(Error::Foreign);
+        }
+        let ready = if ready.is_empty() { Ready::USER } else { ready };
+        // Pairs with the fence the loop issues after clearing a word and before running the
+        // callback: if the load below still sees the word queued, that callback run starts
+        // after the fence and sees what this thread wrote before it.
+        fence(Ordering::SeqCst);
+        if let Some(w) = self.words.get(key.index as usize) {
+            let cur = w.load(Ordering::Relaxed);
+            if word::gen(cur) == key.gen && word::ready(cur) & ready.bits() == ready.bits() {
+                return Ok(());
+            }
+        }
+        self.activate_slow(key, ready)
+    }
+
+    #[inline(never)]
+    fn activate_slow(&self, key: Key, ready: Ready) -> Result<(), Error> {
+        let need = self.with(|st| {
+            let idx = self.check(st, key)?;
+            Ok::<_, Error>(st.enqueue(&self.words, idx, ready) && st.wake.request())
+        })?;
+        self.wake(need)
+    }
+
+    /// Changes the priority of an event that is not queued.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Priority`], [`Error::Invalid`] (queued), [`Error::Stale`], [`Error::Foreign`].
+    pub fn set_priority(&self, key: Key, priority: u8) -> Result<(), Error> {
+        self.with(|st| {
+            let idx = self.check(st, key)?;
+            st.set_priority(&self.words, idx, priority)
+        })
+    }
+
+    /// Stops the loop after the callback that runs now, or right away if none runs. If the
+    /// loop is not running, the *next* run returns at once (libevent drops such a request).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Notify`].
+    pub fn loop_break(&self) -> Result<(), Error> {
+        let need = self.with(|st| {
+            st.ctl.brk = true;
+            st.wake.request()
+        });
+        self.wake(need)
+    }
+
+    /// Stops the loop once `after` has passed (`None`: now), after it runs the callbacks of
+    /// that iteration. Like [`loop_break`](Base::loop_break), a request made while the loop is
+    /// not running applies to the next run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Notify`].
+    pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Error> {
+        let at = after.map(|d| self.clock.now().saturating_add(d).as_nanos());
+        let need = self.with(|st| {
+            match at {
+                None => st.ctl.exit = true,
+                Some(at) => st.ctl.exit_at = st.ctl.exit_at.min(at),
+            }
+            st.wake.request()
+        });
+        self.wake(need)
+    }
+
+    /// From a callback: stop running callbacks and poll for new events now, before the rest
+    /// of the active queue (libevent's `event_base_loopcontinue`).
+    pub fn loop_continue(&self) {
+        self.with(|st| st.ctl.cont = true);
+    }
+
+    /// After `fork()`, in the child: forget the notification that may have been in flight and
+    /// every kernel registration, so the next run re-registers every event on the new poller.
+    /// The caller replaces the notifier's and poller's OS objects (`rouse-std` does).
+    pub fn reinit(&self) {
+        self.with(|st| st.reinit());
+    }
+}
+
+impl<C: Config> Drop for Base<C> {
+    /// Runs the finalizers still queued (as libevent's `event_base_free` does), then drops
+    /// every callback.
+    fn drop(&mut self) {
+        loop {
+            let job = self.with(|st| {
+                (0..st.opts.priorities).find_map(|p| {
+                    let mut found = None;
+                    while let Some(job) = st.begin(&self.words, p, &self.clock) {
+                        if job.finalizer {
+                            found = Some(job);
+                            break;
+                        }
+                        let _ = st.end(&self.words, job.idx, job.cb, false);
+                    }
+                    found
+                })
+            });
+            let Some(mut job) = job else { break };
+            let fired = crate::Fired {
+                key: Key {
+                    base: self.id,
+                    index: job.idx,
+                    gen: job.gen,
+                },
+                ready: Ready::FINALIZE,
+            };
+            crate::Callback::call(&mut job.cb, self, fired);
+            let _ = self.with(|st| st.end(&self.words, job.idx, job.cb, true));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! What an event is: its description ([`Event`]), its handle ([`Key`]) and what its callback
+//! is told ([`Fired`]).
+
+use core::fmt;
+
+use crate::seam::{Interest, Ready, Source};
+
+/// The highest signal number an event may watch.
+pub const MAX_SIGNAL: u32 = 128;
+
+/// A generational handle to an event of one base.
+///
+/// A key stays valid until the event is freed; after that every operation with it returns
+/// [`Error::Stale`](crate::Error::Stale), even if the slot was reused, and a key of another
+/// base returns [`Error::Foreign`](crate::Error::Foreign). It is `Copy` and `Send`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub(crate) base: u32,
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl Key {
+    /// The slot index (stable while the event lives; reused after it is freed).
+    #[inline]
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({}v{}@{})", self.index, self.gen, self.base)
+    }
+}
+
+/// What the event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// I/O readiness of a source.
+    Io(Source, Interest),
+    /// Delivery of a signal.
+    Signal(u32),
+    /// Only a timeout (give one to `add`).
+    Timer,
+    /// Nothing: activated by hand only (libevent's `event_active` idiom). Adding it makes it
+    /// pending, which keeps `run` from returning for lack of events.
+    User,
+}
+
+/// The description of an event: what it waits for, whether it stays pending after it fires,
+/// and its priority.
+///
+/// ```
+/// use rouse::{Event, Interest, Source};
+/// let e = Event::io(Source::new(3), Interest::READ).persist().priority(0);
+/// assert!(e.is_persistent());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub(crate) kind: Kind,
+    pub(crate) persist: bool,
+    pub(crate) priority: Option<u8>,
+}
+
+impl Event {
+    /// An I/O event on `source` (`interest`: `READ`, `WRITE`, `CLOSED`, optionally `EDGE`).
+    pub const fn io(source: Source, interest: Interest) -> Event {
+        Event::of(Kind::Io(source, interest))
+    }
+
+    /// A signal event for signal number `signal`.
+    pub const fn signal(signal: u32) -> Event {
+        Event::of(Kind::Signal(signal))
+    }
+
+    /// A pure timer: give it a timeout when adding it.
+    pub const fn timer() -> Event {
+        Event::of(Kind::Timer)
+    }
+
+    /// A user event, activated by hand.
+    pub const fn user() -> Event {
+        Event::of(Kind::User)
+    }
+
+    const fn of(kind: Kind) -> Event {
+        Event {
+            kind,
+            persist: false,
+            priority: None,
+        }
+    }
+
+    /// Stays pending after it fires (libevent's `EV_PERSIST`); a timeout is then re-armed from
+    /// its previous deadline (timers) or from the time it fired (I/O).
+    pub const fn persist(mut self) -> Event {
+        self.persist = true;
+        self
+    }
+
+    /// Its priority (0 runs first). Default: half the base's number of priorities.
+    pub const fn priority(mut self, priority: u8) -> Event {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// What it is about.
+    pub const fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether it stays pending after it fires.
+    pub const fn is_persistent(&self) -> bool {
+        self.persist
+    }
+}
+
+/// What a callback is told: which event fired and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fired {
+    /// The event.
+    pub key: Key,
+    /// Why it runs (the union of every reason since it was queued).
+    pub ready: Ready,
+}

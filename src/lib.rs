@@ -1,0 +1,117 @@
+//! rouse: a libevent-class event loop, as a `#![no_std]` core you can embed anywhere.
+//!
+//! An event [`Base`] holds events — I/O readiness of a source, timers, signals, user events
+//! activated by hand — and runs their callbacks from per-priority active queues. Any thread may
+//! add, delete or activate events while the loop thread sleeps in its poller; such a change
+//! wakes the loop through a [`Notify`]er, and a pending flag coalesces any number of wake
+//! requests into one write.
+//!
+//! The core owns all the logic (event storage, queues, timers, the loop, the notify protocol)
+//! and is generic over the seams a runtime supplies. `rouse-std` supplies them for Linux,
+//! FreeBSD and macOS (eventfd/pipe/kqueue, epoll/kqueue/poll, OS locks); on bare metal or in a
+//! custom runtime you supply your own.
+//!
+//! # Embed rouse in your runtime in three steps
+//!
+//! 1. **Implement the seams you need**: a [`Notify`] that wakes your loop thread, a
+//!    [`Poller`] it blocks in, a [`Clock`]. (Or take the [`mock`]s, which this example does.)
+//! 2. **Name them in a [`Config`]**, with a [`Lock`] ([`SpinLock`] across cores, [`NoLock`] on
+//!    one thread), a [`Storage`] ([`Fixed`] capacity, no allocator; or `Growable`) and a
+//!    callback type.
+//! 3. **Create a [`Base`], add events, and run it** with your poller.
+//!
+//! ```
+//! use core::time::Duration;
+//! use rouse::{mock, Base, Config, Event, Exit, Fired, Fixed, Interest, Options, Readiness,
+//!             Ready, Source, SpinLock};
+//!
+//! // 1. The seams: here the shipped mocks (a counting notifier, a manual clock, and a
+//! //    scripted poller created below).
+//! static CLOCK: mock::ManualClock = mock::ManualClock::new();
+//! static NOTIFIER: mock::Notifier = mock::Notifier::new();
+//!
+//! // 2. The config.
+//! struct Rt;
+//! impl Config for Rt {
+//!     type Lock = SpinLock;
+//!     type Notifier = &'static mock::Notifier;
+//!     type Clock = &'static mock::ManualClock;
+//!     type Storage = Fixed<16>; // 16 events, no allocator
+//!     type Callback = fn(&Base<Rt>, Fired);
+//!     fn thread_id() -> usize {
+//!         0 // one core
+//!     }
+//! }
+//!
+//! // 3. A base, two events, a run.
+//! let base: Base<Rt> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+//! let uart = Source::new(3);
+//! let rx = base
+//!     .new_event(Event::io(uart, Interest::READ), |base, fired| {
+//!         assert_eq!(fired.ready, Ready::READ);
+//!         base.loop_exit(None).unwrap(); // stop after this iteration
+//!     })
+//!     .unwrap();
+//! base.add(rx, Some(Duration::from_secs(1))).unwrap();
+//!
+//! let mut poller = mock::Poller::new().with_clock(&CLOCK);
+//! poller.script(Duration::from_millis(10), &[Readiness::Io(uart, Ready::READ)]);
+//! assert_eq!(base.run(&mut poller), Ok(Exit::Exit));
+//! assert_eq!(poller.registered(uart), Interest::READ); // applied before the wait
+//! assert_eq!(CLOCK.now_nanos(), 10_000_000);
+//! ```
+//!
+//! # The notify protocol
+//!
+//! State under the base lock: `polling` (the loop is about to block, or blocked) and `pending`
+//! (a notification was written and not consumed).
+//!
+//! 1. A thread that changes what the loop must do changes the state under the lock, then, if
+//!    the loop is polling and nothing is pending, sets `pending` and writes the notification
+//!    after releasing the lock.
+//! 2. The loop never notifies itself: changes made while it is awake are seen when it
+//!    re-examines its state under the lock before blocking again.
+//! 3. The loop consumes a notification (drains the notifier) and *then* clears `pending`, both
+//!    under the lock, and re-examines its state before it blocks again.
+//! 4. A failed write clears `pending` again and reports [`Error::Notify`].
+//! 5. Activating an already-queued event costs one fence and one atomic load: no lock, no
+//!    syscall.
+//! 6. At most one notification is outstanding per base; writes never exceed blocking polls.
+//!    [`Base::wake_stats`] counts requests, writes and coalesced requests.
+//!
+//! The protocol is model-checked with loom (`tests/loom_notify.rs`).
+//!
+//! # Features
+//!
+//! - `alloc` (default): [`Growable`] storage and [`mock::BoxedMock`].
+
+#![no_std]
+#![deny(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod base;
+mod error;
+mod event;
+pub mod mock;
+mod options;
+mod seam;
+mod state;
+mod sync;
+#[cfg(test)]
+mod testing;
+
+pub use base::{Base, CommonTimeout, EventInfo};
+pub use error::Error;
+pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL};
+pub use options::{Exit, Options, RunFlags};
+#[cfg(feature = "alloc")]
+pub use seam::Growable;
+pub use seam::{
+    Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, Notify,
+    Poller, Ready, Readiness, Source, SpinLock, Storage, Words,
+};
+pub use state::wake::WakeStats;
+pub use state::Counts;

@@ -1,0 +1,120 @@
+//! How a base is configured at run time, and how a run is asked to behave and why it ended.
+
+use core::time::Duration;
+
+/// Run-time options of a base (libevent's `event_config`).
+///
+/// ```
+/// use core::time::Duration;
+/// let opts = rouse::Options::new()
+///     .priorities(3)
+///     .dispatch_limits(64, Some(Duration::from_millis(5)), 1);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub(crate) priorities: u8,
+    pub(crate) max_callbacks: u32,
+    pub(crate) max_interval: Option<Duration>,
+    pub(crate) limit_from: u8,
+}
+
+impl Options {
+    /// One priority, no dispatch limits (libevent's defaults).
+    pub const fn new() -> Options {
+        Options {
+            priorities: 1,
+            max_callbacks: u32::MAX,
+            max_interval: None,
+            limit_from: 0,
+        }
+    }
+
+    /// The number of priorities, 1..=255 (events default to `n / 2`; 0 runs first).
+    pub const fn priorities(mut self, n: u8) -> Options {
+        self.priorities = n;
+        self
+    }
+
+    /// Limits how long the loop runs callbacks of priorities `from_priority` and below before
+    /// it polls again: at most `max_callbacks` callbacks and at most `max_interval` of time per
+    /// pass (libevent's `event_config_set_max_dispatch_interval`). Higher priorities are never
+    /// limited.
+    pub const fn dispatch_limits(
+        mut self,
+        max_callbacks: u32,
+        max_interval: Option<Duration>,
+        from_priority: u8,
+    ) -> Options {
+        self.max_callbacks = if max_callbacks == 0 { 1 } else { max_callbacks };
+        self.max_interval = max_interval;
+        self.limit_from = from_priority;
+        self
+    }
+
+    /// The number of priorities.
+    pub const fn priority_count(&self) -> u8 {
+        self.priorities
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+/// How a run behaves (libevent's `EVLOOP_*` flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    /// Block until some event is active, run the active callbacks, return (`EVLOOP_ONCE`).
+    pub once: bool,
+    /// Never block: poll without waiting, run what is active, return (`EVLOOP_NONBLOCK`).
+    pub nonblock: bool,
+    /// Keep running when no event is pending (`EVLOOP_NO_EXIT_ON_EMPTY`); only a break or an
+    /// exit ends the run.
+    pub forever: bool,
+}
+
+impl RunFlags {
+    /// Run until no event is pending or active.
+    pub const UNTIL_EMPTY: RunFlags = RunFlags {
+        once: false,
+        nonblock: false,
+        forever: false,
+    };
+    /// See [`RunFlags::once`].
+    pub const ONCE: RunFlags = RunFlags {
+        once: true,
+        ..RunFlags::UNTIL_EMPTY
+    };
+    /// See [`RunFlags::nonblock`].
+    pub const NONBLOCK: RunFlags = RunFlags {
+        nonblock: true,
+        ..RunFlags::UNTIL_EMPTY
+    };
+    /// Poll once without blocking and run everything that is active.
+    pub const ONCE_NONBLOCK: RunFlags = RunFlags {
+        once: true,
+        nonblock: true,
+        forever: false,
+    };
+    /// See [`RunFlags::forever`].
+    pub const FOREVER: RunFlags = RunFlags {
+        forever: true,
+        ..RunFlags::UNTIL_EMPTY
+    };
+}
+
+/// Why a run returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// No event was pending or active any more.
+    Empty,
+    /// `loop_break` was called (possibly before the run started).
+    Break,
+    /// `loop_exit` was called, or its deadline passed.
+    Exit,
+    /// A `once` or `nonblock` run did what it was asked.
+    Done,
+}

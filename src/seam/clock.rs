@@ -1,0 +1,92 @@
+//! Monotonic time: the instant type the core computes deadlines with, and its source.
+
+use core::ops::{Add, Sub};
+use core::time::Duration;
+
+/// A point on a monotonic clock, in nanoseconds since the clock's own origin.
+///
+/// The core never reads a wall clock; every deadline is an `Instant` of the base's [`Clock`].
+/// Arithmetic saturates: a deadline past `u64::MAX` ns (584 years) is "never".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The clock's origin.
+    pub const ZERO: Instant = Instant(0);
+    /// The latest representable instant; a deadline here never fires in practice.
+    pub const MAX: Instant = Instant(u64::MAX);
+
+    /// An instant `nanos` nanoseconds after the origin.
+    #[inline]
+    pub const fn from_nanos(nanos: u64) -> Instant {
+        Instant(nanos)
+    }
+
+    /// Nanoseconds since the origin.
+    #[inline]
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// `self + d`, saturating at [`Instant::MAX`].
+    #[inline]
+    pub fn saturating_add(self, d: Duration) -> Instant {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(ns))
+    }
+
+    /// Time from `earlier` to `self`, or zero if `earlier` is later.
+    #[inline]
+    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    #[inline]
+    fn add(self, d: Duration) -> Instant {
+        self.saturating_add(d)
+    }
+}
+
+impl Sub for Instant {
+    type Output = Duration;
+    #[inline]
+    fn sub(self, earlier: Instant) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+/// A monotonic time source.
+///
+/// # Contract (the loop's timers rely on every point)
+///
+/// - **Monotonic**: a later call never returns an earlier instant, on any thread.
+/// - **Never fails, never overflows** within the life of the base.
+/// - **Cheap**: the loop reads it once per iteration, and adding a timer reads it once.
+pub trait Clock {
+    /// The current instant.
+    fn now(&self) -> Instant;
+}
+
+impl<K: Clock + ?Sized> Clock for &K {
+    #[inline]
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates() {
+        let t = Instant::from_nanos(u64::MAX - 5);
+        assert_eq!(t + Duration::MAX, Instant::MAX);
+        assert_eq!(t + Duration::from_nanos(5), Instant::MAX);
+        assert_eq!(Instant::ZERO - t, Duration::ZERO);
+        assert_eq!(t - Instant::ZERO, Duration::from_nanos(u64::MAX - 5));
+    }
+}

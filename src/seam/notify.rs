@@ -1,0 +1,40 @@
+//! The notifier: how another thread wakes a loop that sleeps in its poller.
+
+/// Wakes a loop thread blocked in [`Poller::wait`](crate::Poller::wait).
+///
+/// This is libevent's notification fd: an eventfd, a pipe, a socketpair or a kqueue
+/// `EVFILT_USER` event in `rouse-std`, a flag plus an interrupt on bare metal, a counter in a
+/// test. The base decides *when* to notify (the notify protocol lives once, in the core); the
+/// notifier only performs the write and, on the loop side, consumes it.
+///
+/// # Contract
+///
+/// - After [`notify`](Notify::notify) returns `Ok`, the next or current `Poller::wait` of the
+///   loop reports [`Readiness::Wake`](crate::Readiness::Wake) (or returns for another reason
+///   first; the notification then stays readable until it is consumed).
+/// - The base calls `notify` at most once per consumed notification: it never needs to buffer
+///   more than one. "Already signalled" (a full pipe, `EAGAIN`) is success.
+/// - [`consume`](Notify::consume) runs on the loop thread, under the base lock, when the
+///   poller reported `Wake`, *before* the base clears its pending flag. It must leave the
+///   notifier able to report the next `notify` (drain a level-triggered fd; nothing to do for
+///   an edge-triggered one or for `EVFILT_USER` with `EV_CLEAR`).
+pub trait Notify {
+    /// Writes the notification. On failure the base clears its pending flag (so a later
+    /// request tries again) and reports [`Error::Notify`](crate::Error::Notify) with this code.
+    fn notify(&self) -> Result<(), i32>;
+
+    /// Consumes a notification the poller reported. The default does nothing.
+    fn consume(&self) {}
+}
+
+impl<N: Notify + ?Sized> Notify for &N {
+    #[inline]
+    fn notify(&self) -> Result<(), i32> {
+        (**self).notify()
+    }
+
+    #[inline]
+    fn consume(&self) {
+        (**self).consume()
+    }
+}

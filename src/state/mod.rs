@@ -1,0 +1,695 @@
+//! The base's state and every operation on it, knowing nothing of locks (the shape of
+//! embassy-sync's `ChannelState`): [`Base`](crate::Base) wraps it in its `Lock` and runs these
+//! operations inside the critical section.
+
+mod common;
+pub(crate) mod queue;
+pub(crate) mod slots;
+pub(crate) mod sources;
+pub(crate) mod timer;
+pub(crate) mod wake;
+pub(crate) mod word;
+
+use core::time::Duration;
+
+use crate::event::{Event, Kind, MAX_SIGNAL};
+use crate::options::Options;
+use crate::seam::{Buf, Clock, Config, Instant, Interest, Notify, Poller, Ready, Readiness};
+use crate::seam::{Storage, Words};
+use crate::sync::Ordering;
+use crate::Error;
+
+pub(crate) use common::Common;
+use queue::Queue;
+use slots::{flag, kind, Slot, Slots, NIL, NO_TIME};
+use sources::Table;
+use wake::Wake;
+
+pub(crate) type VecOf<C, T> = <<C as Config>::Storage as Storage>::Vec<T>;
+pub(crate) type WordsOf<C> = <<C as Config>::Storage as Storage>::Words;
+type SlotOf<C> = Slot<<C as Config>::Callback>;
+type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u32>>;
+
+/// Loop-control requests and the loop's own bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    /// `loop_break`: stop after the current callback (kept until a run consumes it).
+    pub brk: bool,
+    /// `loop_exit` deadline reached: stop after this iteration's callbacks.
+    pub exit: bool,
+    /// `loop_exit` deadline in ns, `NO_TIME` if none.
+    pub exit_at: u64,
+    /// `loop_continue`: stop running callbacks and poll again now.
+    pub cont: bool,
+    /// A `run` is in progress.
+    pub running: bool,
+    /// The thread running the loop.
+    pub loop_thread: usize,
+}
+
+/// What the loop takes out of the state to run one callback with the lock released.
+pub(crate) struct Job<F> {
+    pub idx: u32,
+    pub gen: u32,
+    pub ready: Ready,
+    pub cb: F,
+    pub finalizer: bool,
+}
+
+/// Counts of events, for introspection and for "run until empty".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Events that exist (created and not freed).
+    pub events: u32,
+    /// Events that are pending (added).
+    pub pending: u32,
+    /// Events queued to run.
+    pub active: u32,
+    /// Armed timeouts.
+    pub timers: u32,
+}
+
+/// The state behind the lock.
+pub(crate) struct BaseState<C: Config> {
+    pub slots: Slots<VecOf<C, SlotOf<C>>>,
+    pub io: TableOf<C>,
+    pub sig: TableOf<C>,
+    pub queues: VecOf<C, Queue>,
+    pub heap: timer::Heap<VecOf<C, timer::Entry>>,
+    pub commons: VecOf<C, Common>,
+    pub wake: Wake,
+    pub ctl: Control,
+    pub opts: Options,
+    /// Slot whose callback is running, or `NIL`.
+    pub current: u32,
+    /// Threads blocked until a running callback returns.
+    pub waiters: u32,
+    pub n_pending: u32,
+    pub n_active: u32,
+    /// Interest changes the poller refused.
+    pub poll_errors: u64,
+}
+
+impl<C: Config> BaseState<C> {
+    pub fn new(opts: Options) -> Result<Self, Error> {
+        let mut queues = VecOf::<C, Queue>::new();
+        for _ in 0..opts.priorities {
+            queues.try_push(Queue::EMPTY).map_err(|_| Error::Full)?;
+        }
+        Ok(BaseState {
+            slots: Slots::new(),
+            io: Table::new(),
+            sig: Table::new(),
+            queues,
+            heap: timer::Heap::new(),
+            commons: VecOf::<C, Common>::new(),
+            wake: Wake::default(),
+            ctl: Control {
+                exit_at: NO_TIME,
+                ..Control::default()
+            },
+            opts,
+            current: NIL,
+            waiters: 0,
+            n_pending: 0,
+            n_active: 0,
+            poll_errors: 0,
+        })
+    }
+
+    pub fn counts(&self) -> Counts {
+        let ct = self.commons.iter().map(|c| c.len).sum::<u32>();
+        let ct_heads = self.commons.iter().filter(|c| c.head != NIL).count() as u32;
+        Counts {
+            events: self.slots.live,
+            pending: self.n_pending,
+            active: self.n_active,
+            timers: self.heap.len() as u32 + ct - ct_heads,
+        }
+    }
+
+    #[inline]
+    fn slot(&mut self, idx: u32) -> &mut SlotOf<C> {
+        &mut self.slots.v[idx as usize]
+    }
+
+    // ----------------------------------------------------------------- create / free
+
+    /// Creates an event (not pending) and returns its slot and generation.
+    pub fn create(
+        &mut self,
+        words: &WordsOf<C>,
+        ev: Event,
+        cb: C::Callback,
+    ) -> Result<(u32, u32), Error> {
+        let prio = ev.priority.unwrap_or(self.opts.priorities / 2);
+        if prio >= self.opts.priorities {
+            return Err(Error::Priority);
+        }
+        let (what, source) = match ev.kind {
+            Kind::Io(src, interest) => {
+                if interest.kinds().is_empty() {
+                    return Err(Error::EmptyInterest);
+                }
+                (kind::IO | interest.bits() << kind::INTEREST_SHIFT, src.id())
+            }
+            Kind::Signal(n) => {
+                if n == 0 || n > MAX_SIGNAL {
+                    return Err(Error::SignalRange);
+                }
+                (kind::SIGNAL, n)
+            }
+            Kind::Timer => (kind::TIMER, 0),
+            Kind::User => (kind::USER, 0),
+        };
+        let (idx, gen) = self.slots.alloc(words)?;
+        let s = self.slot(idx);
+        s.what = what | if ev.persist { kind::PERSIST } else { 0 };
+        s.source = source;
+        s.prio = prio;
+        s.cb = Some(cb);
+        Ok((idx, gen))
+    }
+
+    /// Frees an event. Returns its callback (to drop after the lock is released) and whether
+    /// the loop must be woken. If its callback is running, the slot is released when it returns.
+    pub fn free(&mut self, words: &WordsOf<C>, idx: u32) -> (Option<C::Callback>, bool) {
+        let wake = self.unschedule(words, idx);
+        if self.slot(idx).has(flag::RUNNING) {
+            self.slot(idx).flags |= flag::ZOMBIE;
+            slots::retire(words, idx);
+            (None, wake)
+        } else {
+            let cb = self.slot(idx).cb.take();
+            self.slots.release(words, idx);
+            (cb, wake)
+        }
+    }
+
+    /// Deletes the event and arranges for `fin` to run on the loop thread once its callback
+    /// cannot run any more. Returns the replaced callback (to drop unlocked) and the wake need.
+    pub fn finalize(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        fin: C::Callback,
+    ) -> (Option<C::Callback>, bool) {
+        let mut wake = self.unschedule(words, idx);
+        slots::retire(words, idx);
+        let s = self.slot(idx);
+        s.flags |= flag::FINALIZING;
+        let old = s.cb.replace(fin);
+        if !s.has(flag::RUNNING) {
+            wake |= self.enqueue(words, idx, Ready::FINALIZE);
+        }
+        (old, wake)
+    }
+
+    // ------------------------------------------------------------------ add / delete
+
+    /// Makes the event pending, with an optional new timeout. Returns the wake need.
+    pub fn add(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        timeout: Option<Duration>,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        if s.has(flag::FINALIZING) {
+            return Err(Error::Invalid);
+        }
+        // Everything that can fail is checked before anything changes.
+        if timeout.is_some() && !self.heap.v.reserve_total(self.heap.len() + 1) {
+            return Err(Error::Full);
+        }
+        let mut wake = false;
+        if !s.has(flag::PENDING) {
+            wake |= self.link(idx)?;
+            self.slot(idx).flags |= flag::PENDING;
+            self.n_pending += 1;
+        }
+        if let Some(d) = timeout {
+            let w = slots::words_load(words, idx);
+            if Ready::from_bits_truncate(word::ready(w)).contains(Ready::TIMEOUT) {
+                // Active only because of a timeout that the new one replaces.
+                self.dequeue(words, idx);
+            }
+            wake |= self.disarm(idx);
+            let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            self.slot(idx).time = d_ns;
+            let at = now().saturating_add(d).as_nanos();
+            wake |= self.arm_heap(idx, at);
+        }
+        Ok(wake)
+    }
+
+    /// Makes the event pending with a common timeout.
+    pub fn add_common(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        ct: u8,
+        now: Instant,
+    ) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        if s.has(flag::FINALIZING) || ct as usize >= self.commons.len() {
+            return Err(Error::Invalid);
+        }
+        if !self.heap.v.reserve_total(self.heap.len() + 1) {
+            return Err(Error::Full);
+        }
+        let mut wake = false;
+        if !s.has(flag::PENDING) {
+            wake |= self.link(idx)?;
+            self.slot(idx).flags |= flag::PENDING;
+            self.n_pending += 1;
+        }
+        let w = slots::words_load(words, idx);
+        if Ready::from_bits_truncate(word::ready(w)).contains(Ready::TIMEOUT) {
+            self.dequeue(words, idx);
+        }
+        wake |= self.disarm(idx);
+        let at = now.as_nanos().saturating_add(self.commons[ct as usize].dur);
+        wake |= self.arm_common(idx, ct, at);
+        Ok(wake)
+    }
+
+    /// Makes the event non-pending (libevent's `event_del`). Returns the wake need.
+    pub fn delete(&mut self, words: &WordsOf<C>, idx: u32) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        let queued = word::ready(slots::words_load(words, idx)) != 0;
+        if !s.has(flag::PENDING) && !queued {
+            return Err(Error::NotPending);
+        }
+        Ok(self.unschedule(words, idx))
+    }
+
+    /// Removes the event from every list: source/signal, timers, active queue.
+    fn unschedule(&mut self, words: &WordsOf<C>, idx: u32) -> bool {
+        let mut wake = false;
+        if self.slot(idx).has(flag::PENDING) {
+            wake |= self.unlink(idx);
+            wake |= self.disarm(idx);
+            self.slot(idx).flags &= !flag::PENDING;
+            self.n_pending -= 1;
+            if self.n_pending == 0 {
+                wake = true; // the loop may have to return for lack of events
+            }
+        }
+        self.dequeue(words, idx);
+        wake
+    }
+
+    /// Links a newly pending event into its source or signal list. Returns whether the kernel
+    /// interest must change (the loop must apply it).
+    fn link(&mut self, idx: u32) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        let (k, source) = (s.kind(), s.source);
+        let interest = match k {
+            kind::IO => Interest::from_bits_truncate(s.interest_bits()),
+            kind::SIGNAL => Interest::READ,
+            _ => return Ok(false),
+        };
+        let table = if k == kind::IO {
+            &mut self.io
+        } else {
+            &mut self.sig
+        };
+        let e = table.entry(source)?;
+        if e.head().is_some() && e.want().contains(Interest::EDGE) != interest.contains(Interest::EDGE)
+        {
+            return Err(Error::EdgeConflict);
+        }
+        let head = e.head();
+        e.set_head(Some(idx));
+        let want = e.want() | interest;
+        table.set_want(source, want);
+        self.slots.v[idx as usize].src_next = head.unwrap_or(NIL);
+        Ok(want != table.get(source).kernel())
+    }
+
+    /// Unlinks an event from its source or signal list; returns whether the interest changed.
+    fn unlink(&mut self, idx: u32) -> bool {
+        let (what, source) = {
+            let s = &self.slots.v[idx as usize];
+            (s.kind(), s.source)
+        };
+        let table = match what {
+            kind::IO => &mut self.io,
+            kind::SIGNAL => &mut self.sig,
+            _ => return false,
+        };
+        let Ok(e) = table.entry(source) else {
+            return false;
+        };
+        let old_want = e.want();
+        // Walk the (short) list: remove idx, recompute the union of the rest.
+        let slots = &mut self.slots.v;
+        let mut want = Interest::NONE;
+        let mut prev = NIL;
+        let mut cur = e.head().unwrap_or(NIL);
+        while cur != NIL {
+            let next = slots[cur as usize].src_next;
+            if cur == idx {
+                if prev == NIL {
+                    e.set_head((next != NIL).then_some(next));
+                } else {
+                    slots[prev as usize].src_next = next;
+                }
+            } else {
+                want |= if what == kind::IO {
+                    Interest::from_bits_truncate(slots[cur as usize].interest_bits())
+                } else {
+                    Interest::READ
+                };
+                prev = cur;
+            }
+            cur = next;
+        }
+        slots[idx as usize].src_next = NIL;
+        table.set_want(source, want);
+        want != old_want && want != table.get(source).kernel()
+    }
+
+    // -------------------------------------------------------------------- timers
+
+    /// Puts the event's timeout in the heap; returns whether it became the earliest.
+    fn arm_heap(&mut self, idx: u32, at: u64) -> bool {
+        let slots = &mut self.slots.v;
+        // Room was reserved by the caller.
+        let _ = self.heap.push(timer::Entry { at, idx }, &mut |i, p| {
+            slots[i as usize].timer = p
+        });
+        self.slots.v[idx as usize].timer == 0
+    }
+
+    /// Disarms the event's timeout; returns whether the earliest deadline moved.
+    fn disarm(&mut self, idx: u32) -> bool {
+        let s = &self.slots.v[idx as usize];
+        if s.ct != 0 {
+            return self.disarm_common(idx);
+        }
+        let pos = s.timer;
+        if pos == NIL {
+            return false;
+        }
+        let slots = &mut self.slots.v;
+        self.heap
+            .remove(pos as usize, &mut |i, p| slots[i as usize].timer = p);
+        slots[idx as usize].timer = NIL;
+        pos == 0
+    }
+
+    /// The earliest deadline the loop must wake for (timers and `loop_exit`).
+    pub fn next_deadline(&self) -> Option<u64> {
+        let t = self.heap.peek().map_or(NO_TIME, |e| e.at).min(self.ctl.exit_at);
+        (t != NO_TIME).then_some(t)
+    }
+
+    /// Activates every timer due at `now` (never one due later).
+    pub fn expire(&mut self, words: &WordsOf<C>, now: u64) {
+        if self.ctl.exit_at <= now {
+            self.ctl.exit_at = NO_TIME;
+            self.ctl.exit = true;
+        }
+        while let Some(top) = self.heap.peek() {
+            if top.at > now {
+                break;
+            }
+            let slots = &mut self.slots.v;
+            self.heap.pop(&mut |i, p| slots[i as usize].timer = p);
+            let idx = top.idx;
+            self.slot(idx).timer = NIL;
+            let ct = self.slot(idx).ct;
+            if ct != 0 {
+                self.ct_pop_head(ct - 1);
+            }
+            if self.slot(idx).persistent() {
+                self.rearm_after_timeout(idx, ct, top.at, now);
+            }
+            self.enqueue(words, idx, Ready::TIMEOUT);
+        }
+    }
+
+    /// Re-arms a persistent timeout that fired at `at`: one interval after it, or after `now`
+    /// if the loop fell behind, and never due again within this pass.
+    fn rearm_after_timeout(&mut self, idx: u32, ct: u8, at: u64, now: u64) {
+        let interval = if ct != 0 {
+            self.commons[ct as usize - 1].dur
+        } else {
+            self.slots.v[idx as usize].time
+        };
+        if interval == NO_TIME {
+            return;
+        }
+        let mut next = at.saturating_add(interval);
+        if next <= now {
+            next = now.saturating_add(interval).max(now + 1);
+        }
+        if ct != 0 {
+            self.arm_common(idx, ct - 1, next);
+        } else {
+            self.arm_heap(idx, next);
+        }
+    }
+
+    /// Re-arms the timeout of a persistent event that fired for another reason (I/O, signal,
+    /// manual activation): one interval from now, as libevent does.
+    fn rearm_from_now(&mut self, idx: u32, now: u64) {
+        let s = &self.slots.v[idx as usize];
+        if !s.timer_armed() {
+            return;
+        }
+        if s.ct != 0 {
+            let ct = s.ct - 1;
+            self.disarm_common(idx);
+            let at = now.saturating_add(self.commons[ct as usize].dur);
+            self.arm_common(idx, ct, at);
+        } else {
+            let at = now.saturating_add(s.time);
+            let pos = s.timer as usize;
+            let slots = &mut self.slots.v;
+            self.heap
+                .update(pos, at, &mut |i, p| slots[i as usize].timer = p);
+        }
+    }
+
+    // --------------------------------------------------------------- active queues
+
+    /// Queues the event with `ready` (or adds `ready` to its pending reasons). Returns whether
+    /// it was newly queued (and the loop must therefore be woken if it sleeps).
+    pub fn enqueue(&mut self, words: &WordsOf<C>, idx: u32, ready: Ready) -> bool {
+        let Some(w) = words.get(idx as usize) else {
+            return false;
+        };
+        let cur = w.load(Ordering::Relaxed);
+        let bits = word::ready(cur) | ready.bits();
+        w.store(word::make(word::gen(cur), bits), Ordering::Relaxed);
+        if word::ready(cur) != 0 {
+            return false;
+        }
+        let prio = self.slots.v[idx as usize].prio as usize;
+        self.queues[prio].push_back(&mut self.slots.v, idx);
+        self.n_active += 1;
+        true
+    }
+
+    /// Takes the event off its active queue, if it is on one.
+    fn dequeue(&mut self, words: &WordsOf<C>, idx: u32) {
+        let Some(w) = words.get(idx as usize) else {
+            return;
+        };
+        let cur = w.load(Ordering::Relaxed);
+        if word::ready(cur) == 0 {
+            return;
+        }
+        w.store(word::make(word::gen(cur), 0), Ordering::Relaxed);
+        let prio = self.slots.v[idx as usize].prio as usize;
+        self.queues[prio].remove(&mut self.slots.v, idx);
+        self.n_active -= 1;
+    }
+
+    /// Changes the priority of an event that is not queued.
+    pub fn set_priority(&mut self, words: &WordsOf<C>, idx: u32, prio: u8) -> Result<(), Error> {
+        if prio >= self.opts.priorities {
+            return Err(Error::Priority);
+        }
+        if word::ready(slots::words_load(words, idx)) != 0 {
+            return Err(Error::Invalid);
+        }
+        self.slot(idx).prio = prio;
+        Ok(())
+    }
+
+    /// The highest priority with queued events.
+    pub fn first_active_priority(&self) -> Option<u8> {
+        if self.n_active == 0 {
+            return None;
+        }
+        self.queues.iter().position(|q| !q.is_empty()).map(|p| p as u8)
+    }
+
+    /// Takes the next event off queue `prio` and prepares it to run: a one-shot event stops
+    /// being pending, a persistent timeout is re-armed, the callback is taken out of the slot.
+    pub fn begin(
+        &mut self,
+        words: &WordsOf<C>,
+        prio: u8,
+        clock: &impl Clock,
+    ) -> Option<Job<C::Callback>> {
+        loop {
+            let idx = self.queues[prio as usize].pop_front(&mut self.slots.v)?;
+            self.n_active -= 1;
+            let w = words.get(idx as usize)?;
+            let cur = w.load(Ordering::Relaxed);
+            w.store(word::make(word::gen(cur), 0), Ordering::Relaxed);
+            let ready = Ready::from_bits_truncate(word::ready(cur));
+            let s = &self.slots.v[idx as usize];
+            let finalizer = s.has(flag::FINALIZING);
+            if !finalizer {
+                if !s.persistent() {
+                    self.unschedule(words, idx);
+                } else if s.has(flag::PENDING) && !ready.contains(Ready::TIMEOUT) {
+                    let now = clock.now().as_nanos();
+                    self.rearm_from_now(idx, now);
+                }
+            }
+            let s = self.slot(idx);
+            let Some(cb) = s.cb.take() else {
+                continue; // no callback to run (cannot happen outside a poisoned state)
+            };
+            s.flags |= flag::RUNNING;
+            self.current = idx;
+            return Some(Job {
+                idx,
+                gen: word::gen(cur),
+                ready,
+                cb,
+                finalizer,
+            });
+        }
+    }
+
+    /// Puts a job's callback back after it ran (or releases what must go). Returns a callback
+    /// to drop after the lock is released, if any.
+    pub fn end(&mut self, words: &WordsOf<C>, idx: u32, cb: C::Callback, finalizer: bool) -> Option<C::Callback> {
+        self.current = NIL;
+        let s = self.slot(idx);
+        s.flags &= !flag::RUNNING;
+        if s.has(flag::ZOMBIE) || (finalizer && s.has(flag::FINALIZING)) {
+            let fin = s.cb.take();
+            self.slots.release(words, idx);
+            drop(fin); // the finalizer value itself (not user-visible state) is dropped here
+            return Some(cb);
+        }
+        if s.has(flag::FINALIZING) {
+            // finalize() was called while the callback ran: drop it, run the finalizer next.
+            self.enqueue(words, idx, Ready::FINALIZE);
+            return Some(cb);
+        }
+        s.cb = Some(cb);
+        None
+    }
+
+    // ------------------------------------------------------------------ readiness
+
+    /// Handles one report of the poller.
+    pub fn on_ready(&mut self, words: &WordsOf<C>, r: Readiness, notifier: &impl Notify) {
+        match r {
+            Readiness::Io(src, ready) => self.activate_source(words, src.id(), ready),
+            Readiness::Signal(n) => {
+                let mut cur = self.sig.get(n).head().unwrap_or(NIL);
+                while cur != NIL {
+                    let next = self.slots.v[cur as usize].src_next;
+                    self.enqueue(words, cur, Ready::SIGNAL);
+                    cur = next;
+                }
+            }
+            Readiness::Wake => {
+                // Drain first, clear second (DESIGN rule 3): a request that sees `pending` set
+                // after this point is covered by a new write.
+                notifier.consume();
+                self.wake.consumed();
+            }
+        }
+    }
+
+    fn activate_source(&mut self, words: &WordsOf<C>, id: u32, ready: Ready) {
+        let mut cur = self.io.get(id).head().unwrap_or(NIL);
+        while cur != NIL {
+            let s = &self.slots.v[cur as usize];
+            let next = s.src_next;
+            let kinds = Interest::from_bits_truncate(s.interest_bits()).as_ready();
+            let r = if ready.contains(Ready::ERROR) {
+                kinds | Ready::ERROR
+            } else {
+                ready & kinds
+            };
+            if !r.is_empty() {
+                self.enqueue(words, cur, r);
+            }
+            cur = next;
+        }
+    }
+
+    /// Applies every queued interest change to the poller. A change the poller refuses
+    /// activates the source's events with `ERROR` (their next I/O call reports the cause).
+    pub fn apply_changes(&mut self, words: &WordsOf<C>, poller: &mut impl Poller) {
+        for i in 0..self.io.changes.len() {
+            let id = self.io.changes[i];
+            let Ok(e) = self.io.entry(id) else { continue };
+            e.set_dirty(false);
+            let (old, new) = (e.kernel(), e.want());
+            if old == new {
+                continue;
+            }
+            match poller.update(crate::seam::Source::new(id), old, new) {
+                Ok(()) => e.set_kernel(new),
+                Err(_) => {
+                    e.set_kernel(Interest::NONE);
+                    self.poll_errors += 1;
+                    self.activate_source(words, id, Ready::ERROR);
+                }
+            }
+        }
+        self.io.changes.clear();
+        for i in 0..self.sig.changes.len() {
+            let n = self.sig.changes[i];
+            let Ok(e) = self.sig.entry(n) else { continue };
+            e.set_dirty(false);
+            let (old, new) = (e.kernel(), e.want());
+            if old == new {
+                continue;
+            }
+            match poller.watch_signal(n, !new.is_empty()) {
+                Ok(()) => e.set_kernel(new),
+                Err(_) => {
+                    e.set_kernel(Interest::NONE);
+                    self.poll_errors += 1;
+                    let mut cur = e.head().unwrap_or(NIL);
+                    while cur != NIL {
+                        let next = self.slots.v[cur as usize].src_next;
+                        self.enqueue(words, cur, Ready::SIGNAL | Ready::ERROR);
+                        cur = next;
+                    }
+                }
+            }
+        }
+        self.sig.changes.clear();
+    }
+
+    /// After fork: no notification in flight, and every registration must be made again on the
+    /// new poller.
+    pub fn reinit(&mut self) {
+        self.wake.reset();
+        self.io.forget_kernel();
+        self.sig.forget_kernel();
+    }
+
+    /// Whether there is anything that keeps `run` going (pending or queued events).
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        self.n_pending > 0 || self.n_active > 0
+    }
+}

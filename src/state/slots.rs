@@ -1,0 +1,223 @@
+//! Event records in one table, reached by index, reused through a free list; each slot's
+//! generation and pending readiness live in its atomic word (see [`word`](super::word)).
+
+use crate::event::Key;
+use crate::seam::{Buf, Words};
+use crate::sync::Ordering;
+use crate::Error;
+
+use super::word;
+
+/// "No slot": the end of every index-linked list.
+pub(crate) const NIL: u32 = u32::MAX;
+/// Slot indices stay below this, so a source-table head fits in 23 bits.
+pub(crate) const MAX_SLOTS: u32 = (1 << 23) - 1;
+/// `Slot::time` when the event has no timeout.
+pub(crate) const NO_TIME: u64 = u64::MAX;
+
+/// What kind of event a slot holds (`Slot::what`, low 3 bits).
+pub(crate) mod kind {
+    pub const FREE: u8 = 0;
+    pub const IO: u8 = 1;
+    pub const SIGNAL: u8 = 2;
+    pub const TIMER: u8 = 3;
+    pub const USER: u8 = 4;
+    pub const MASK: u8 = 7;
+    /// `Slot::what` bit: stays pending after firing.
+    pub const PERSIST: u8 = 8;
+    /// `Slot::what` bits 4..8: the I/O interest (`Interest` bits).
+    pub const INTEREST_SHIFT: u8 = 4;
+}
+
+/// Lifecycle flags (`Slot::flags`).
+pub(crate) mod flag {
+    /// Added: in its source/signal list (if any) and counted as pending.
+    pub const PENDING: u8 = 1;
+    /// Its callback is out of the slot, running on the loop thread.
+    pub const RUNNING: u8 = 2;
+    /// `finalize` was called: the slot holds the finalizer, the key is already stale.
+    pub const FINALIZING: u8 = 4;
+    /// Freed while its callback ran: released when the callback returns.
+    pub const ZOMBIE: u8 = 8;
+}
+
+/// One event record. 56 bytes with a boxed-closure callback.
+#[derive(Debug)]
+pub(crate) struct Slot<F> {
+    /// The callback; `None` while it runs (or in a free slot).
+    pub cb: Option<F>,
+    /// Heap timers: the re-arm interval of a persistent timeout, in ns (`NO_TIME`: none).
+    /// Common-timeout members: the deadline, in ns.
+    pub time: u64,
+    /// The source id (I/O) or signal number.
+    pub source: u32,
+    /// Next event on the same source or signal.
+    pub src_next: u32,
+    /// Active-queue links; `q_next` also links the free list.
+    pub q_prev: u32,
+    pub q_next: u32,
+    /// Position in the timer heap, or `NIL`.
+    pub timer: u32,
+    /// Common-timeout queue links.
+    pub ct_prev: u32,
+    pub ct_next: u32,
+    /// Kind, persistence and interest (see [`kind`]).
+    pub what: u8,
+    /// Lifecycle flags (see [`flag`]).
+    pub flags: u8,
+    /// Common-timeout queue number + 1, or 0.
+    pub ct: u8,
+    /// Priority.
+    pub prio: u8,
+}
+
+impl<F> Slot<F> {
+    const EMPTY: Slot<F> = Slot {
+        cb: None,
+        time: NO_TIME,
+        source: 0,
+        src_next: NIL,
+        q_prev: NIL,
+        q_next: NIL,
+        timer: NIL,
+        ct_prev: NIL,
+        ct_next: NIL,
+        what: kind::FREE,
+        flags: 0,
+        ct: 0,
+        prio: 0,
+    };
+
+    #[inline]
+    pub fn kind(&self) -> u8 {
+        self.what & kind::MASK
+    }
+
+    #[inline]
+    pub fn persistent(&self) -> bool {
+        self.what & kind::PERSIST != 0
+    }
+
+    #[inline]
+    pub fn interest_bits(&self) -> u8 {
+        self.what >> kind::INTEREST_SHIFT
+    }
+
+    #[inline]
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Whether a timeout is armed (in the heap or in a common-timeout queue).
+    #[inline]
+    pub fn timer_armed(&self) -> bool {
+        self.timer != NIL || self.ct != 0
+    }
+}
+
+/// The slot table and its free list.
+#[derive(Debug)]
+pub(crate) struct Slots<V> {
+    pub v: V,
+    free: u32,
+    pub live: u32,
+}
+
+impl<F, V: Buf<Slot<F>>> Slots<V>
+where
+    V: core::ops::DerefMut<Target = [Slot<F>]>,
+{
+    pub fn new() -> Self {
+        Slots {
+            v: V::new(),
+            free: NIL,
+            live: 0,
+        }
+    }
+
+    /// Takes a free slot (or a new one) and returns its index and key generation.
+    pub fn alloc<W: Words>(&mut self, words: &W) -> Result<(u32, u32), Error> {
+        let idx = if self.free != NIL {
+            let idx = self.free;
+            self.free = self.v[idx as usize].q_next;
+            self.v[idx as usize].q_next = NIL;
+            idx
+        } else {
+            let idx = self.v.len() as u32;
+            if idx >= MAX_SLOTS || !words.reserve(idx as usize + 1) {
+                return Err(Error::Full);
+            }
+            self.v.try_push(Slot::EMPTY).map_err(|_| Error::Full)?;
+            let w = words.get(idx as usize).ok_or(Error::Full)?;
+            w.store(word::make(1, 0), Ordering::Relaxed);
+            idx
+        };
+        self.live += 1;
+        let gen = word::gen(words_load(words, idx));
+        Ok((idx, gen))
+    }
+
+    /// Returns slot `idx` to the free list: its generation moves on, so every key to it is
+    /// stale from now on. The caller has unlinked it from every list and taken its callback.
+    pub fn release<W: Words>(&mut self, words: &W, idx: u32) {
+        retire(words, idx);
+        self.v[idx as usize] = Slot::EMPTY;
+        self.live -= 1;
+        if word::gen(words_load(words, idx)) != word::RETIRED {
+            self.v[idx as usize].q_next = self.free;
+            self.free = idx;
+        }
+    }
+
+    /// The index of `key`'s slot if the key is live.
+    #[inline]
+    pub fn check<W: Words>(&self, words: &W, key: Key) -> Result<u32, Error> {
+        let w = words.get(key.index as usize).ok_or(Error::Stale)?;
+        if word::gen(w.load(Ordering::Relaxed)) != key.gen || key.index as usize >= self.v.len() {
+            return Err(Error::Stale);
+        }
+        Ok(key.index)
+    }
+}
+
+/// Moves slot `idx` to its next generation (keys to it go stale), clearing its readiness.
+pub(crate) fn retire<W: Words>(words: &W, idx: u32) {
+    if let Some(w) = words.get(idx as usize) {
+        let gen = word::gen(w.load(Ordering::Relaxed));
+        w.store(word::make(word::next_gen(gen), 0), Ordering::Relaxed);
+    }
+}
+
+#[inline]
+pub(crate) fn words_load<W: Words>(words: &W, idx: u32) -> u32 {
+    words
+        .get(idx as usize)
+        .map_or(0, |w| w.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::AtomicU32;
+
+    type V = heapless::Vec<Slot<()>, 4>;
+
+    #[test]
+    fn keys_go_stale_and_slots_are_reused() {
+        let words: [AtomicU32; 4] = Words::new();
+        let mut s: Slots<V> = Slots::new();
+        let (a, ga) = s.alloc(&words).unwrap();
+        let ka = Key { base: 0, index: a, gen: ga };
+        assert_eq!(s.check(&words, ka), Ok(a));
+        s.release(&words, a);
+        assert_eq!(s.check(&words, ka), Err(Error::Stale));
+        let (b, gb) = s.alloc(&words).unwrap();
+        assert_eq!(b, a, "free slot reused");
+        assert_ne!(gb, ga);
+        for _ in 0..3 {
+            s.alloc(&words).unwrap();
+        }
+        assert_eq!(s.alloc(&words), Err(Error::Full));
+        assert_eq!(s.live, 4);
+    }
+}

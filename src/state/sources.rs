@@ -1,0 +1,191 @@
+//! Per-source and per-signal tables: the events on each source, the interest the kernel should
+//! have (`want`) and the interest it has (`kernel`), and the change list of entries whose two
+//! differ. Changes reach the poller only when the loop applies the list, so a delete+add of
+//! the same interest within one iteration never reaches the kernel.
+
+use crate::seam::{Buf, Interest};
+use crate::Error;
+
+const HEAD_BITS: u32 = 23;
+const HEAD_MASK: u32 = (1 << HEAD_BITS) - 1;
+const WANT_SHIFT: u32 = HEAD_BITS;
+const KERNEL_SHIFT: u32 = HEAD_BITS + 4;
+const DIRTY: u32 = 1 << 31;
+
+/// "No event" as a 23-bit head.
+pub(crate) const NIL_HEAD: u32 = HEAD_MASK;
+
+/// One source's entry packed in 32 bits: head event (23) | want (4) | kernel (4) | dirty (1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry(u32);
+
+impl Entry {
+    pub const EMPTY: Entry = Entry(NIL_HEAD);
+
+    /// The first event on this source (a slot index), or `None`.
+    #[inline]
+    pub fn head(self) -> Option<u32> {
+        let h = self.0 & HEAD_MASK;
+        (h != NIL_HEAD).then_some(h)
+    }
+
+    #[inline]
+    pub fn set_head(&mut self, head: Option<u32>) {
+        let h = head.unwrap_or(NIL_HEAD);
+        debug_assert!(h <= HEAD_MASK);
+        self.0 = (self.0 & !HEAD_MASK) | h;
+    }
+
+    #[inline]
+    pub fn want(self) -> Interest {
+        Interest::from_bits_truncate((self.0 >> WANT_SHIFT) as u8 & 0xf)
+    }
+
+    #[inline]
+    pub fn set_want(&mut self, i: Interest) {
+        self.0 = (self.0 & !(0xf << WANT_SHIFT)) | (i.bits() as u32) << WANT_SHIFT;
+    }
+
+    #[inline]
+    pub fn kernel(self) -> Interest {
+        Interest::from_bits_truncate((self.0 >> KERNEL_SHIFT) as u8 & 0xf)
+    }
+
+    #[inline]
+    pub fn set_kernel(&mut self, i: Interest) {
+        self.0 = (self.0 & !(0xf << KERNEL_SHIFT)) | (i.bits() as u32) << KERNEL_SHIFT;
+    }
+
+    #[inline]
+    pub fn dirty(self) -> bool {
+        self.0 & DIRTY != 0
+    }
+
+    #[inline]
+    pub fn set_dirty(&mut self, d: bool) {
+        if d {
+            self.0 |= DIRTY
+        } else {
+            self.0 &= !DIRTY
+        }
+    }
+}
+
+/// A table of entries indexed by id, with its change list.
+#[derive(Debug)]
+pub(crate) struct Table<V, C> {
+    pub v: V,
+    pub changes: C,
+}
+
+impl<V: Buf<Entry>, C: Buf<u32>> Table<V, C> {
+    pub fn new() -> Self {
+        Table {
+            v: V::new(),
+            changes: C::new(),
+        }
+    }
+
+    /// The entry of `id` (empty if the table never reached it).
+    #[inline]
+    pub fn get(&self, id: u32) -> Entry {
+        self.v.get(id as usize).copied().unwrap_or(Entry::EMPTY)
+    }
+
+    /// The entry of `id`, growing the table to reach it (and the change list with it, so that
+    /// marking an entry dirty can never fail).
+    pub fn entry(&mut self, id: u32) -> Result<&mut Entry, Error> {
+        let need = id as usize + 1;
+        if self.v.len() < need {
+            if !self.v.reserve_total(need) || !self.changes.reserve_total(need) {
+                return Err(Error::SourceRange);
+            }
+            while self.v.len() < need {
+                // Cannot fail: room was reserved above.
+                let _ = self.v.try_push(Entry::EMPTY);
+            }
+        }
+        Ok(&mut self.v[id as usize])
+    }
+
+    /// Sets what the kernel should watch for `id`; queues the entry for the loop if that now
+    /// differs from what it watches. Returns whether the entry is (now) waiting in the list.
+    pub fn set_want(&mut self, id: u32, want: Interest) -> bool {
+        let Ok(e) = self.entry(id) else {
+            return false;
+        };
+        e.set_want(want);
+        let listed = e.want() != e.kernel() && !e.dirty();
+        if listed {
+            e.set_dirty(true);
+        }
+        if listed {
+            // Cannot fail: `entry` keeps the list's capacity at the table's length.
+            let _ = self.changes.try_push(id);
+        }
+        self.get(id).dirty()
+    }
+
+    /// Marks every watched entry as unknown to the kernel (a new poller after fork).
+    pub fn forget_kernel(&mut self) {
+        self.changes.clear();
+        for id in 0..self.v.len() {
+            let e = &mut self.v[id];
+            e.set_kernel(Interest::NONE);
+            e.set_dirty(false);
+            if !e.want().is_empty() {
+                e.set_dirty(true);
+                let _ = self.changes.try_push(id as u32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    #[test]
+    fn entry_fields_do_not_overlap() {
+        let mut e = Entry::EMPTY;
+        assert_eq!(e.head(), None);
+        e.set_head(Some(NIL_HEAD - 1));
+        e.set_want(Interest::READ | Interest::EDGE);
+        e.set_kernel(Interest::WRITE | Interest::CLOSED);
+        e.set_dirty(true);
+        assert_eq!(e.head(), Some(NIL_HEAD - 1));
+        assert_eq!(e.want(), Interest::READ | Interest::EDGE);
+        assert_eq!(e.kernel(), Interest::WRITE | Interest::CLOSED);
+        assert!(e.dirty());
+        e.set_head(None);
+        e.set_dirty(false);
+        assert_eq!(e.head(), None);
+        assert_eq!(e.want(), Interest::READ | Interest::EDGE);
+        assert!(!e.dirty());
+    }
+
+    #[test]
+    fn a_change_that_is_undone_leaves_nothing_to_apply() {
+        let mut t: Table<Vec<Entry>, Vec<u32>> = Table::new();
+        assert!(t.set_want(7, Interest::READ));
+        t.changes.clear();
+        let e = t.entry(7).unwrap();
+        e.set_dirty(false);
+        e.set_kernel(Interest::READ);
+        // delete + add within one iteration
+        assert!(t.set_want(7, Interest::NONE));
+        t.set_want(7, Interest::READ);
+        assert_eq!(t.changes.len(), 1, "listed once");
+        let e = t.get(7);
+        assert_eq!(e.want(), e.kernel(), "nothing for the kernel to do");
+    }
+
+    #[test]
+    fn fixed_table_refuses_ids_beyond_capacity() {
+        let mut t: Table<heapless::Vec<Entry, 4>, heapless::Vec<u32, 4>> = Table::new();
+        assert!(t.entry(3).is_ok());
+        assert_eq!(t.entry(4), Err(Error::SourceRange));
+    }
+}

@@ -1,0 +1,189 @@
+//! The timer heap: a 4-ary min-heap of `(deadline, slot)` pairs with the deadline stored
+//! inline, so a comparison never chases a pointer; every move records the entry's position in
+//! its slot, making remove and re-arm O(log n).
+
+use crate::seam::Buf;
+
+/// One armed timeout: deadline (ns on the base's clock) and slot index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub at: u64,
+    pub idx: u32,
+}
+
+const D: usize = 4;
+
+/// The heap. `pos(idx, p)` is called whenever the entry of slot `idx` lands at position `p`.
+#[derive(Debug)]
+pub(crate) struct Heap<V> {
+    pub v: V,
+}
+
+impl<V: Buf<Entry>> Heap<V> {
+    pub fn new() -> Self {
+        Heap { v: V::new() }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    #[inline]
+    pub fn peek(&self) -> Option<Entry> {
+        self.v.first().copied()
+    }
+
+    /// Inserts a timer; `Err` when the storage is full.
+    pub fn push(&mut self, e: Entry, pos: &mut impl FnMut(u32, u32)) -> Result<(), ()> {
+        let i = self.v.len();
+        self.v.try_push(e).map_err(|_| ())?;
+        self.sift_up(i, e, pos);
+        Ok(())
+    }
+
+    /// Removes the entry at position `i` and returns it.
+    pub fn remove(&mut self, i: usize, pos: &mut impl FnMut(u32, u32)) -> Entry {
+        let out = self.v[i];
+        let last = self.v.pop().expect("heap position out of range");
+        if i < self.v.len() {
+            self.place(i, last, pos);
+        }
+        out
+    }
+
+    /// Removes and returns the earliest entry.
+    #[inline]
+    pub fn pop(&mut self, pos: &mut impl FnMut(u32, u32)) -> Option<Entry> {
+        if self.v.is_empty() {
+            None
+        } else {
+            Some(self.remove(0, pos))
+        }
+    }
+
+    /// Changes the deadline of the entry at position `i`.
+    pub fn update(&mut self, i: usize, at: u64, pos: &mut impl FnMut(u32, u32)) {
+        let e = Entry {
+            at,
+            idx: self.v[i].idx,
+        };
+        self.place(i, e, pos);
+    }
+
+    /// Puts `e` at hole `i`, moving it up or down as its deadline requires.
+    fn place(&mut self, i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) {
+        if i > 0 && e.at < self.v[(i - 1) / D].at {
+            self.sift_up(i, e, pos);
+        } else {
+            self.sift_down(i, e, pos);
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) {
+        while i > 0 {
+            let parent = (i - 1) / D;
+            let p = self.v[parent];
+            if p.at <= e.at {
+                break;
+            }
+            self.v[i] = p;
+            pos(p.idx, i as u32);
+            i = parent;
+        }
+        self.v[i] = e;
+        pos(e.idx, i as u32);
+    }
+
+    fn sift_down(&mut self, mut i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) {
+        let n = self.v.len();
+        loop {
+            let first = D * i + 1;
+            if first >= n {
+                break;
+            }
+            let end = (first + D).min(n);
+            let mut min = first;
+            let mut min_at = self.v[first].at;
+            for c in first + 1..end {
+                let at = self.v[c].at;
+                if at < min_at {
+                    min = c;
+                    min_at = at;
+                }
+            }
+            if e.at <= min_at {
+                break;
+            }
+            let m = self.v[min];
+            self.v[i] = m;
+            pos(m.idx, i as u32);
+            i = min;
+        }
+        self.v[i] = e;
+        pos(e.idx, i as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+    extern crate std;
+    use std::collections::BTreeSet;
+    use std::vec::Vec;
+
+    /// Random push/pop/remove/update against a `BTreeSet` model; positions checked each step.
+    #[test]
+    fn matches_an_ordered_set_model() {
+        const N: u32 = 256;
+        let ops = if cfg!(miri) { 600 } else { 40_000 };
+        let mut rng = Rng::new(42);
+        let mut heap: Heap<Vec<Entry>> = Heap::new();
+        let mut at_pos = [u32::MAX; N as usize];
+        let mut model: BTreeSet<(u64, u32)> = BTreeSet::new();
+        let mut deadline = [0u64; N as usize];
+        for step in 0..ops {
+            let idx = rng.below(N as u64) as u32;
+            let mut pos = |i: u32, p: u32| at_pos[i as usize] = p;
+            match rng.below(4) {
+                0 if at_pos[idx as usize] == u32::MAX => {
+                    let at = rng.below(1000);
+                    heap.push(Entry { at, idx }, &mut pos).unwrap();
+                    model.insert((at, idx));
+                    deadline[idx as usize] = at;
+                }
+                1 => {
+                    let got = heap.pop(&mut pos);
+                    let min = model.first().copied();
+                    assert_eq!(got.map(|e| e.at), min.map(|m| m.0), "step {step}");
+                    if let Some(e) = got {
+                        assert!(model.remove(&(e.at, e.idx)), "popped an unknown entry");
+                        at_pos[e.idx as usize] = u32::MAX;
+                    }
+                }
+                2 if at_pos[idx as usize] != u32::MAX => {
+                    let e = heap.remove(at_pos[idx as usize] as usize, &mut pos);
+                    assert_eq!(e.idx, idx);
+                    assert!(model.remove(&(deadline[idx as usize], idx)));
+                    at_pos[idx as usize] = u32::MAX;
+                }
+                3 if at_pos[idx as usize] != u32::MAX => {
+                    let at = rng.below(1000);
+                    heap.update(at_pos[idx as usize] as usize, at, &mut pos);
+                    assert!(model.remove(&(deadline[idx as usize], idx)));
+                    model.insert((at, idx));
+                    deadline[idx as usize] = at;
+                }
+                _ => {}
+            }
+            assert_eq!(heap.len(), model.len());
+            for (p, e) in heap.v.iter().enumerate() {
+                assert_eq!(at_pos[e.idx as usize], p as u32, "position index");
+                if p > 0 {
+                    assert!(heap.v[(p - 1) / D].at <= e.at, "heap order");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The notify-pending decision (DESIGN rules 1-4 and 6), as plain state under the base lock.
+//!
+//! `polling`: the loop is in, or about to enter, a blocking wait. `pending`: a notification was
+//! written and not yet consumed. A change notifies only if the loop is polling and nothing is
+//! pending; the loop consumes (drain first) and then clears `pending`, both under the lock.
+
+/// Counters of wake requests and what became of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeStats {
+    /// Changes, made under the lock, that would need a sleeping loop to wake up.
+    pub requests: u64,
+    /// Notifications written (or attempted; see `failures`).
+    pub writes: u64,
+    /// Requests that found a notification already pending: coalesced into it.
+    pub coalesced: u64,
+    /// Requests made while the loop was awake: it looks again before it blocks, no write.
+    pub awake: u64,
+    /// Notification writes that failed.
+    pub failures: u64,
+    /// Blocking polls the loop entered.
+    pub blocking_polls: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    polling: bool,
+    pending: bool,
+    pub stats: WakeStats,
+}
+
+impl Wake {
+    /// A change was made: returns `true` if the caller must write the notification (after
+    /// releasing the lock).
+    #[inline]
+    pub fn request(&mut self) -> bool {
+        self.stats.requests += 1;
+        if !self.polling {
+            self.stats.awake += 1;
+            false
+        } else if self.pending {
+            self.stats.coalesced += 1;
+            false
+        } else {
+            self.pending = true;
+            self.stats.writes += 1;
+            true
+        }
+    }
+
+    /// The write that `request` asked for failed: clear the flag so the next change retries.
+    pub fn write_failed(&mut self) {
+        self.pending = false;
+        self.stats.failures += 1;
+    }
+
+    /// The loop is about to block.
+    #[inline]
+    pub fn enter_poll(&mut self) {
+        self.polling = true;
+        self.stats.blocking_polls += 1;
+    }
+
+    /// The loop returned from its wait.
+    #[inline]
+    pub fn leave_poll(&mut self) {
+        self.polling = false;
+    }
+
+    /// The loop consumed the notification (after draining it).
+    #[inline]
+    pub fn consumed(&mut self) {
+        self.pending = false;
+    }
+
+    /// After fork: the child has a new notifier and no notification in flight.
+    pub fn reset(&mut self) {
+        self.polling = false;
+        self.pending = false;
+    }
+
+    #[cfg(test)]
+    pub fn is_pending(&self) -> bool {
+        self.pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_only_to_a_polling_loop_with_nothing_pending() {
+        let mut w = Wake::default();
+        assert!(!w.request(), "loop awake: no write");
+        w.enter_poll();
+        assert!(w.request(), "loop blocked: write");
+        assert!(!w.request(), "already pending: coalesced");
+        assert!(!w.request());
+        w.leave_poll();
+        w.consumed();
+        assert!(!w.request(), "awake again");
+        w.enter_poll();
+        assert!(w.request());
+        w.write_failed();
+        assert!(w.request(), "a failed write does not leave the flag stuck");
+        let s = w.stats;
+        assert_eq!(s.requests, 7);
+        assert_eq!(s.writes, 3);
+        assert_eq!(s.coalesced, 2);
+        assert_eq!(s.awake, 2);
+        assert_eq!(s.failures, 1);
+        assert!(s.writes - s.failures <= s.blocking_polls);
+    }
+}

@@ -1,0 +1,7 @@
+//! The atomics the notify protocol uses: `core`'s, or loom's when model-checking (`--cfg loom`).
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{fence, AtomicU32, Ordering};
