@@ -25,7 +25,8 @@ impl<L: Lock, S: Storage> Config for Mock<L, S> {
     }
 }
 
-/// Like [`Mock`], with boxed closures as callbacks (feature `alloc`).
+/// Like [`Mock`], with boxed closures as callbacks and the notifier and clock shared through
+/// `Arc`s (feature `alloc`).
 #[cfg(feature = "alloc")]
 #[derive(Debug)]
 pub struct BoxedMock<L = NoLock, S = Fixed<64>>(PhantomData<fn() -> (L, S)>);
@@ -33,8 +34,8 @@ pub struct BoxedMock<L = NoLock, S = Fixed<64>>(PhantomData<fn() -> (L, S)>);
 #[cfg(feature = "alloc")]
 impl<L: Lock, S: Storage> Config for BoxedMock<L, S> {
     type Lock = L;
-    type Notifier = &'static Notifier;
-    type Clock = &'static ManualClock;
+    type Notifier = alloc::sync::Arc<Notifier>;
+    type Clock = alloc::sync::Arc<ManualClock>;
     type Storage = S;
     type Callback = alloc::boxed::Box<dyn FnMut(&Base<Self>, Fired) + Send>;
 

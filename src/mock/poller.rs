@@ -29,8 +29,9 @@ struct Batch {
 /// with [`WOULD_BLOCK_FOREVER`] instead of hanging the test. A linked [`Notifier`] that was
 /// notified makes the wait report [`Readiness::Wake`]. Every interest change is recorded and
 /// checked against what the poller last saw.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Poller<'a> {
+    hook: Option<&'a dyn Fn(Option<Duration>)>,
     clock: Option<&'a ManualClock>,
     notifier: Option<&'a Notifier>,
     script: heapless::Deque<Batch, MAX_SCRIPT>,
@@ -43,6 +44,17 @@ pub struct Poller<'a> {
     fail_update: i32,
 }
 
+impl core::fmt::Debug for Poller<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("mock::Poller")
+            .field("scripted", &self.script.len())
+            .field("registered", &self.registered)
+            .field("updates", &self.updates)
+            .field("waits", &self.waits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Poller<'a> {
     /// A poller with nothing scripted.
     pub fn new() -> Poller<'a> {
@@ -52,6 +64,13 @@ impl<'a> Poller<'a> {
     /// Sleeps on `clock`: an empty wait advances it by the timeout.
     pub fn with_clock(mut self, clock: &'a ManualClock) -> Poller<'a> {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Calls `hook` at the start of every wait, while the loop is blocked: what it does to the
+    /// base is what "another thread" would do at that moment (the base is `polling`).
+    pub fn on_wait(mut self, hook: &'a dyn Fn(Option<Duration>)) -> Poller<'a> {
+        self.hook = Some(hook);
         self
     }
 
@@ -148,6 +167,9 @@ impl crate::seam::Poller for Poller<'_> {
         self.waits += 1;
         self.last_timeout = Some(timeout);
         self.found.clear();
+        if let Some(hook) = self.hook {
+            hook(timeout);
+        }
         if self.notifier.is_some_and(|n| n.is_signalled()) {
             let _ = self.found.push(Readiness::Wake);
             return Ok(());

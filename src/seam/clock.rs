@@ -77,6 +77,14 @@ impl<K: Clock + ?Sized> Clock for &K {
     }
 }
 
+#[cfg(feature = "alloc")]
+impl<K: Clock + ?Sized> Clock for alloc::sync::Arc<K> {
+    #[inline]
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,12 +74,15 @@ impl Lock for SpinLock {
 /// created it: the compiler refuses to move or share it.
 ///
 /// ```compile_fail
-/// # use rouse::{Base, NoLock, Options, mock};
-/// # rouse::mock::config!(Local, NoLock, rouse::Fixed<8>);
+/// use rouse::{mock, Base, Options};
+/// static CLOCK: mock::ManualClock = mock::ManualClock::new();
+/// static NOTIFIER: mock::Notifier = mock::Notifier::new();
 /// fn needs_sync<T: Sync>(_: &T) {}
-/// let base: Base<Local> = Base::new(mock::Notifier::new(), &mock::CLOCK, Options::new());
+/// let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
 /// needs_sync(&base); // error: `NoLockCell` is not `Sync`
 /// ```
+///
+/// (`tests/ui` checks the exact errors for `Send` and `Sync` with trybuild.)
 #[derive(Debug)]
 pub struct NoLock;
 

@@ -38,3 +38,16 @@ impl<N: Notify + ?Sized> Notify for &N {
         (**self).consume()
     }
 }
+
+#[cfg(feature = "alloc")]
+impl<N: Notify + ?Sized> Notify for alloc::sync::Arc<N> {
+    #[inline]
+    fn notify(&self) -> Result<(), i32> {
+        (**self).notify()
+    }
+
+    #[inline]
+    fn consume(&self) {
+        (**self).consume()
+    }
+}

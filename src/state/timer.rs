@@ -136,18 +136,21 @@ mod tests {
     /// Random push/pop/remove/update against a `BTreeSet` model; positions checked each step.
     #[test]
     fn matches_an_ordered_set_model() {
-        const N: u32 = 256;
+        use core::cell::Cell;
+        const N: usize = 256;
+        const NONE: u32 = u32::MAX;
         let ops = if cfg!(miri) { 600 } else { 40_000 };
         let mut rng = Rng::new(42);
         let mut heap: Heap<Vec<Entry>> = Heap::new();
-        let mut at_pos = [u32::MAX; N as usize];
+        let at_pos: Vec<Cell<u32>> = (0..N).map(|_| Cell::new(NONE)).collect();
         let mut model: BTreeSet<(u64, u32)> = BTreeSet::new();
-        let mut deadline = [0u64; N as usize];
+        let mut deadline = [0u64; N];
+        let mut pos = |i: u32, p: u32| at_pos[i as usize].set(p);
         for step in 0..ops {
             let idx = rng.below(N as u64) as u32;
-            let mut pos = |i: u32, p: u32| at_pos[i as usize] = p;
+            let here = at_pos[idx as usize].get();
             match rng.below(4) {
-                0 if at_pos[idx as usize] == u32::MAX => {
+                0 if here == NONE => {
                     let at = rng.below(1000);
                     heap.push(Entry { at, idx }, &mut pos).unwrap();
                     model.insert((at, idx));
@@ -159,18 +162,18 @@ mod tests {
                     assert_eq!(got.map(|e| e.at), min.map(|m| m.0), "step {step}");
                     if let Some(e) = got {
                         assert!(model.remove(&(e.at, e.idx)), "popped an unknown entry");
-                        at_pos[e.idx as usize] = u32::MAX;
+                        at_pos[e.idx as usize].set(NONE);
                     }
                 }
-                2 if at_pos[idx as usize] != u32::MAX => {
-                    let e = heap.remove(at_pos[idx as usize] as usize, &mut pos);
+                2 if here != NONE => {
+                    let e = heap.remove(here as usize, &mut pos);
                     assert_eq!(e.idx, idx);
                     assert!(model.remove(&(deadline[idx as usize], idx)));
-                    at_pos[idx as usize] = u32::MAX;
+                    at_pos[idx as usize].set(NONE);
                 }
-                3 if at_pos[idx as usize] != u32::MAX => {
+                3 if here != NONE => {
                     let at = rng.below(1000);
-                    heap.update(at_pos[idx as usize] as usize, at, &mut pos);
+                    heap.update(here as usize, at, &mut pos);
                     assert!(model.remove(&(deadline[idx as usize], idx)));
                     model.insert((at, idx));
                     deadline[idx as usize] = at;
@@ -179,7 +182,7 @@ mod tests {
             }
             assert_eq!(heap.len(), model.len());
             for (p, e) in heap.v.iter().enumerate() {
-                assert_eq!(at_pos[e.idx as usize], p as u32, "position index");
+                assert_eq!(at_pos[e.idx as usize].get(), p as u32, "position index");
                 if p > 0 {
                     assert!(heap.v[(p - 1) / D].at <= e.at, "heap order");
                 }

@@ -77,11 +77,6 @@ impl Wake {
         self.polling = false;
         self.pending = false;
     }
-
-    #[cfg(test)]
-    pub fn is_pending(&self) -> bool {
-        self.pending
-    }
 }
 
 #[cfg(test)]

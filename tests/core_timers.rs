@@ -1,0 +1,283 @@
+//! Timers on the manual clock: never early, ordering, persistent re-arm, common timeouts,
+//! zero and `Duration::MAX` timeouts, plus a seeded randomized run against a reference model.
+
+#[path = "core/fixture.rs"]
+mod fixture;
+
+use std::time::Duration;
+
+use fixture::{cb, fixture, Log};
+use rouse::{mock, Error, Event, Exit, Instant, Interest, Options, Readiness, Ready, Source};
+
+const MS: Duration = Duration::from_millis(1);
+
+#[test]
+fn timers_fire_in_deadline_order_and_never_early() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let deadlines = [50u64, 10, 30, 10, 70, 20];
+    for (i, ms) in deadlines.iter().enumerate() {
+        let (l, clock) = (log.clone(), fx.clock.clone());
+        let due = ms * 1_000_000;
+        let k = fx
+            .base
+            .new_event(
+                Event::timer(),
+                cb(move |_, f| {
+                    assert_eq!(f.ready, Ready::TIMEOUT);
+                    assert!(clock.now_nanos() >= due, "timer {i} fired early");
+                    l.push(due);
+                }),
+            )
+            .unwrap();
+        fx.base.add(k, Some(MS * *ms as u32)).unwrap();
+    }
+    // A poller that wakes up early (spuriously) must not make anything fire early.
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    poller.script(Duration::from_micros(9_999), &[]);
+    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    let fired = log.take();
+    let mut sorted = fired.clone();
+    sorted.sort();
+    assert_eq!(fired, sorted, "deadline order");
+    assert_eq!(fired.len(), deadlines.len());
+}
+
+#[test]
+fn persistent_timer_rearms_from_its_previous_deadline_or_from_now_when_late() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let k = fx
+        .base
+        .new_event(
+            Event::timer().persist(),
+            cb(move |b, _| {
+                l.push(clock.now_nanos() / 1_000_000);
+                if l.len() == 4 {
+                    b.loop_break().unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    fx.base.add(k, Some(MS * 10)).unwrap();
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    poller.script(MS * 13, &[]); // woke 3 ms late: next deadline is still 20
+    poller.script(MS * 7, &[]); // t = 20
+    poller.script(MS * 25, &[]); // t = 45: missed 30 and 40, re-armed from now: 55
+    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(log.take(), [13, 20, 45, 55]);
+}
+
+#[test]
+fn io_timeout_of_a_persistent_event_restarts_when_io_arrives() {
+    let fx = fixture(Options::new());
+    let s = Source::new(5);
+    let log = Log::new();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let k = fx
+        .base
+        .new_event(
+            Event::io(s, Interest::READ).persist(),
+            cb(move |b, f| {
+                l.push((clock.now_nanos() / 1_000_000, f.ready));
+                if f.ready == Ready::TIMEOUT {
+                    b.loop_break().unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    fx.base.add(k, Some(MS * 10)).unwrap();
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    poller.script(MS * 6, &[Readiness::Io(s, Ready::READ)]); // t = 6: timeout now 16
+    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(log.take(), [(6, Ready::READ), (16, Ready::TIMEOUT)]);
+}
+
+#[test]
+fn readding_with_a_new_timeout_replaces_a_fired_but_not_yet_run_timeout() {
+    let fx = fixture(Options::new().priorities(2));
+    let log = Log::new();
+    let l = log.clone();
+    let t = fx
+        .base
+        .new_event(Event::timer().priority(1), cb(move |_, _| l.push("t")))
+        .unwrap();
+    let l = log.clone();
+    let re = fx
+        .base
+        .new_event(
+            Event::timer().priority(0),
+            cb(move |b, _| {
+                l.push("re");
+                b.add(t, Some(MS * 100)).unwrap(); // t is queued with TIMEOUT: re-arm instead
+            }),
+        )
+        .unwrap();
+    fx.base.add(t, Some(MS)).unwrap();
+    fx.base.add(re, Some(MS)).unwrap();
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    fx.base.run(&mut poller).unwrap();
+    assert_eq!(log.take(), ["re", "t"]);
+    assert_eq!(fx.clock.now_nanos(), 101_000_000, "t ran at its new deadline");
+}
+
+#[test]
+fn zero_timeout_fires_next_iteration_and_max_never_fires() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let l = log.clone();
+    let z = fx
+        .base
+        .new_event(Event::timer(), cb(move |_, _| l.push("zero")))
+        .unwrap();
+    let l = log.clone();
+    let never = fx
+        .base
+        .new_event(Event::timer(), cb(move |_, _| l.push("never")))
+        .unwrap();
+    fx.base.add(z, Some(Duration::ZERO)).unwrap();
+    fx.base.add(never, Some(Duration::MAX)).unwrap();
+    let info = fx.base.info(never).unwrap();
+    assert_eq!(info.deadline, Some(Instant::MAX), "saturates, no overflow");
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    assert_eq!(fx.base.run_once(&mut poller), Ok(rouse::Exit::Done));
+    assert_eq!(log.take(), ["zero"]);
+    assert_eq!(fx.clock.now_nanos(), 0, "no time passed");
+    fx.base.run_nonblocking(&mut poller).unwrap();
+    assert_eq!(log.len(), 0);
+}
+
+#[test]
+fn common_timeouts_keep_one_heap_entry_and_fire_in_order() {
+    let fx = fixture(Options::new());
+    let ct = fx.base.common_timeout(MS * 10).unwrap();
+    assert_eq!(fx.base.common_timeout(MS * 10).unwrap(), ct, "same duration, same queue");
+    let log = Log::new();
+    let mut keys = Vec::new();
+    for i in 0..20u64 {
+        let (l, clock) = (log.clone(), fx.clock.clone());
+        let k = fx
+            .base
+            .new_event(
+                Event::timer(),
+                cb(move |_, _| {
+                    assert!(clock.now_nanos() >= 10_000_000 + i * 1_000_000);
+                    l.push(i)
+                }),
+            )
+            .unwrap();
+        fx.base.add_common(k, ct).unwrap();
+        keys.push(k);
+        fx.clock.advance(MS); // each added 1 ms after the previous
+    }
+    assert_eq!(fx.base.counts().timers, 20);
+    fx.base.delete(keys[0]).unwrap(); // the head
+    fx.base.delete(keys[7]).unwrap(); // the middle
+    fx.base.delete(keys[19]).unwrap(); // the tail
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    let want: Vec<u64> = (1..19).filter(|i| *i != 7).collect();
+    assert_eq!(log.take(), want);
+}
+
+#[test]
+fn persistent_common_timeout_rearms_in_order() {
+    let fx = fixture(Options::new());
+    let ct = fx.base.common_timeout(MS * 10).unwrap();
+    let log = Log::new();
+    for i in 0..3u64 {
+        let (l, clock) = (log.clone(), fx.clock.clone());
+        let k = fx
+            .base
+            .new_event(
+                Event::timer().persist(),
+                cb(move |b, _| {
+                    l.push((i, clock.now_nanos() / 1_000_000));
+                    if l.len() == 9 {
+                        b.loop_break().unwrap();
+                    }
+                }),
+            )
+            .unwrap();
+        fx.base.add_common(k, ct).unwrap();
+        fx.clock.advance(MS * 3);
+    }
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    fx.base.run(&mut poller).unwrap();
+    let got = log.take();
+    assert_eq!(
+        got,
+        [(0, 10), (1, 13), (2, 16), (0, 20), (1, 23), (2, 26), (0, 30), (1, 33), (2, 36)]
+    );
+}
+
+#[test]
+fn a_foreign_common_timeout_is_refused() {
+    let a = fixture(Options::new());
+    let b = fixture(Options::new());
+    let ct = b.base.common_timeout(MS).unwrap();
+    let k = a.base.new_event(Event::timer(), fixture::nop()).unwrap();
+    assert_eq!(a.base.add_common(k, ct), Err(Error::Foreign));
+}
+
+/// Seeded random adds, deletes, re-adds and clock steps against a model of "what is due".
+#[test]
+fn randomized_timers_match_a_reference_model() {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let rounds = if cfg!(miri) { 60 } else { 3000 };
+    let fx = fixture(Options::new());
+    let fired: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let mut keys = Vec::new();
+    for i in 0..48 {
+        let f = fired.clone();
+        keys.push(
+            fx.base
+                .new_event(Event::timer(), cb(move |_, _| f.lock().unwrap().push(i)))
+                .unwrap(),
+        );
+    }
+    let ct = fx.base.common_timeout(MS * 7).unwrap();
+    let mut model: BTreeMap<usize, u64> = BTreeMap::new(); // timer -> deadline
+    let mut seed = 0x1234_5678_u64;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    for round in 0..rounds {
+        let i = rnd(48) as usize;
+        let now = fx.clock.now_nanos();
+        match rnd(5) {
+            0 | 1 => {
+                let d = rnd(20) * 1_000_000;
+                fx.base.add(keys[i], Some(Duration::from_nanos(d))).unwrap();
+                model.insert(i, now + d);
+            }
+            2 => {
+                fx.base.add_common(keys[i], ct).unwrap();
+                model.insert(i, now + 7_000_000);
+            }
+            3 => {
+                let r = fx.base.delete(keys[i]);
+                assert_eq!(r.is_ok(), model.remove(&i).is_some(), "round {round}");
+            }
+            _ => {
+                fx.clock.advance(Duration::from_nanos(rnd(5_000_000)));
+                fx.base.run_nonblocking(&mut poller).unwrap();
+                let now = fx.clock.now_nanos();
+                let mut due: Vec<usize> =
+                    model.iter().filter(|(_, at)| **at <= now).map(|(i, _)| *i).collect();
+                model.retain(|_, at| *at > now);
+                let mut got = std::mem::take(&mut *fired.lock().unwrap());
+                due.sort();
+                got.sort();
+                assert_eq!(got, due, "round {round}: exactly the due timers fired");
+            }
+        }
+        assert_eq!(fx.base.counts().timers as usize, model.len(), "round {round}");
+    }
+}
