@@ -1,0 +1,123 @@
+//! The change list: interest changes reach the poller once per iteration, a delete+add of the
+//! same interest never reaches it, refused changes surface as `ERROR` readiness, and `reinit`
+//! re-registers everything on a new poller.
+
+#[path = "core/fixture.rs"]
+mod fixture;
+
+use std::time::Duration;
+
+use fixture::{cb, fixture, nop, Log};
+use rouse::{mock, Event, Interest, Options, Ready, RunFlags, Source};
+
+#[test]
+fn delete_add_churn_of_many_sources_costs_no_poller_call() {
+    let fx = fixture(Options::new());
+    let n = 60; // Fixed<64> slots
+    let keys: Vec<_> = (0..n)
+        .map(|i| {
+            fx.base
+                .new_event(Event::io(Source::new(i), Interest::READ).persist(), nop())
+                .unwrap()
+        })
+        .collect();
+    for k in &keys {
+        fx.base.add(*k, None).unwrap();
+    }
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(poller.updates(), n, "one registration per source");
+    for _ in 0..10 {
+        for k in &keys {
+            fx.base.delete(*k).unwrap();
+            fx.base.add(*k, None).unwrap();
+        }
+        fx.base
+            .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+            .unwrap();
+    }
+    assert_eq!(poller.updates(), n, "delete+add within an iteration: no calls");
+    // A real change still goes through, once.
+    fx.base.delete(keys[0]).unwrap();
+    fx.base.delete(keys[0]).unwrap_err();
+    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(poller.updates(), n + 1);
+    assert_eq!(poller.registered(Source::new(0)), Interest::NONE);
+}
+
+#[test]
+fn several_events_on_one_source_register_the_union() {
+    let fx = fixture(Options::new());
+    let s = Source::new(2);
+    let r = fx.base.new_event(Event::io(s, Interest::READ), nop()).unwrap();
+    let w = fx.base.new_event(Event::io(s, Interest::WRITE), nop()).unwrap();
+    let c = fx.base.new_event(Event::io(s, Interest::CLOSED), nop()).unwrap();
+    let mut poller = mock::Poller::new();
+    for k in [r, w, c] {
+        fx.base.add(k, None).unwrap();
+    }
+    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(
+        poller.registered(s),
+        Interest::READ | Interest::WRITE | Interest::CLOSED
+    );
+    assert_eq!(poller.updates(), 1, "three adds, one call");
+    fx.base.delete(w).unwrap();
+    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(poller.registered(s), Interest::READ | Interest::CLOSED);
+}
+
+#[test]
+fn a_refused_registration_activates_the_events_with_error() {
+    let fx = fixture(Options::new());
+    let s = Source::new(6);
+    let log = Log::new();
+    let l = log.clone();
+    let k = fx
+        .base
+        .new_event(Event::io(s, Interest::READ).persist(), cb(move |_, f| l.push(f.ready)))
+        .unwrap();
+    fx.base.add(k, None).unwrap();
+    let mut poller = mock::Poller::new();
+    poller.fail_next_update(9); // e.g. EBADF: the fd was closed
+    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(log.take(), [Ready::READ | Ready::ERROR]);
+    assert_eq!(fx.base.poll_errors(), 1);
+    assert!(fx.base.is_pending(k).unwrap(), "still registered with the base");
+    // Not retried in a busy loop: the next iteration does nothing.
+    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!((poller.updates(), log.len()), (0, 0));
+}
+
+#[test]
+fn reinit_reregisters_every_source_and_signal_on_a_new_poller() {
+    let fx = fixture(Options::new());
+    let a = fx
+        .base
+        .new_event(Event::io(Source::new(1), Interest::READ).persist(), nop())
+        .unwrap();
+    let b = fx
+        .base
+        .new_event(Event::io(Source::new(2), Interest::WRITE).persist(), nop())
+        .unwrap();
+    let s = fx.base.new_event(Event::signal(15).persist(), nop()).unwrap();
+    let t = fx.base.new_event(Event::timer(), nop()).unwrap();
+    for k in [a, b, s] {
+        fx.base.add(k, None).unwrap();
+    }
+    fx.base.add(t, Some(Duration::from_secs(1))).unwrap();
+    let mut old = mock::Poller::new();
+    fx.base.run_with(&mut old, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(old.updates(), 3);
+
+    fx.base.reinit();
+    let mut new = mock::Poller::new();
+    fx.base.run_with(&mut new, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(new.registered(Source::new(1)), Interest::READ);
+    assert_eq!(new.registered(Source::new(2)), Interest::WRITE);
+    assert!(new.watches_signal(15));
+    assert_eq!(new.updates(), 3);
+    assert_eq!(fx.base.counts().timers, 1, "timers survive");
+}

@@ -1,0 +1,156 @@
+//! Keys and bad input: every misuse is a typed error, never a panic, and nothing already
+//! registered is lost.
+
+#[path = "core/fixture.rs"]
+mod fixture;
+
+use std::time::Duration;
+
+use fixture::{fixture, nop};
+use rouse::mock::{self, ManualClock, Notifier};
+use rouse::{Base, Error, Event, Fixed, Interest, Options, Ready, Source, MAX_SIGNAL};
+
+#[test]
+fn stale_foreign_and_reused_keys_are_refused() {
+    let a = fixture(Options::new());
+    let b = fixture(Options::new());
+    let k = a.base.new_event(Event::user(), nop()).unwrap();
+    assert_eq!(b.base.activate(k, Ready::USER), Err(Error::Foreign));
+    assert_eq!(b.base.delete(k), Err(Error::Foreign));
+    assert_eq!(b.base.free(k), Err(Error::Foreign));
+    a.base.free(k).unwrap();
+    for r in [
+        a.base.add(k, None),
+        a.base.delete(k),
+        a.base.activate(k, Ready::USER),
+        a.base.free(k),
+        a.base.set_priority(k, 0),
+        a.base.info(k).map(|_| ()),
+    ] {
+        assert_eq!(r, Err(Error::Stale));
+    }
+    // The slot is reused; the old key still names nothing.
+    let k2 = a.base.new_event(Event::user(), nop()).unwrap();
+    assert_eq!(k2.index(), k.index());
+    assert_eq!(a.base.activate(k, Ready::USER), Err(Error::Stale));
+    assert_eq!(a.base.counts().active, 0, "the new event was not touched");
+}
+
+#[test]
+fn bad_event_descriptions_are_refused() {
+    let fx = fixture(Options::new().priorities(2));
+    let io = |i| Event::io(Source::new(1), i);
+    assert_eq!(fx.base.new_event(io(Interest::NONE), nop()), Err(Error::EmptyInterest));
+    assert_eq!(fx.base.new_event(io(Interest::EDGE), nop()), Err(Error::EmptyInterest));
+    assert_eq!(fx.base.new_event(Event::user().priority(2), nop()), Err(Error::Priority));
+    assert_eq!(fx.base.new_event(Event::signal(0), nop()), Err(Error::SignalRange));
+    assert_eq!(
+        fx.base.new_event(Event::signal(MAX_SIGNAL + 1), nop()),
+        Err(Error::SignalRange)
+    );
+    let k = fx.base.new_event(Event::user(), nop()).unwrap();
+    assert_eq!(fx.base.set_priority(k, 9), Err(Error::Priority));
+    assert_eq!(fx.base.counts().events, 1);
+}
+
+#[test]
+fn delete_of_a_never_added_or_already_deleted_event_is_not_pending() {
+    let fx = fixture(Options::new());
+    let k = fx.base.new_event(Event::timer(), nop()).unwrap();
+    assert_eq!(fx.base.delete(k), Err(Error::NotPending));
+    fx.base.add(k, Some(Duration::from_secs(1))).unwrap();
+    fx.base.delete(k).unwrap();
+    assert_eq!(fx.base.delete(k), Err(Error::NotPending));
+    assert_eq!(fx.base.counts().timers, 0);
+}
+
+#[test]
+fn double_add_rearms_instead_of_duplicating() {
+    let fx = fixture(Options::new());
+    let k = fx
+        .base
+        .new_event(Event::io(Source::new(3), Interest::READ), nop())
+        .unwrap();
+    fx.base.add(k, Some(Duration::from_secs(1))).unwrap();
+    fx.base.add(k, Some(Duration::from_secs(2))).unwrap();
+    fx.base.add(k, None).unwrap(); // keeps the armed timeout
+    let c = fx.base.counts();
+    assert_eq!((c.pending, c.timers), (1, 1));
+    assert_eq!(
+        fx.base.info(k).unwrap().deadline.map(|d| d.as_nanos()),
+        Some(2_000_000_000)
+    );
+}
+
+#[test]
+fn edge_and_level_events_cannot_share_a_source() {
+    let fx = fixture(Options::new());
+    let s = Source::new(4);
+    let lvl = fx.base.new_event(Event::io(s, Interest::READ), nop()).unwrap();
+    let edge = fx
+        .base
+        .new_event(Event::io(s, Interest::WRITE | Interest::EDGE), nop())
+        .unwrap();
+    fx.base.add(lvl, None).unwrap();
+    assert_eq!(fx.base.add(edge, None), Err(Error::EdgeConflict));
+    assert!(fx.base.is_pending(lvl).unwrap(), "the first registration is untouched");
+    fx.base.delete(lvl).unwrap();
+    fx.base.add(edge, None).unwrap();
+}
+
+#[test]
+fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
+    type Small = mock::BoxedMock<rouse::NoLock, Fixed<4>>;
+    let base: Base<Small> = Base::new(
+        std::sync::Arc::new(Notifier::new()),
+        std::sync::Arc::new(ManualClock::new()),
+        Options::new(),
+    )
+    .unwrap();
+    let keys: Vec<_> = (0..4)
+        .map(|_| base.new_event(Event::user(), Box::new(|_, _| {})).unwrap())
+        .collect();
+    assert_eq!(
+        base.new_event(Event::user(), Box::new(|_, _| {})),
+        Err(Error::Full)
+    );
+    // Source ids index a table of the same capacity.
+    base.free(keys[3]).unwrap();
+    let far = base
+        .new_event(Event::io(Source::new(4), Interest::READ), Box::new(|_, _| {}))
+        .unwrap();
+    assert_eq!(base.add(far, None), Err(Error::SourceRange));
+    assert!(!base.is_pending(far).unwrap());
+    for k in &keys[..3] {
+        base.activate(*k, Ready::USER).unwrap();
+    }
+    assert_eq!(base.counts().active, 3);
+    // More priorities than fixed capacity.
+    assert_eq!(
+        Base::<Small>::new(
+            std::sync::Arc::new(Notifier::new()),
+            std::sync::Arc::new(ManualClock::new()),
+            Options::new().priorities(5)
+        )
+        .map(|_| ()),
+        Err(Error::Full)
+    );
+    assert_eq!(
+        Base::<Small>::new(
+            std::sync::Arc::new(Notifier::new()),
+            std::sync::Arc::new(ManualClock::new()),
+            Options::new().priorities(0)
+        )
+        .map(|_| ()),
+        Err(Error::Priority)
+    );
+}
+
+#[test]
+fn errors_display_and_are_errors() {
+    fn is_error<E: core::error::Error>(_: &E) {}
+    let e = Error::Notify(32);
+    is_error(&e);
+    assert_eq!(e.to_string(), "waking the loop failed (code 32)");
+    assert_eq!(Error::Stale.to_string(), "the key names no live event");
+}
