@@ -31,6 +31,8 @@ pub enum Error {
     Invalid,
     /// `run` was called while the loop is already running (from a callback or another thread).
     AlreadyRunning,
+    /// The base was closed ([`Base::close`](crate::Base::close)): it takes no more events.
+    Closed,
     /// The notifier failed to write (code from [`Notify::notify`](crate::Notify::notify)). The
     /// change itself took effect; the pending flag was cleared so a later change wakes the loop.
     Notify(i32),
@@ -59,6 +61,7 @@ impl fmt::Display for Error {
             Error::SignalRange => f.write_str("signal number out of range"),
             Error::Invalid => f.write_str("operation not valid for this event"),
             Error::AlreadyRunning => f.write_str("the loop is already running"),
+            Error::Closed => f.write_str("the base is closed"),
             Error::Notify(c) => write!(f, "waking the loop failed (code {c})"),
             Error::Poll(c) => write!(f, "the poller failed (code {c})"),
         }
@@ -66,3 +69,24 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    /// Seam failures keep their OS error code; misuse becomes `InvalidInput` (or `NotFound`
+    /// for a key that names no event), with the message of [`Error`]'s `Display`.
+    fn from(e: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match e {
+            Error::Notify(code) | Error::Poll(code) if code > 0 => {
+                return std::io::Error::from_raw_os_error(code)
+            }
+            Error::Stale | Error::NotPending => ErrorKind::NotFound,
+            Error::Full => ErrorKind::OutOfMemory,
+            Error::Closed => ErrorKind::NotConnected,
+            Error::AlreadyRunning => ErrorKind::WouldBlock,
+            Error::Notify(_) | Error::Poll(_) => ErrorKind::Other,
+            _ => ErrorKind::InvalidInput,
+        };
+        std::io::Error::new(kind, e)
+    }
+}

@@ -84,6 +84,7 @@
 //! # Features
 //!
 //! - `alloc` (default): [`Growable`] storage and [`mock::BoxedMock`].
+//! - `std`: `From<Error> for std::io::Error` (implies `alloc`).
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -91,6 +92,8 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod base;
 mod error;

@@ -154,3 +154,35 @@ fn errors_display_and_are_errors() {
     assert_eq!(e.to_string(), "waking the loop failed (code 32)");
     assert_eq!(Error::Stale.to_string(), "the key names no live event");
 }
+
+#[test]
+fn close_frees_everything_and_refuses_new_events() {
+    use std::sync::Arc;
+    let fx = fixture(Options::new());
+    let alive = Arc::new(());
+    let keys: Vec<_> = (0..3)
+        .map(|_| {
+            let a = alive.clone();
+            fx.base
+                .new_event(Event::user(), Box::new(move |_, _| drop(&a)))
+                .unwrap()
+        })
+        .collect();
+    fx.base.add(keys[0], None).unwrap();
+    fx.base.activate(keys[1], Ready::USER).unwrap();
+    let fin = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = fin.clone();
+    fx.base
+        .finalize(
+            keys[2],
+            Box::new(move |_, _| f.store(true, std::sync::atomic::Ordering::SeqCst)),
+        )
+        .unwrap();
+    assert_eq!(Arc::strong_count(&alive), 3);
+    fx.base.close();
+    assert!(fin.load(std::sync::atomic::Ordering::SeqCst), "queued finalizer ran");
+    assert_eq!(Arc::strong_count(&alive), 1, "every callback dropped");
+    assert_eq!(fx.base.counts(), rouse::Counts::default());
+    assert_eq!(fx.base.activate(keys[0], Ready::USER), Err(Error::Stale));
+    assert_eq!(fx.base.new_event(Event::user(), nop()), Err(Error::Closed));
+}

@@ -93,6 +93,13 @@ impl<C: Config> Base<C> {
         st.slots.check(&self.words, key)
     }
 
+    /// Applies the queued interest changes to `poller` now, outside a run (a run applies them
+    /// before every wait). `rouse-std` uses it to install signal handlers as soon as a signal
+    /// event is added while the loop is not running.
+    pub fn apply_changes(&self, poller: &mut impl crate::Poller) {
+        self.with(|st| st.apply_changes(&self.words, poller));
+    }
+
     /// Writes the notification the state asked for, outside the lock (DESIGN rule 1).
     #[inline]
     fn wake(&self, need: bool) -> Result<(), Error> {
@@ -185,6 +192,9 @@ impl<C: Config> Base<C> {
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Error> {
         let need = self.with(|st| {
             let idx = self.check(st, key)?;
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
             let wake = st.add(&self.words, idx, timeout, || self.clock.now())?;
             Ok::<_, Error>(wake && st.wake.request())
         })?;
@@ -378,6 +388,30 @@ impl<C: Config> Drop for Base<C> {
     /// Runs the finalizers still queued (as libevent's `event_base_free` does), then drops
     /// every callback.
     fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<C: Config> Base<C> {
+    /// Closes the base: it takes no more events ([`Error::Closed`]), the finalizers still
+    /// queued run, and every event is freed (their callbacks dropped, keys stale). Use it to
+    /// shut a base down while other threads may still hold keys: their calls then fail with an
+    /// error. Called from a callback, the running event is freed when it returns.
+    pub fn close(&self) {
+        self.with(|st| st.ctl.closed = true);
+        self.run_finalizers();
+        let mut from = 0;
+        while let Some(cb) = self.with(|st| {
+            let idx = st.next_live(from)?;
+            from = idx + 1;
+            Some(st.free(&self.words, idx).0)
+        }) {
+            drop(cb); // outside the lock
+        }
+    }
+
+    /// Runs every queued finalizer now, on the calling thread.
+    fn run_finalizers(&self) {
         loop {
             let job = self.with(|st| {
                 (0..st.opts.priorities).find_map(|p| {

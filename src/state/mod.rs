@@ -45,6 +45,8 @@ pub(crate) struct Control {
     pub running: bool,
     /// The thread running the loop.
     pub loop_thread: usize,
+    /// `close` was called: no more events.
+    pub closed: bool,
 }
 
 /// What the loop takes out of the state to run one callback with the lock released.
@@ -142,6 +144,9 @@ impl<C: Config> BaseState<C> {
         ev: Event,
         cb: C::Callback,
     ) -> Result<(u32, u32), Error> {
+        if self.ctl.closed {
+            return Err(Error::Closed);
+        }
         let prio = ev.priority.unwrap_or(self.opts.priorities / 2);
         if prio >= self.opts.priorities {
             return Err(Error::Priority);
@@ -169,6 +174,14 @@ impl<C: Config> BaseState<C> {
         s.prio = prio;
         s.cb = Some(cb);
         Ok((idx, gen))
+    }
+
+    /// The next live event at or after slot `from` (for closing a base).
+    pub fn next_live(&self, from: u32) -> Option<u32> {
+        (from..self.slots.v.len() as u32).find(|&i| {
+            let s = &self.slots.v[i as usize];
+            s.kind() != kind::FREE && !s.has(flag::ZOMBIE | flag::FINALIZING)
+        })
     }
 
     /// Frees an event. Returns its callback (to drop after the lock is released) and whether
