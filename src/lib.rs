@@ -114,7 +114,7 @@ pub use options::{Exit, Options, RunFlags};
 pub use seam::Growable;
 pub use seam::{
     Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, Notify,
-    Poller, Ready, Readiness, Source, SpinLock, Storage, Words,
+    Poller, Readiness, Ready, Source, SpinLock, Storage, Words,
 };
 pub use state::wake::WakeStats;
 pub use state::Counts;

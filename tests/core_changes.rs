@@ -38,11 +38,17 @@ fn delete_add_churn_of_many_sources_costs_no_poller_call() {
             .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
             .unwrap();
     }
-    assert_eq!(poller.updates(), n, "delete+add within an iteration: no calls");
+    assert_eq!(
+        poller.updates(),
+        n,
+        "delete+add within an iteration: no calls"
+    );
     // A real change still goes through, once.
     fx.base.delete(keys[0]).unwrap();
     fx.base.delete(keys[0]).unwrap_err();
-    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
     assert_eq!(poller.updates(), n + 1);
     assert_eq!(poller.registered(Source::new(0)), Interest::NONE);
 }
@@ -51,21 +57,34 @@ fn delete_add_churn_of_many_sources_costs_no_poller_call() {
 fn several_events_on_one_source_register_the_union() {
     let fx = fixture(Options::new());
     let s = Source::new(2);
-    let r = fx.base.new_event(Event::io(s, Interest::READ), nop()).unwrap();
-    let w = fx.base.new_event(Event::io(s, Interest::WRITE), nop()).unwrap();
-    let c = fx.base.new_event(Event::io(s, Interest::CLOSED), nop()).unwrap();
+    let r = fx
+        .base
+        .new_event(Event::io(s, Interest::READ), nop())
+        .unwrap();
+    let w = fx
+        .base
+        .new_event(Event::io(s, Interest::WRITE), nop())
+        .unwrap();
+    let c = fx
+        .base
+        .new_event(Event::io(s, Interest::CLOSED), nop())
+        .unwrap();
     let mut poller = mock::Poller::new();
     for k in [r, w, c] {
         fx.base.add(k, None).unwrap();
     }
-    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
     assert_eq!(
         poller.registered(s),
         Interest::READ | Interest::WRITE | Interest::CLOSED
     );
     assert_eq!(poller.updates(), 1, "three adds, one call");
     fx.base.delete(w).unwrap();
-    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
     assert_eq!(poller.registered(s), Interest::READ | Interest::CLOSED);
 }
 
@@ -77,17 +96,27 @@ fn a_refused_registration_activates_the_events_with_error() {
     let l = log.clone();
     let k = fx
         .base
-        .new_event(Event::io(s, Interest::READ).persist(), cb(move |_, f| l.push(f.ready)))
+        .new_event(
+            Event::io(s, Interest::READ).persist(),
+            cb(move |_, f| l.push(f.ready)),
+        )
         .unwrap();
     fx.base.add(k, None).unwrap();
     let mut poller = mock::Poller::new();
     poller.fail_next_update(9); // e.g. EBADF: the fd was closed
-    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
     assert_eq!(log.take(), [Ready::READ | Ready::ERROR]);
     assert_eq!(fx.base.poll_errors(), 1);
-    assert!(fx.base.is_pending(k).unwrap(), "still registered with the base");
+    assert!(
+        fx.base.is_pending(k).unwrap(),
+        "still registered with the base"
+    );
     // Not retried in a busy loop: the next iteration does nothing.
-    fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
     assert_eq!((poller.updates(), log.len()), (0, 0));
 }
 
@@ -102,7 +131,10 @@ fn reinit_reregisters_every_source_and_signal_on_a_new_poller() {
         .base
         .new_event(Event::io(Source::new(2), Interest::WRITE).persist(), nop())
         .unwrap();
-    let s = fx.base.new_event(Event::signal(15).persist(), nop()).unwrap();
+    let s = fx
+        .base
+        .new_event(Event::signal(15).persist(), nop())
+        .unwrap();
     let t = fx.base.new_event(Event::timer(), nop()).unwrap();
     for k in [a, b, s] {
         fx.base.add(k, None).unwrap();

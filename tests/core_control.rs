@@ -142,14 +142,24 @@ fn run_modes_once_nonblock_forever() {
     assert_eq!((log.len(), fx.clock.now_nanos()), (1, 10_000_000));
 
     // Until empty: a persistent timer never empties the base; a break ends it.
-    let b = fx.base.new_event(Event::timer(), cb(|b, _| b.loop_break().unwrap())).unwrap();
+    let b = fx
+        .base
+        .new_event(Event::timer(), cb(|b, _| b.loop_break().unwrap()))
+        .unwrap();
     fx.base.add(b, Some(Duration::from_millis(35))).unwrap();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
-    assert_eq!(log.take().len(), 4, "fired at 10, 20, 30 and 40; the break at 45");
+    assert_eq!(
+        log.take().len(),
+        4,
+        "fired at 10, 20, 30 and 40; the break at 45"
+    );
 
     // Forever with nothing pending: only an exit ends it.
     fx.base.delete(t).unwrap();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
     fx.base.loop_exit(Some(Duration::from_secs(1))).unwrap();
-    assert_eq!(fx.base.run_with(&mut poller, RunFlags::FOREVER), Ok(Exit::Exit));
+    assert_eq!(
+        fx.base.run_with(&mut poller, RunFlags::FOREVER),
+        Ok(Exit::Exit)
+    );
 }

@@ -19,10 +19,7 @@ fn lower_priority_number_runs_first_and_fifo_within_a_level() {
         let l = log.clone();
         let k = fx
             .base
-            .new_event(
-                Event::user().priority(prio),
-                cb(move |_, _| l.push(name)),
-            )
+            .new_event(Event::user().priority(prio), cb(move |_, _| l.push(name)))
             .unwrap();
         keys.push(k);
     }
@@ -64,7 +61,11 @@ fn after_a_level_ran_the_loop_polls_again_before_lower_levels() {
     fx.base.activate(mid, Ready::USER).unwrap();
     let mut poller = mock::Poller::new().with_clock(&fx.clock);
     fx.base.run(&mut poller).unwrap();
-    assert_eq!(log.take(), ["mid", "hi", "lo"], "hi must not wait behind lo");
+    assert_eq!(
+        log.take(),
+        ["mid", "hi", "lo"],
+        "hi must not wait behind lo"
+    );
     assert_eq!(poller.waits(), 3, "one poll before each level");
     assert_eq!(poller.last_timeout(), Some(Some(Duration::ZERO)));
 }
@@ -136,7 +137,10 @@ fn one_shot_io_event_fires_once_persistent_stays_pending() {
     let l = log.clone();
     let once = fx
         .base
-        .new_event(Event::io(a, Interest::READ), cb(move |_, f| l.push(("once", f.ready))))
+        .new_event(
+            Event::io(a, Interest::READ),
+            cb(move |_, f| l.push(("once", f.ready))),
+        )
         .unwrap();
     let l = log.clone();
     let persist = fx
@@ -197,7 +201,10 @@ fn readiness_is_filtered_by_interest_and_errors_reach_every_event() {
     fx.base.add(w, None).unwrap();
     let mut poller = mock::Poller::new().with_clock(&fx.clock);
     poller.script(Duration::ZERO, &[Readiness::Io(s, Ready::WRITE)]);
-    poller.script(Duration::ZERO, &[Readiness::Io(s, Ready::READ | Ready::ERROR)]);
+    poller.script(
+        Duration::ZERO,
+        &[Readiness::Io(s, Ready::READ | Ready::ERROR)],
+    );
     fx.base.run_once(&mut poller).unwrap();
     assert_eq!(poller.registered(s), Interest::READ | Interest::WRITE);
     assert_eq!(log.take(), [("w", Ready::WRITE)]);
@@ -206,7 +213,10 @@ fn readiness_is_filtered_by_interest_and_errors_reach_every_event() {
     got.sort_by_key(|x| x.0);
     assert_eq!(
         got,
-        [("r", Ready::READ | Ready::ERROR), ("w", Ready::WRITE | Ready::ERROR)]
+        [
+            ("r", Ready::READ | Ready::ERROR),
+            ("w", Ready::WRITE | Ready::ERROR)
+        ]
     );
 }
 
@@ -303,9 +313,22 @@ fn finalizer_runs_on_the_loop_after_the_callback_and_frees_the_event() {
     fx.base.add(idle, None).unwrap();
     let l = log.clone();
     fx.base
-        .finalize(idle, cb(move |_, f| l.push(if f.ready == Ready::FINALIZE { "idle-fin" } else { "?" })))
+        .finalize(
+            idle,
+            cb(move |_, f| {
+                l.push(if f.ready == Ready::FINALIZE {
+                    "idle-fin"
+                } else {
+                    "?"
+                })
+            }),
+        )
         .unwrap();
-    assert_eq!(fx.base.activate(idle, Ready::USER), Err(Error::Stale), "key stale at once");
+    assert_eq!(
+        fx.base.activate(idle, Ready::USER),
+        Err(Error::Stale),
+        "key stale at once"
+    );
     // Finalized from inside its own callback: the finalizer runs after that callback.
     let l = log.clone();
     let busy = fx
@@ -398,7 +421,10 @@ fn signal_events_all_fire_and_the_poller_watches_the_signal_while_any_is_pending
     let (l1, l2) = (log.clone(), log.clone());
     let a = fx
         .base
-        .new_event(Event::signal(10).persist(), cb(move |_, f| l1.push(("a", f.ready))))
+        .new_event(
+            Event::signal(10).persist(),
+            cb(move |_, f| l1.push(("a", f.ready))),
+        )
         .unwrap();
     let b = fx
         .base
@@ -415,5 +441,8 @@ fn signal_events_all_fire_and_the_poller_watches_the_signal_while_any_is_pending
     assert_eq!(got, [("a", Ready::SIGNAL), ("b", Ready::SIGNAL)]);
     fx.base.delete(a).unwrap(); // b was one-shot: nothing pending now
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
-    assert!(!poller.watches_signal(10), "restored when the last is removed");
+    assert!(
+        !poller.watches_signal(10),
+        "restored when the last is removed"
+    );
 }

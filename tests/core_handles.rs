@@ -40,10 +40,22 @@ fn stale_foreign_and_reused_keys_are_refused() {
 fn bad_event_descriptions_are_refused() {
     let fx = fixture(Options::new().priorities(2));
     let io = |i| Event::io(Source::new(1), i);
-    assert_eq!(fx.base.new_event(io(Interest::NONE), nop()), Err(Error::EmptyInterest));
-    assert_eq!(fx.base.new_event(io(Interest::EDGE), nop()), Err(Error::EmptyInterest));
-    assert_eq!(fx.base.new_event(Event::user().priority(2), nop()), Err(Error::Priority));
-    assert_eq!(fx.base.new_event(Event::signal(0), nop()), Err(Error::SignalRange));
+    assert_eq!(
+        fx.base.new_event(io(Interest::NONE), nop()),
+        Err(Error::EmptyInterest)
+    );
+    assert_eq!(
+        fx.base.new_event(io(Interest::EDGE), nop()),
+        Err(Error::EmptyInterest)
+    );
+    assert_eq!(
+        fx.base.new_event(Event::user().priority(2), nop()),
+        Err(Error::Priority)
+    );
+    assert_eq!(
+        fx.base.new_event(Event::signal(0), nop()),
+        Err(Error::SignalRange)
+    );
     assert_eq!(
         fx.base.new_event(Event::signal(MAX_SIGNAL + 1), nop()),
         Err(Error::SignalRange)
@@ -86,14 +98,20 @@ fn double_add_rearms_instead_of_duplicating() {
 fn edge_and_level_events_cannot_share_a_source() {
     let fx = fixture(Options::new());
     let s = Source::new(4);
-    let lvl = fx.base.new_event(Event::io(s, Interest::READ), nop()).unwrap();
+    let lvl = fx
+        .base
+        .new_event(Event::io(s, Interest::READ), nop())
+        .unwrap();
     let edge = fx
         .base
         .new_event(Event::io(s, Interest::WRITE | Interest::EDGE), nop())
         .unwrap();
     fx.base.add(lvl, None).unwrap();
     assert_eq!(fx.base.add(edge, None), Err(Error::EdgeConflict));
-    assert!(fx.base.is_pending(lvl).unwrap(), "the first registration is untouched");
+    assert!(
+        fx.base.is_pending(lvl).unwrap(),
+        "the first registration is untouched"
+    );
     fx.base.delete(lvl).unwrap();
     fx.base.add(edge, None).unwrap();
 }
@@ -117,7 +135,10 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
     // Source ids index a table of the same capacity.
     base.free(keys[3]).unwrap();
     let far = base
-        .new_event(Event::io(Source::new(4), Interest::READ), Box::new(|_, _| {}))
+        .new_event(
+            Event::io(Source::new(4), Interest::READ),
+            Box::new(|_, _| {}),
+        )
         .unwrap();
     assert_eq!(base.add(far, None), Err(Error::SourceRange));
     assert!(!base.is_pending(far).unwrap());
@@ -180,7 +201,10 @@ fn close_frees_everything_and_refuses_new_events() {
         .unwrap();
     assert_eq!(Arc::strong_count(&alive), 3);
     fx.base.close();
-    assert!(fin.load(std::sync::atomic::Ordering::SeqCst), "queued finalizer ran");
+    assert!(
+        fin.load(std::sync::atomic::Ordering::SeqCst),
+        "queued finalizer ran"
+    );
     assert_eq!(Arc::strong_count(&alive), 1, "every callback dropped");
     assert_eq!(fx.base.counts(), rouse::Counts::default());
     assert_eq!(fx.base.activate(keys[0], Ready::USER), Err(Error::Stale));

@@ -146,13 +146,19 @@ fn adding_a_later_timer_does_not_wake_an_earlier_one_does() {
     let first = fx.base.new_event(Event::timer(), nop()).unwrap();
     fx.base.add(first, Some(Duration::from_secs(5))).unwrap();
     let later = fx.base.new_event(Event::timer(), nop()).unwrap();
-    let earlier = fx.base.new_event(Event::timer(), cb(|b, _| b.loop_break().unwrap())).unwrap();
+    let earlier = fx
+        .base
+        .new_event(Event::timer(), cb(|b, _| b.loop_break().unwrap()))
+        .unwrap();
     let step = Cell::new(0);
     let hook = |_| {
         step.set(step.get() + 1);
         if step.get() == 1 {
             fx.base.add(later, Some(Duration::from_secs(9))).unwrap();
-            assert!(!fx.notifier.is_signalled(), "later deadline: no wake needed");
+            assert!(
+                !fx.notifier.is_signalled(),
+                "later deadline: no wake needed"
+            );
             fx.base.add(earlier, Some(Duration::from_secs(2))).unwrap();
             assert!(fx.notifier.is_signalled(), "earlier deadline: wake");
         }
@@ -171,7 +177,10 @@ fn an_io_add_while_blocked_wakes_the_loop_to_register_it() {
     let keep = fx.base.new_event(Event::user().persist(), nop()).unwrap();
     fx.base.add(keep, None).unwrap();
     let s = Source::new(7);
-    let io = fx.base.new_event(Event::io(s, Interest::READ), nop()).unwrap();
+    let io = fx
+        .base
+        .new_event(Event::io(s, Interest::READ), nop())
+        .unwrap();
     let step = Cell::new(0);
     let hook = |_| {
         step.set(step.get() + 1);
@@ -208,14 +217,20 @@ fn a_notification_in_flight_at_fork_is_forgotten_by_reinit() {
         .with_notifier(&fx.notifier)
         .on_wait(&hook);
     // The child's loop: the activation itself is queued; run it.
-    assert!(fx.base.run(&mut poller).is_err(), "nothing woke it: would block");
+    assert!(
+        fx.base.run(&mut poller).is_err(),
+        "nothing woke it: would block"
+    );
     assert_eq!(fx.base.wake_stats().writes, 1);
     let step2 = Cell::new(0); // counts every wait, blocking or not
     let hook2 = |timeout: Option<Duration>| {
         step2.set(step2.get() + 1);
         if timeout.is_none() {
             fx.base.loop_break().unwrap();
-            assert!(fx.notifier.is_signalled(), "the child can be woken: not stuck");
+            assert!(
+                fx.notifier.is_signalled(),
+                "the child can be woken: not stuck"
+            );
         }
     };
     let mut poller = mock::Poller::new()

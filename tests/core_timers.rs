@@ -119,7 +119,11 @@ fn readding_with_a_new_timeout_replaces_a_fired_but_not_yet_run_timeout() {
     let mut poller = mock::Poller::new().with_clock(&fx.clock);
     fx.base.run(&mut poller).unwrap();
     assert_eq!(log.take(), ["re", "t"]);
-    assert_eq!(fx.clock.now_nanos(), 101_000_000, "t ran at its new deadline");
+    assert_eq!(
+        fx.clock.now_nanos(),
+        101_000_000,
+        "t ran at its new deadline"
+    );
 }
 
 #[test]
@@ -152,7 +156,11 @@ fn zero_timeout_fires_next_iteration_and_max_never_fires() {
 fn common_timeouts_keep_one_heap_entry_and_fire_in_order() {
     let fx = fixture(Options::new());
     let ct = fx.base.common_timeout(MS * 10).unwrap();
-    assert_eq!(fx.base.common_timeout(MS * 10).unwrap(), ct, "same duration, same queue");
+    assert_eq!(
+        fx.base.common_timeout(MS * 10).unwrap(),
+        ct,
+        "same duration, same queue"
+    );
     let log = Log::new();
     let mut keys = Vec::new();
     for i in 0..20u64 {
@@ -208,7 +216,17 @@ fn persistent_common_timeout_rearms_in_order() {
     let got = log.take();
     assert_eq!(
         got,
-        [(0, 10), (1, 13), (2, 16), (0, 20), (1, 23), (2, 26), (0, 30), (1, 33), (2, 36)]
+        [
+            (0, 10),
+            (1, 13),
+            (2, 16),
+            (0, 20),
+            (1, 23),
+            (2, 26),
+            (0, 30),
+            (1, 33),
+            (2, 36)
+        ]
     );
 }
 
@@ -269,8 +287,11 @@ fn randomized_timers_match_a_reference_model() {
                 fx.clock.advance(Duration::from_nanos(rnd(5_000_000)));
                 fx.base.run_nonblocking(&mut poller).unwrap();
                 let now = fx.clock.now_nanos();
-                let mut due: Vec<usize> =
-                    model.iter().filter(|(_, at)| **at <= now).map(|(i, _)| *i).collect();
+                let mut due: Vec<usize> = model
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(i, _)| *i)
+                    .collect();
                 model.retain(|_, at| *at > now);
                 let mut got = std::mem::take(&mut *fired.lock().unwrap());
                 due.sort();
@@ -278,6 +299,10 @@ fn randomized_timers_match_a_reference_model() {
                 assert_eq!(got, due, "round {round}: exactly the due timers fired");
             }
         }
-        assert_eq!(fx.base.counts().timers as usize, model.len(), "round {round}");
+        assert_eq!(
+            fx.base.counts().timers as usize,
+            model.len(),
+            "round {round}"
+        );
     }
 }

@@ -224,7 +224,9 @@ fn a_failed_write_never_leaves_the_flag_stuck() {
                 .unwrap()
             })
             .collect();
-        let keep = base.new_event(Event::user().persist(), Box::new(|_, _| {})).unwrap();
+        let keep = base
+            .new_event(Event::user().persist(), Box::new(|_, _| {}))
+            .unwrap();
         base.add(keep, None).unwrap();
         let t = {
             let (base, wire) = (base.clone(), wire.clone());
@@ -245,7 +247,11 @@ fn a_failed_write_never_leaves_the_flag_stuck() {
         };
         assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
         t.join().unwrap();
-        assert_eq!(ran.load(SeqCst), 2, "an activation was lost after a failed write");
+        assert_eq!(
+            ran.load(SeqCst),
+            2,
+            "an activation was lost after a failed write"
+        );
     });
 }
 
@@ -255,7 +261,9 @@ fn a_break_from_another_thread_always_ends_the_run() {
     model(|| {
         let wire = Wire::new(1);
         let base = base(&wire);
-        let keep = base.new_event(Event::user().persist(), Box::new(|_, _| {})).unwrap();
+        let keep = base
+            .new_event(Event::user().persist(), Box::new(|_, _| {}))
+            .unwrap();
         base.add(keep, None).unwrap();
         let t = {
             let (base, wire) = (base.clone(), wire.clone());
@@ -300,7 +308,10 @@ fn cross_thread_delete_waits_for_the_running_callback() {
             let (base, wire) = (base.clone(), wire.clone());
             thread::spawn(move || {
                 base.delete(ev).unwrap();
-                assert!(!running.load(SeqCst), "delete returned while the callback ran");
+                assert!(
+                    !running.load(SeqCst),
+                    "delete returned while the callback ran"
+                );
                 deleted.store(true, SeqCst);
                 wire.done();
             })
@@ -311,7 +322,10 @@ fn cross_thread_delete_waits_for_the_running_callback() {
         };
         // Deleting the last pending event ends a run-until-empty loop.
         let r = base.run(&mut poller);
-        assert!(matches!(r, Ok(Exit::Empty) | Err(Error::Poll(BLOCKED))), "{r:?}");
+        assert!(
+            matches!(r, Ok(Exit::Empty) | Err(Error::Poll(BLOCKED))),
+            "{r:?}"
+        );
         t.join().unwrap();
     });
 }

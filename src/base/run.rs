@@ -148,7 +148,11 @@ impl<C: Config> Base<C> {
         let Some((prio, max, limit_time)) = self.with(|st| {
             let prio = st.first_active_priority()?;
             let limited = prio >= st.opts.limit_from;
-            let max = if limited { st.opts.max_callbacks } else { u32::MAX };
+            let max = if limited {
+                st.opts.max_callbacks
+            } else {
+                u32::MAX
+            };
             let time = if limited { st.opts.max_interval } else { None };
             Some((prio, max, time))
         }) else {

@@ -117,7 +117,10 @@ impl Lock for NoLock {
     fn wait<T>(cell: &Self::Cell<T>, mut done: impl FnMut(&mut T) -> bool) {
         // One thread: nobody else can make `done` true while we wait, so it must hold now.
         let ok = Self::with(cell, &mut done);
-        debug_assert!(ok, "NoLock::wait: condition false on a single-threaded base");
+        debug_assert!(
+            ok,
+            "NoLock::wait: condition false on a single-threaded base"
+        );
     }
 }
 

@@ -18,7 +18,7 @@ mod storage;
 pub use clock::{Clock, Instant};
 pub use lock::{Lock, NoLock, NoLockCell, SpinLock};
 pub use notify::Notify;
-pub use poll::{Interest, Poller, Ready, Readiness, Source};
+pub use poll::{Interest, Poller, Readiness, Ready, Source};
 #[cfg(feature = "alloc")]
 pub use storage::Growable;
 pub use storage::{Buf, Fixed, Storage, Words};

@@ -139,9 +139,9 @@ impl<C: Config> BaseState<C> {
         } else {
             slots[next as usize].ct_prev = NIL;
             let at = slots[next as usize].time;
-            let _ = self
-                .heap
-                .push(Entry { at, idx: next }, &mut |i, p| slots[i as usize].timer = p);
+            let _ = self.heap.push(Entry { at, idx: next }, &mut |i, p| {
+                slots[i as usize].timer = p
+            });
         }
         let s = &mut slots[idx as usize];
         s.ct = 0;

@@ -14,7 +14,7 @@ use core::time::Duration;
 
 use crate::event::{Event, Kind, MAX_SIGNAL};
 use crate::options::Options;
-use crate::seam::{Buf, Clock, Config, Instant, Interest, Notify, Poller, Ready, Readiness};
+use crate::seam::{Buf, Clock, Config, Instant, Interest, Notify, Poller, Readiness, Ready};
 use crate::seam::{Storage, Words};
 use crate::sync::Ordering;
 use crate::Error;
@@ -330,7 +330,8 @@ impl<C: Config> BaseState<C> {
             &mut self.sig
         };
         let e = table.entry(source)?;
-        if e.head().is_some() && e.want().contains(Interest::EDGE) != interest.contains(Interest::EDGE)
+        if e.head().is_some()
+            && e.want().contains(Interest::EDGE) != interest.contains(Interest::EDGE)
         {
             return Err(Error::EdgeConflict);
         }
@@ -416,7 +417,11 @@ impl<C: Config> BaseState<C> {
 
     /// The earliest deadline the loop must wake for (timers and `loop_exit`).
     pub fn next_deadline(&self) -> Option<u64> {
-        let t = self.heap.peek().map_or(NO_TIME, |e| e.at).min(self.ctl.exit_at);
+        let t = self
+            .heap
+            .peek()
+            .map_or(NO_TIME, |e| e.at)
+            .min(self.ctl.exit_at);
         (t != NO_TIME).then_some(t)
     }
 
@@ -540,7 +545,10 @@ impl<C: Config> BaseState<C> {
         if self.n_active == 0 {
             return None;
         }
-        self.queues.iter().position(|q| !q.is_empty()).map(|p| p as u8)
+        self.queues
+            .iter()
+            .position(|q| !q.is_empty())
+            .map(|p| p as u8)
     }
 
     /// Takes the next event off queue `prio` and prepares it to run: a one-shot event stops
@@ -586,7 +594,13 @@ impl<C: Config> BaseState<C> {
 
     /// Puts a job's callback back after it ran (or releases what must go). Returns a callback
     /// to drop after the lock is released, if any.
-    pub fn end(&mut self, words: &WordsOf<C>, idx: u32, cb: C::Callback, finalizer: bool) -> Option<C::Callback> {
+    pub fn end(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        cb: C::Callback,
+        finalizer: bool,
+    ) -> Option<C::Callback> {
         self.current = NIL;
         let s = self.slot(idx);
         s.flags &= !flag::RUNNING;

@@ -207,7 +207,11 @@ mod tests {
         let words: [AtomicU32; 4] = Words::new();
         let mut s: Slots<V> = Slots::new();
         let (a, ga) = s.alloc(&words).unwrap();
-        let ka = Key { base: 0, index: a, gen: ga };
+        let ka = Key {
+            base: 0,
+            index: a,
+            gen: ga,
+        };
         assert_eq!(s.check(&words, ka), Ok(a));
         s.release(&words, a);
         assert_eq!(s.check(&words, ka), Err(Error::Stale));
