@@ -1,0 +1,303 @@
+//! The thread-safe base, its cross-thread handle, and the builder of both kinds of base.
+
+use std::io;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rouse::{Exit, Options, RunFlags};
+
+use crate::clock::MonotonicClock;
+use crate::config::Events;
+use crate::local::LocalBase;
+use crate::os::{running, LocalOs, Os};
+use crate::sys::notify::NotifierKind;
+use crate::sys::poll::PollerKind;
+
+/// How to build a base (libevent's `event_config`).
+///
+/// Without a forced kind, the poller is epoll (Linux) or kqueue (BSD, macOS), and the notifier
+/// follows libevent's order: kqueue `EVFILT_USER`, eventfd, pipe, socketpair, falling back to
+/// the next when creation fails with `EMFILE`, `ENFILE` or `ENOSYS`. Like libevent's
+/// `EVENT_NO*` variables, `ROUSE_POLLER` (`epoll`, `kqueue`, `poll`) and `ROUSE_NOTIFIER`
+/// (`kqueue-user`, `eventfd`, `pipe`, `socketpair`) force a kind unless
+/// [`ignore_env`](Builder::ignore_env) is set; the test suite runs once per forced fallback
+/// that way.
+///
+/// ```
+/// use rouse_std::{Builder, NotifierKind, PollerKind};
+/// let base = Builder::new()
+///     .priorities(3)
+///     .poller(PollerKind::Poll)
+///     .notifier(NotifierKind::Pipe)
+///     .build()?;
+/// assert_eq!(base.poller_kind(), PollerKind::Poll);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    options: Options,
+    notifier: Option<NotifierKind>,
+    poller: Option<PollerKind>,
+    ignore_env: bool,
+}
+
+impl Builder {
+    /// The defaults: one priority, no dispatch limits, default poller and notifier.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The number of priorities (1..=255).
+    pub fn priorities(mut self, n: u8) -> Builder {
+        self.options = self.options.priorities(n);
+        self
+    }
+
+    /// See [`rouse::Options::dispatch_limits`].
+    pub fn dispatch_limits(
+        mut self,
+        max_callbacks: u32,
+        max_interval: Option<Duration>,
+        from_priority: u8,
+    ) -> Builder {
+        self.options = self
+            .options
+            .dispatch_limits(max_callbacks, max_interval, from_priority);
+        self
+    }
+
+    /// Uses exactly this notifier (an error if it cannot be created).
+    pub fn notifier(mut self, kind: NotifierKind) -> Builder {
+        self.notifier = Some(kind);
+        self
+    }
+
+    /// Uses exactly this poller.
+    pub fn poller(mut self, kind: PollerKind) -> Builder {
+        self.poller = Some(kind);
+        self
+    }
+
+    /// Ignores `ROUSE_POLLER` and `ROUSE_NOTIFIER`.
+    pub fn ignore_env(mut self) -> Builder {
+        self.ignore_env = true;
+        self
+    }
+
+    fn env<T>(&self, var: &str, parse: fn(&str) -> Option<T>) -> io::Result<Option<T>> {
+        if self.ignore_env {
+            return Ok(None);
+        }
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => parse(&v).map(Some).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{var}={v}: unknown kind"),
+                )
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    fn poller_choice(&self) -> io::Result<Option<PollerKind>> {
+        match self.poller {
+            Some(k) => Ok(Some(k)),
+            None => self.env("ROUSE_POLLER", PollerKind::from_name),
+        }
+    }
+
+    /// Builds a thread-safe base.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the poller or notifier (after fallbacks); `InvalidInput` for bad options
+    /// or an unknown kind in the environment.
+    pub fn build(self) -> io::Result<Base> {
+        let notifier = match self.notifier {
+            Some(k) => Some(k),
+            None => self.env("ROUSE_NOTIFIER", NotifierKind::from_name)?,
+        };
+        let os = Os::new(self.poller_choice()?, notifier)?;
+        let events = rouse::Base::new(os, MonotonicClock, self.options)?;
+        Ok(Base {
+            events: Arc::new(events),
+        })
+    }
+
+    /// Builds a single-threaded base: no lock, no notifier, and no way to reach it from
+    /// another thread (it is neither `Send` nor `Sync`, and has no handle).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Builder::build).
+    pub fn build_local(self) -> io::Result<LocalBase> {
+        let os = LocalOs::new(self.poller_choice()?)?;
+        let events = rouse::Base::new(os, MonotonicClock, self.options)?;
+        Ok(LocalBase::from_events(events))
+    }
+}
+
+/// A thread-safe event base: owns the loop. [`handle`](Base::handle)s let other threads add,
+/// delete and activate events and stop the loop while it sleeps in its poller.
+///
+/// It dereferences to [`Events`], the core base: its methods and those of
+/// [`EventsExt`](crate::EventsExt) are the API.
+///
+/// ```
+/// use std::time::Duration;
+/// use rouse_std::{Base, EventsExt};
+///
+/// let base = Base::new()?;
+/// let handle = base.handle();
+/// let user = base.add_user(|events, _| events.loop_break().unwrap())?;
+/// let t = std::thread::spawn(move || handle.activate(user, rouse::Ready::USER));
+/// base.run()?; // sleeps until the other thread activates `user`
+/// t.join().unwrap()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Dropping the base closes it ([`rouse::Base::close`]): every event is freed and calls
+/// through remaining handles fail with an error.
+#[derive(Debug)]
+pub struct Base {
+    events: Arc<Events>,
+}
+
+/// A cross-thread handle to a [`Base`]: `Send + Sync + Clone`. It dereferences to [`Events`]
+/// (add, delete, activate, break, exit); running the loop is the base's.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    events: Arc<Events>,
+}
+
+impl Deref for Base {
+    type Target = Events;
+    fn deref(&self) -> &Events {
+        &self.events
+    }
+}
+
+impl Deref for Handle {
+    type Target = Events;
+    fn deref(&self) -> &Events {
+        &self.events
+    }
+}
+
+impl Base {
+    /// A base with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Base> {
+        Builder::new().build()
+    }
+
+    /// A builder.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            events: self.events.clone(),
+        }
+    }
+
+    /// The events (the core base) behind this base.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Runs the loop until no event is pending or active, or a break or exit
+    /// (`event_base_dispatch`).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the loop is already running; the poller's OS error.
+    pub fn run(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::UNTIL_EMPTY)
+    }
+
+    /// Blocks until something is active, runs it, returns (`EVLOOP_ONCE`).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_once(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::ONCE)
+    }
+
+    /// Runs what is active without blocking, returns (`EVLOOP_NONBLOCK`).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_nonblocking(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::NONBLOCK)
+    }
+
+    /// Runs until a break or exit, even with nothing pending (`EVLOOP_NO_EXIT_ON_EMPTY`).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_forever(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::FOREVER)
+    }
+
+    /// Runs the loop as `flags` say.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_with(&self, flags: RunFlags) -> io::Result<Exit> {
+        let mut poller = self.events.notifier().try_poller().ok_or_else(running)?;
+        Ok(self.events.run_with(&mut *poller, flags)?)
+    }
+
+    /// After `fork()`, in the child: new poller and notifier, every event registered again on
+    /// the next run, and no notification left in flight (so the child can be woken by a thread
+    /// it starts). Call it before starting threads in the child.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of creating the new poller or notifier; `WouldBlock` if called while the
+    /// loop runs.
+    pub fn reinit_after_fork(&self) -> io::Result<()> {
+        self.events.notifier().reinit_after_fork()?;
+        self.events.reinit();
+        Ok(())
+    }
+
+    /// The poller chosen.
+    pub fn poller_kind(&self) -> PollerKind {
+        self.events.notifier().poller_kind()
+    }
+
+    /// The notifier chosen.
+    pub fn notifier_kind(&self) -> NotifierKind {
+        self.events.notifier().notifier_kind()
+    }
+
+    /// A human-readable dump of every event and the wake counters.
+    pub fn dump(&self) -> String {
+        let mut s = format!(
+            "poller {}, notifier {}\n",
+            self.poller_kind().name(),
+            self.notifier_kind().name()
+        );
+        let _ = self.events.dump(&mut s);
+        s
+    }
+}
+
+impl Drop for Base {
+    fn drop(&mut self) {
+        // Frees every event now: their callbacks may hold handles (a cycle through the Arc).
+        self.events.close();
+    }
+}

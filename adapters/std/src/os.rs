@@ -1,0 +1,126 @@
+//! The OS half of a base: its notifier and its poller, held where every part of the system can
+//! reach them (the core keeps it in its notifier slot, so a callback's `&Events` reaches it).
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use rouse::Notify;
+
+use crate::sys::notify::{Notifier, NotifierKind};
+use crate::sys::poll::{AnyPoller, PollerKind};
+
+/// The notifier and poller of a thread-safe base.
+///
+/// The notifier is used by any thread (through the core's notify protocol); the poller only by
+/// the thread that runs the loop, which holds its lock for the whole run.
+#[derive(Debug)]
+pub struct Os {
+    notifier: Notifier,
+    poller: Mutex<AnyPoller>,
+    poller_kind: PollerKind,
+}
+
+impl Os {
+    pub(crate) fn new(
+        poller: Option<PollerKind>,
+        notifier: Option<NotifierKind>,
+    ) -> io::Result<Os> {
+        let mut p = AnyPoller::new(poller)?;
+        let n = Notifier::new(notifier, p.kqueue_fd())?;
+        let edge = p.watch_wake(n.wake_source())?;
+        n.set_edge(edge);
+        Ok(Os {
+            notifier: n,
+            poller_kind: p.kind(),
+            poller: Mutex::new(p),
+        })
+    }
+
+    /// The poller chosen for this base.
+    pub fn poller_kind(&self) -> PollerKind {
+        self.poller_kind
+    }
+
+    /// The notifier chosen for this base.
+    pub fn notifier_kind(&self) -> NotifierKind {
+        self.notifier.kind()
+    }
+
+    /// The poller, unless the loop is running (it holds the poller for the whole run).
+    pub(crate) fn try_poller(&self) -> Option<MutexGuard<'_, AnyPoller>> {
+        match self.poller.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// In a forked child: a new poller of the same kind and a new notifier, wired together.
+    pub(crate) fn reinit_after_fork(&self) -> io::Result<()> {
+        let mut p = self.try_poller().ok_or_else(running)?;
+        p.reinit_after_fork()?;
+        self.notifier.reinit(p.kqueue_fd())?;
+        let edge = p.watch_wake(self.notifier.wake_source())?;
+        self.notifier.set_edge(edge);
+        Ok(())
+    }
+}
+
+pub(crate) fn running() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "the loop of this base is running (on this or another thread)",
+    )
+}
+
+impl Notify for Os {
+    #[inline]
+    fn notify(&self) -> Result<(), i32> {
+        Notify::notify(&self.notifier)
+    }
+
+    #[inline]
+    fn consume(&self) {
+        Notify::consume(&self.notifier)
+    }
+}
+
+/// The poller of a single-threaded base. Such a base needs no notifier: no other thread can
+/// reach it, and its loop never notifies itself.
+#[derive(Debug)]
+pub struct LocalOs {
+    poller: RefCell<AnyPoller>,
+    poller_kind: PollerKind,
+}
+
+impl LocalOs {
+    pub(crate) fn new(poller: Option<PollerKind>) -> io::Result<LocalOs> {
+        let p = AnyPoller::new(poller)?;
+        Ok(LocalOs {
+            poller_kind: p.kind(),
+            poller: RefCell::new(p),
+        })
+    }
+
+    /// The poller chosen for this base.
+    pub fn poller_kind(&self) -> PollerKind {
+        self.poller_kind
+    }
+
+    pub(crate) fn try_poller(&self) -> Option<std::cell::RefMut<'_, AnyPoller>> {
+        self.poller.try_borrow_mut().ok()
+    }
+
+    pub(crate) fn reinit_after_fork(&self) -> io::Result<()> {
+        self.try_poller().ok_or_else(running)?.reinit_after_fork()
+    }
+}
+
+impl Notify for LocalOs {
+    /// Unreachable in practice: nothing but the loop thread can change a local base, and the
+    /// loop never notifies itself.
+    fn notify(&self) -> Result<(), i32> {
+        Ok(())
+    }
+}

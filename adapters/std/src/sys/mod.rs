@@ -1,0 +1,60 @@
+//! OS mechanisms, one file per mechanism. Everything here only performs syscalls: the decision
+//! of *when* to notify, what interest to apply and when to wait lives once, in the core.
+//!
+//! Each **notifier** (`notify/*.rs`) provides:
+//! - `new(..) -> io::Result<Self>`: its fds non-blocking and close-on-exec;
+//! - `notify(&self) -> io::Result<()>`: one write; `EINTR` retried, `EAGAIN` ("already
+//!   readable") is success;
+//! - `drain(&self)`: read until `EAGAIN`, for a level-triggered registration;
+//! - `wake_source(&self) -> WakeSource`: how a poller must watch it;
+//! - `reinit(&self, ..) -> io::Result<()>`: new OS objects after `fork()` (fds kept in atomics,
+//!   so `&self` suffices: only one thread exists in a freshly forked child).
+//!
+//! Each **poller** (`poll/*.rs`) implements [`rouse::Poller`] and provides:
+//! - `new() -> io::Result<Self>` and `watch_wake(&mut self, WakeSource) -> io::Result<()>`;
+//! - `update`: one source's registration from `old` to `new` interest, healing a kernel that
+//!   disagrees (`EEXIST` on add -> modify, `ENOENT` on modify -> add, `ENOENT`/`EBADF` on delete
+//!   -> done);
+//! - `watch_signal`: subscribe this poller's signal self-pipe to a signal (`signal.rs`);
+//! - `wait`: block up to the timeout, rounded **up** to what the kernel can express, never early;
+//!   `EINTR` is a wait that found nothing;
+//! - `ready`: the readiness found, the notifier as `Readiness::Wake`, signals as
+//!   `Readiness::Signal`.
+//!
+//! `signal.rs` is the process-wide signal registry: an async-signal-safe handler writes the
+//! signal number to every subscribed self-pipe; the previous disposition is restored when the
+//! last subscriber leaves.
+
+#![allow(dead_code)] // each mechanism is compiled on every Unix; not all are used everywhere
+
+pub(crate) mod fd;
+pub(crate) mod notify;
+pub(crate) mod poll;
+pub(crate) mod signal;
+
+use std::os::fd::RawFd;
+
+/// Calls a libc function, turning `-1` into the thread's `io::Error` (mio's `syscall!`).
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: every use passes arguments the libc function documents as valid: fds the
+        // caller owns, pointers to live, correctly sized buffers.
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// How a poller must watch a notifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeSource {
+    /// Readability of `fd`; `edge`: the notifier needs no drain if registered edge-triggered.
+    Fd { fd: RawFd, edge_ok: bool },
+    /// A kqueue `EVFILT_USER` event with this ident, on the poller's own kqueue.
+    KqueueUser { ident: usize },
+}

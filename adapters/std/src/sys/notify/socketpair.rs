@@ -1,0 +1,193 @@
+//! The socketpair notifier: one byte per notification through an `AF_UNIX` stream pair.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+
+use crate::sys::{fd, syscall, WakeSource};
+
+/// A notifier on a connected `AF_UNIX`/`SOCK_STREAM` pair, both ends non-blocking and
+/// close-on-exec; `fds[0]` is read, `fds[1]` written.
+///
+/// # Implementation notes
+///
+/// `socketpair(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` where it exists; on Apple systems plain
+/// `socketpair(2)`, then `fcntl(2)` and `SO_NOSIGPIPE`. `notify` sends one byte (with
+/// `MSG_NOSIGNAL` elsewhere); `EAGAIN` (full buffer) means already readable. Always drained.
+#[derive(Debug)]
+pub(crate) struct SocketPairNotifier {
+    read: AtomicI32,
+    write: AtomicI32,
+}
+
+/// Creates the pair: `(read, write)`.
+fn open() -> io::Result<(RawFd, RawFd)> {
+    let mut fds: [RawFd; 2] = [-1, -1];
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // `fds` is a live array of two fds, as socketpair requires.
+        syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()))?;
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        // `fds` is a live array of two fds, as socketpair requires.
+        syscall!(socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM,
+            0,
+            fds.as_mut_ptr()
+        ))?;
+        let on: libc::c_int = 1;
+        let setup = fd::set_nonblock_cloexec(fds[0])
+            .and(fd::set_nonblock_cloexec(fds[1]))
+            .and(
+                // `on` is a live c_int, its size passed alongside.
+                syscall!(setsockopt(
+                    fds[1],
+                    libc::SOL_SOCKET,
+                    libc::SO_NOSIGPIPE,
+                    std::ptr::from_ref(&on).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                ))
+                .map(drop),
+            );
+        if let Err(e) = setup {
+            fd::close(fds[0]);
+            fd::close(fds[1]);
+            return Err(e);
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+impl SocketPairNotifier {
+    /// A new, empty pair.
+    pub(crate) fn new() -> io::Result<SocketPairNotifier> {
+        let (read, write) = open()?;
+        Ok(SocketPairNotifier {
+            read: AtomicI32::new(read),
+            write: AtomicI32::new(write),
+        })
+    }
+
+    /// The end the poller watches.
+    pub(crate) fn read_fd(&self) -> RawFd {
+        self.read.load(SeqCst)
+    }
+
+    /// The end `notify` writes.
+    pub(crate) fn write_fd(&self) -> RawFd {
+        self.write.load(SeqCst)
+    }
+
+    /// Readability of the read end; always drained.
+    pub(crate) fn wake_source(&self) -> WakeSource {
+        WakeSource::Fd {
+            fd: self.read_fd(),
+            edge_ok: false,
+        }
+    }
+
+    /// Sends one byte; a full buffer is success.
+    pub(crate) fn notify(&self) -> io::Result<()> {
+        #[cfg(target_vendor = "apple")]
+        return super::pipe::write_byte(self.write_fd());
+        #[cfg(not(target_vendor = "apple"))]
+        {
+            let byte = 1u8;
+            loop {
+                // `byte` is a live one-byte buffer.
+                let sent = syscall!(send(
+                    self.write_fd(),
+                    std::ptr::from_ref(&byte).cast(),
+                    1,
+                    libc::MSG_NOSIGNAL
+                ));
+                match sent {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// Reads until `EAGAIN`.
+    pub(crate) fn drain(&self) {
+        fd::drain(self.read_fd());
+    }
+
+    /// Replaces both ends with a new pair (in a forked child) and closes the old ones.
+    pub(crate) fn reinit(&self) -> io::Result<()> {
+        let (read, write) = open()?;
+        fd::close(self.read.swap(read, SeqCst));
+        fd::close(self.write.swap(write, SeqCst));
+        Ok(())
+    }
+}
+
+impl Drop for SocketPairNotifier {
+    fn drop(&mut self) {
+        fd::close(*self.read.get_mut());
+        fd::close(*self.write.get_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::notify::tests::{assert_nonblock_cloexec, readable};
+
+    #[test]
+    fn notify_then_drain() {
+        let n = SocketPairNotifier::new().unwrap();
+        assert!(!readable(n.read_fd()));
+        for _ in 0..1000 {
+            n.notify().unwrap();
+        }
+        assert!(readable(n.read_fd()));
+        n.drain();
+        assert!(!readable(n.read_fd()));
+        assert_eq!(
+            n.wake_source(),
+            WakeSource::Fd {
+                fd: n.read_fd(),
+                edge_ok: false
+            }
+        );
+    }
+
+    #[test]
+    fn full_buffer_is_success() {
+        let n = SocketPairNotifier::new().unwrap();
+        for _ in 0..100_000 {
+            n.notify().unwrap();
+        }
+        assert!(readable(n.read_fd()));
+        n.drain();
+        assert!(!readable(n.read_fd()));
+        n.notify().unwrap();
+        assert!(readable(n.read_fd()));
+    }
+
+    #[test]
+    fn flags_and_reinit() {
+        let n = SocketPairNotifier::new().unwrap();
+        assert_nonblock_cloexec(n.read_fd());
+        assert_nonblock_cloexec(n.write_fd());
+        n.notify().unwrap();
+        let (r, w) = (n.read_fd(), n.write_fd());
+        let keep = syscall!(dup(r)).unwrap(); // keeps the old numbers apart from the new
+        n.reinit().unwrap();
+        assert_ne!(n.read_fd(), r);
+        assert_ne!(n.write_fd(), w);
+        assert_nonblock_cloexec(n.read_fd());
+        assert_nonblock_cloexec(n.write_fd());
+        assert!(!readable(n.read_fd()), "the new pair starts empty");
+        n.notify().unwrap();
+        assert!(readable(n.read_fd()));
+        fd::close(keep);
+    }
+}
