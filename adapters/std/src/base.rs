@@ -263,10 +263,15 @@ impl Base {
     /// the next run, and no notification left in flight (so the child can be woken by a thread
     /// it starts). Call it before starting threads in the child.
     ///
+    /// If the parent's loop was running in another thread when it forked, that thread does not
+    /// exist in the child and still holds the poller: this returns `WouldBlock`, and the child
+    /// should build a new base (as with any lock, forking while another thread is inside a
+    /// base call leaves that call's lock held in the child).
+    ///
     /// # Errors
     ///
-    /// The OS error of creating the new poller or notifier; `WouldBlock` if called while the
-    /// loop runs.
+    /// The OS error of creating the new poller or notifier; `WouldBlock` if the loop runs (or
+    /// ran in a thread that did not survive the fork).
     pub fn reinit_after_fork(&self) -> io::Result<()> {
         self.events.notifier().reinit_after_fork()?;
         self.events.reinit();
@@ -281,6 +286,12 @@ impl Base {
     /// The notifier chosen.
     pub fn notifier_kind(&self) -> NotifierKind {
         self.events.notifier().notifier_kind()
+    }
+
+    /// Interest-change syscalls issued so far (`None` while the loop runs); see
+    /// [`Os::interest_syscalls`].
+    pub fn interest_syscalls(&self) -> Option<u64> {
+        self.events.notifier().interest_syscalls()
     }
 
     /// A human-readable dump of every event and the wake counters.

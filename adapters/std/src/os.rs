@@ -47,6 +47,13 @@ impl Os {
         self.notifier.kind()
     }
 
+    /// Interest-change syscalls the poller issued so far (`epoll_ctl`, `kevent` changes; 0 for
+    /// poll(2)), or `None` while the loop runs. Proves that a delete+add within one iteration
+    /// reaches no kernel.
+    pub fn interest_syscalls(&self) -> Option<u64> {
+        self.try_poller().map(|p| p.syscalls())
+    }
+
     /// The poller, unless the loop is running (it holds the poller for the whole run).
     pub(crate) fn try_poller(&self) -> Option<MutexGuard<'_, AnyPoller>> {
         match self.poller.try_lock() {
@@ -106,6 +113,11 @@ impl LocalOs {
     /// The poller chosen for this base.
     pub fn poller_kind(&self) -> PollerKind {
         self.poller_kind
+    }
+
+    /// As [`Os::interest_syscalls`].
+    pub fn interest_syscalls(&self) -> Option<u64> {
+        self.try_poller().map(|p| p.syscalls())
     }
 
     pub(crate) fn try_poller(&self) -> Option<std::cell::RefMut<'_, AnyPoller>> {
