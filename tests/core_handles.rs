@@ -185,7 +185,10 @@ fn close_frees_everything_and_refuses_new_events() {
         .map(|_| {
             let a = alive.clone();
             fx.base
-                .new_event(Event::user(), Box::new(move |_, _| assert!(Arc::strong_count(&a) > 0)))
+                .new_event(
+                    Event::user(),
+                    Box::new(move |_, _| assert!(Arc::strong_count(&a) > 0)),
+                )
                 .unwrap()
         })
         .collect();

@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::event::Key;
 use crate::seam::{Config, Instant, Interest, Ready, Source};
-use crate::state::slots::{flag, kind, words_load, NIL};
+use crate::state::slots::{flag, kind, words_load};
 use crate::state::wake::WakeStats;
 use crate::state::{word, Counts};
 use crate::Error;
@@ -127,13 +127,7 @@ fn info_of<C: Config>(
         kind::TIMER => crate::event::Kind::Timer,
         _ => crate::event::Kind::User,
     };
-    let deadline = if s.ct != 0 {
-        Some(Instant::from_nanos(s.time))
-    } else if s.timer != NIL {
-        Some(Instant::from_nanos(st.heap.v[s.timer as usize].at))
-    } else {
-        None
-    };
+    let deadline = st.timers.deadline(idx).map(Instant::from_nanos);
     EventInfo {
         key: Key {
             base,

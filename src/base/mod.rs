@@ -225,7 +225,7 @@ impl<C: Config> Base<C> {
     /// [`Error::Full`].
     pub fn common_timeout(&self, d: Duration) -> Result<CommonTimeout, Error> {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let index = self.with(|st| st.common_timeout(ns))?;
+        let index = self.with(|st| st.timers.common(ns))?;
         Ok(CommonTimeout {
             base: self.id,
             index,

@@ -2,11 +2,11 @@
 //! embassy-sync's `ChannelState`): [`Base`](crate::Base) wraps it in its `Lock` and runs these
 //! operations inside the critical section.
 
-mod common;
+pub(crate) mod heap;
 pub(crate) mod queue;
 pub(crate) mod slots;
 pub(crate) mod sources;
-pub(crate) mod timer;
+pub(crate) mod timers;
 pub(crate) mod wake;
 pub(crate) mod word;
 
@@ -19,7 +19,6 @@ use crate::seam::{Storage, Words};
 use crate::sync::Ordering;
 use crate::Error;
 
-pub(crate) use common::Common;
 use queue::Queue;
 use slots::{flag, kind, Slot, Slots, NIL, NO_TIME};
 use sources::Table;
@@ -29,6 +28,13 @@ pub(crate) type VecOf<C, T> = <<C as Config>::Storage as Storage>::Vec<T>;
 pub(crate) type WordsOf<C> = <<C as Config>::Storage as Storage>::Words;
 type SlotOf<C> = Slot<<C as Config>::Callback>;
 type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u32>>;
+type TimersOf<C> = timers::Timers<
+    VecOf<C, heap::Entry>,
+    VecOf<C, u32>,
+    VecOf<C, u64>,
+    VecOf<C, timers::Link>,
+    VecOf<C, timers::Common>,
+>;
 
 /// Loop-control requests and the loop's own bookkeeping.
 #[derive(Debug, Default)]
@@ -77,8 +83,7 @@ pub(crate) struct BaseState<C: Config> {
     pub io: TableOf<C>,
     pub sig: TableOf<C>,
     pub queues: VecOf<C, Queue>,
-    pub heap: timer::Heap<VecOf<C, timer::Entry>>,
-    pub commons: VecOf<C, Common>,
+    pub timers: TimersOf<C>,
     pub wake: Wake,
     pub ctl: Control,
     pub opts: Options,
@@ -103,8 +108,7 @@ impl<C: Config> BaseState<C> {
             io: Table::new(),
             sig: Table::new(),
             queues,
-            heap: timer::Heap::new(),
-            commons: VecOf::<C, Common>::new(),
+            timers: timers::Timers::new(),
             wake: Wake::default(),
             ctl: Control {
                 exit_at: NO_TIME,
@@ -120,13 +124,11 @@ impl<C: Config> BaseState<C> {
     }
 
     pub fn counts(&self) -> Counts {
-        let ct = self.commons.iter().map(|c| c.len).sum::<u32>();
-        let ct_heads = self.commons.iter().filter(|c| c.head != NIL).count() as u32;
         Counts {
             events: self.slots.live,
             pending: self.n_pending,
             active: self.n_active,
-            timers: self.heap.len() as u32 + ct - ct_heads,
+            timers: self.timers.count(),
         }
     }
 
@@ -233,8 +235,8 @@ impl<C: Config> BaseState<C> {
             return Err(Error::Invalid);
         }
         // Everything that can fail is checked before anything changes.
-        if timeout.is_some() && !self.heap.v.reserve_total(self.heap.len() + 1) {
-            return Err(Error::Full);
+        if timeout.is_some() {
+            self.timers.reserve(idx, false)?;
         }
         let mut wake = false;
         if !s.has(flag::PENDING) {
@@ -248,11 +250,10 @@ impl<C: Config> BaseState<C> {
                 // Active only because of a timeout that the new one replaces.
                 self.dequeue(words, idx);
             }
-            wake |= self.disarm(idx);
-            let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-            self.slot(idx).time = d_ns;
+            wake |= self.timers.disarm(idx);
+            let interval = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
             let at = now().saturating_add(d).as_nanos();
-            wake |= self.arm_heap(idx, at);
+            wake |= self.timers.arm(idx, at, interval);
         }
         Ok(wake)
     }
@@ -266,12 +267,10 @@ impl<C: Config> BaseState<C> {
         now: Instant,
     ) -> Result<bool, Error> {
         let s = &self.slots.v[idx as usize];
-        if s.has(flag::FINALIZING) || ct as usize >= self.commons.len() {
+        if s.has(flag::FINALIZING) || !self.timers.has_common(ct) {
             return Err(Error::Invalid);
         }
-        if !self.heap.v.reserve_total(self.heap.len() + 1) {
-            return Err(Error::Full);
-        }
+        self.timers.reserve(idx, true)?;
         let mut wake = false;
         if !s.has(flag::PENDING) {
             wake |= self.link(idx)?;
@@ -282,9 +281,11 @@ impl<C: Config> BaseState<C> {
         if Ready::from_bits_truncate(word::ready(w)).contains(Ready::TIMEOUT) {
             self.dequeue(words, idx);
         }
-        wake |= self.disarm(idx);
-        let at = now.as_nanos().saturating_add(self.commons[ct as usize].dur);
-        wake |= self.arm_common(idx, ct, at);
+        wake |= self.timers.disarm(idx);
+        let at = now
+            .as_nanos()
+            .saturating_add(self.timers.common_duration(ct));
+        wake |= self.timers.arm_common(idx, ct, at);
         Ok(wake)
     }
 
@@ -303,7 +304,7 @@ impl<C: Config> BaseState<C> {
         let mut wake = false;
         if self.slot(idx).has(flag::PENDING) {
             wake |= self.unlink(idx);
-            wake |= self.disarm(idx);
+            wake |= self.timers.disarm(idx);
             self.slot(idx).flags &= !flag::PENDING;
             self.n_pending -= 1;
             if self.n_pending == 0 {
@@ -388,108 +389,28 @@ impl<C: Config> BaseState<C> {
 
     // -------------------------------------------------------------------- timers
 
-    /// Puts the event's timeout in the heap; returns whether it became the earliest.
-    fn arm_heap(&mut self, idx: u32, at: u64) -> bool {
-        let slots = &mut self.slots.v;
-        // Room was reserved by the caller.
-        let _ = self.heap.push(timer::Entry { at, idx }, &mut |i, p| {
-            slots[i as usize].timer = p
-        });
-        self.slots.v[idx as usize].timer == 0
-    }
-
-    /// Disarms the event's timeout; returns whether the earliest deadline moved.
-    fn disarm(&mut self, idx: u32) -> bool {
-        let s = &self.slots.v[idx as usize];
-        if s.ct != 0 {
-            return self.disarm_common(idx);
-        }
-        let pos = s.timer;
-        if pos == NIL {
-            return false;
-        }
-        let slots = &mut self.slots.v;
-        self.heap
-            .remove(pos as usize, &mut |i, p| slots[i as usize].timer = p);
-        slots[idx as usize].timer = NIL;
-        pos == 0
-    }
-
     /// The earliest deadline the loop must wake for (timers and `loop_exit`).
     pub fn next_deadline(&self) -> Option<u64> {
         let t = self
-            .heap
-            .peek()
-            .map_or(NO_TIME, |e| e.at)
+            .timers
+            .next_deadline()
+            .unwrap_or(NO_TIME)
             .min(self.ctl.exit_at);
         (t != NO_TIME).then_some(t)
     }
 
-    /// Activates every timer due at `now` (never one due later).
+    /// Activates every timer due at `now` (never one due later). A persistent one is re-armed
+    /// at once from its previous deadline.
     pub fn expire(&mut self, words: &WordsOf<C>, now: u64) {
         if self.ctl.exit_at <= now {
             self.ctl.exit_at = NO_TIME;
             self.ctl.exit = true;
         }
-        while let Some(top) = self.heap.peek() {
-            if top.at > now {
-                break;
+        while let Some(fired) = self.timers.pop_due(now) {
+            if self.slots.v[fired.idx as usize].persistent() {
+                self.timers.rearm_after(fired, now);
             }
-            let slots = &mut self.slots.v;
-            self.heap.pop(&mut |i, p| slots[i as usize].timer = p);
-            let idx = top.idx;
-            self.slot(idx).timer = NIL;
-            let ct = self.slot(idx).ct;
-            if ct != 0 {
-                self.ct_pop_head(ct - 1);
-            }
-            if self.slot(idx).persistent() {
-                self.rearm_after_timeout(idx, ct, top.at, now);
-            }
-            self.enqueue(words, idx, Ready::TIMEOUT);
-        }
-    }
-
-    /// Re-arms a persistent timeout that fired at `at`: one interval after it, or after `now`
-    /// if the loop fell behind, and never due again within this pass.
-    fn rearm_after_timeout(&mut self, idx: u32, ct: u8, at: u64, now: u64) {
-        let interval = if ct != 0 {
-            self.commons[ct as usize - 1].dur
-        } else {
-            self.slots.v[idx as usize].time
-        };
-        if interval == NO_TIME {
-            return;
-        }
-        let mut next = at.saturating_add(interval);
-        if next <= now {
-            next = now.saturating_add(interval).max(now + 1);
-        }
-        if ct != 0 {
-            self.arm_common(idx, ct - 1, next);
-        } else {
-            self.arm_heap(idx, next);
-        }
-    }
-
-    /// Re-arms the timeout of a persistent event that fired for another reason (I/O, signal,
-    /// manual activation): one interval from now, as libevent does.
-    fn rearm_from_now(&mut self, idx: u32, now: u64) {
-        let s = &self.slots.v[idx as usize];
-        if !s.timer_armed() {
-            return;
-        }
-        if s.ct != 0 {
-            let ct = s.ct - 1;
-            self.disarm_common(idx);
-            let at = now.saturating_add(self.commons[ct as usize].dur);
-            self.arm_common(idx, ct, at);
-        } else {
-            let at = now.saturating_add(s.time);
-            let pos = s.timer as usize;
-            let slots = &mut self.slots.v;
-            self.heap
-                .update(pos, at, &mut |i, p| slots[i as usize].timer = p);
+            self.enqueue(words, fired.idx, Ready::TIMEOUT);
         }
     }
 
@@ -571,9 +492,12 @@ impl<C: Config> BaseState<C> {
             if !finalizer {
                 if !s.persistent() {
                     self.unschedule(words, idx);
-                } else if s.has(flag::PENDING) && !ready.contains(Ready::TIMEOUT) {
+                } else if s.has(flag::PENDING)
+                    && !ready.contains(Ready::TIMEOUT)
+                    && self.timers.armed(idx)
+                {
                     let now = clock.now().as_nanos();
-                    self.rearm_from_now(idx, now);
+                    self.timers.rearm_from_now(idx, now);
                 }
             }
             let s = self.slot(idx);

@@ -69,23 +69,7 @@ mod tests {
     use std::vec::Vec;
 
     fn slots(n: usize) -> Vec<Slot<()>> {
-        (0..n)
-            .map(|_| Slot {
-                cb: None,
-                time: 0,
-                source: 0,
-                src_next: NIL,
-                q_prev: NIL,
-                q_next: NIL,
-                timer: NIL,
-                ct_prev: NIL,
-                ct_next: NIL,
-                what: 0,
-                flags: 0,
-                ct: 0,
-                prio: 0,
-            })
-            .collect()
+        (0..n).map(|_| Slot::EMPTY).collect()
     }
 
     /// Random push/pop/remove against a `VecDeque` model.

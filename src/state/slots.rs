@@ -41,14 +41,12 @@ pub(crate) mod flag {
     pub const ZOMBIE: u8 = 8;
 }
 
-/// One event record. 56 bytes with a boxed-closure callback.
+/// One event record: only what dispatch touches (40 bytes with a boxed-closure callback).
+/// Timeouts live in [`Timers`](super::timers::Timers), keyed by the same index.
 #[derive(Debug)]
 pub(crate) struct Slot<F> {
     /// The callback; `None` while it runs (or in a free slot).
     pub cb: Option<F>,
-    /// Heap timers: the re-arm interval of a persistent timeout, in ns (`NO_TIME`: none).
-    /// Common-timeout members: the deadline, in ns.
-    pub time: u64,
     /// The source id (I/O) or signal number.
     pub source: u32,
     /// Next event on the same source or signal.
@@ -56,35 +54,23 @@ pub(crate) struct Slot<F> {
     /// Active-queue links; `q_next` also links the free list.
     pub q_prev: u32,
     pub q_next: u32,
-    /// Position in the timer heap, or `NIL`.
-    pub timer: u32,
-    /// Common-timeout queue links.
-    pub ct_prev: u32,
-    pub ct_next: u32,
     /// Kind, persistence and interest (see [`kind`]).
     pub what: u8,
     /// Lifecycle flags (see [`flag`]).
     pub flags: u8,
-    /// Common-timeout queue number + 1, or 0.
-    pub ct: u8,
     /// Priority.
     pub prio: u8,
 }
 
 impl<F> Slot<F> {
-    const EMPTY: Slot<F> = Slot {
+    pub(crate) const EMPTY: Slot<F> = Slot {
         cb: None,
-        time: NO_TIME,
         source: 0,
         src_next: NIL,
         q_prev: NIL,
         q_next: NIL,
-        timer: NIL,
-        ct_prev: NIL,
-        ct_next: NIL,
         what: kind::FREE,
         flags: 0,
-        ct: 0,
         prio: 0,
     };
 
@@ -106,12 +92,6 @@ impl<F> Slot<F> {
     #[inline]
     pub fn has(&self, f: u8) -> bool {
         self.flags & f != 0
-    }
-
-    /// Whether a timeout is armed (in the heap or in a common-timeout queue).
-    #[inline]
-    pub fn timer_armed(&self) -> bool {
-        self.timer != NIL || self.ct != 0
     }
 }
 
@@ -223,5 +203,17 @@ mod tests {
         }
         assert_eq!(s.alloc(&words), Err(Error::Full));
         assert_eq!(s.live, 4);
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod layout {
+    use super::Slot;
+    extern crate std;
+
+    #[test]
+    fn slot_is_40_bytes_with_a_boxed_closure() {
+        type Cb = alloc::boxed::Box<dyn FnMut() + Send>;
+        assert_eq!(core::mem::size_of::<Slot<Cb>>(), 40);
     }
 }

@@ -1,6 +1,6 @@
 //! The timer heap: a 4-ary min-heap of `(deadline, slot)` pairs with the deadline stored
-//! inline, so a comparison never chases a pointer; every move records the entry's position in
-//! its slot, making remove and re-arm O(log n).
+//! inline, so a comparison never chases a pointer; every move reports the entry's new
+//! position (kept in a dense per-slot array), making remove and re-arm O(log n).
 
 use crate::seam::Buf;
 

@@ -1,0 +1,9 @@
+use rouse::{mock, Base, Options};
+
+static CLOCK: mock::ManualClock = mock::ManualClock::new();
+static NOTIFIER: mock::Notifier = mock::Notifier::new();
+
+fn main() {
+    let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+    std::thread::spawn(move || drop(base));
+}
