@@ -346,7 +346,7 @@ impl Harness {
         }
     }
 
-    fn callback(&self, id: u32) -> Box<dyn FnMut(&Base<Cfg>, rouse::Fired) + Send> {
+    fn callback(&self, id: u32) -> <Cfg as Config>::Callback {
         let log = self.log.clone();
         Box::new(move |_, f| log.lock().unwrap().push((id, f.ready)))
     }
