@@ -1,16 +1,5 @@
 //! rouse: a libevent-class event loop, as a `#![no_std]` core you can embed anywhere.
 //!
-//! An event [`Base`] holds events — I/O readiness of a source, timers, signals, user events
-//! activated by hand — and runs their callbacks from per-priority active queues. Any thread may
-//! add, delete or activate events while the loop thread sleeps in its poller; such a change
-//! wakes the loop through a [`Notify`]er, and a pending flag coalesces any number of wake
-//! requests into one write.
-//!
-//! The core owns all the logic (event storage, queues, timers, the loop, the notify protocol)
-//! and is generic over the seams a runtime supplies. `rouse-std` supplies them for Linux,
-//! FreeBSD and macOS (eventfd/pipe/kqueue, epoll/kqueue/poll, OS locks); on bare metal or in a
-//! custom runtime you supply your own.
-//!
 //! # Embed rouse in your runtime in three steps
 //!
 //! 1. **Implement the seams you need**: a [`Notify`] that wakes your loop thread, a
@@ -60,6 +49,20 @@
 //! assert_eq!(poller.registered(uart), Interest::READ); // applied before the wait
 //! assert_eq!(CLOCK.now_nanos(), 10_000_000);
 //! ```
+//!
+//! # What the core holds
+//!
+//! An event [`Base`] holds events — I/O readiness of a source, timers, signals, user events
+//! activated by hand — and runs their callbacks from per-priority active queues. Any thread may
+//! add, delete or activate events while the loop thread sleeps in its poller; such a change
+//! wakes the loop through a [`Notify`]er, and a pending flag coalesces any number of wake
+//! requests into one write.
+//!
+//! The core owns all the logic (event storage, queues, timers, the loop, the notify protocol)
+//! and is generic over the seams a runtime supplies. `rouse-std` supplies them for Linux,
+//! FreeBSD and macOS (eventfd/pipe/kqueue, epoll/kqueue/poll, OS locks); on bare metal or in a
+//! custom runtime you supply your own. [`mock`] ships a counting notifier, a scripted poller
+//! and a manual clock, with which the whole loop runs deterministically in a unit test.
 //!
 //! # The notify protocol
 //!
