@@ -17,6 +17,7 @@ pub struct Options {
     pub(crate) max_callbacks: u32,
     pub(crate) max_interval: Option<Duration>,
     pub(crate) limit_from: u8,
+    pub(crate) spin: Duration,
 }
 
 impl Options {
@@ -27,6 +28,7 @@ impl Options {
             max_callbacks: u32::MAX,
             max_interval: None,
             limit_from: 0,
+            spin: Duration::ZERO,
         }
     }
 
@@ -49,6 +51,15 @@ impl Options {
         self.max_callbacks = if max_callbacks == 0 { 1 } else { max_callbacks };
         self.max_interval = max_interval;
         self.limit_from = from_priority;
+        self
+    }
+
+    /// Before it blocks, the loop spins up to `spin` watching for changes, with `polling`
+    /// still false: a change made in that window (a worker posting a result right after the
+    /// loop went idle) is seen with no notification write and no sleep. Every spin is bounded
+    /// by the next deadline. Default: zero (`rouse-std` uses a few microseconds).
+    pub const fn spin_before_block(mut self, spin: Duration) -> Options {
+        self.spin = spin;
         self
     }
 

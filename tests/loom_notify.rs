@@ -146,7 +146,11 @@ impl Config for Model {
 }
 
 fn base(wire: &Arc<Wire>) -> Arc<Base<Model>> {
-    Arc::new(Base::new(LoomNotifier(wire.clone()), ZeroClock, Options::new()).unwrap())
+    base_with(wire, Options::new())
+}
+
+fn base_with(wire: &Arc<Wire>, opts: Options) -> Arc<Base<Model>> {
+    Arc::new(Base::new(LoomNotifier(wire.clone()), ZeroClock, opts).unwrap())
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -202,6 +206,45 @@ fn no_lost_wakeup_and_activations_see_prior_writes() {
         let stats = base.wake_stats();
         assert!(stats.writes <= stats.blocking_polls);
         assert_eq!(wire.writes.load(SeqCst) as u64, stats.writes);
+    });
+}
+
+/// The same with the loop spinning before it blocks (`polling` still false while it spins,
+/// then set under the lock only if nothing changed): still no lost wakeup.
+#[test]
+fn no_lost_wakeup_with_spin_before_block() {
+    model(|| {
+        let wire = Wire::new(1);
+        // ZeroClock never moves: the spin ends by its iteration bound (16 here).
+        let base = base_with(
+            &wire,
+            Options::new().spin_before_block(Duration::from_nanos(32)),
+        );
+        let data = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (d, s) = (data.clone(), seen.clone());
+        let ev = base
+            .new_event(
+                Event::user().persist(),
+                Box::new(move |_, _| s.store(d.load(SeqCst), SeqCst)),
+            )
+            .unwrap();
+        base.add(ev, None).unwrap();
+        let t = {
+            let (base, wire, data) = (base.clone(), wire.clone(), data.clone());
+            thread::spawn(move || {
+                data.store(1, Relaxed);
+                base.activate(ev, Ready::USER).unwrap();
+                wire.done();
+            })
+        };
+        let mut poller = LoomPoller {
+            wire: wire.clone(),
+            woke: false,
+        };
+        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        t.join().unwrap();
+        assert_eq!(seen.load(SeqCst), 1, "activation lost while the loop spun");
     });
 }
 

@@ -12,7 +12,7 @@ use crate::event::{Event, Key};
 use crate::options::Options;
 use crate::seam::{Clock, Config, Instant, Lock, Notify, Ready, Words};
 use crate::state::{word, BaseState, WordsOf};
-use crate::sync::{fence, Ordering};
+use crate::sync::{fence, AtomicU32, Ordering};
 use crate::Error;
 
 pub use introspect::EventInfo;
@@ -46,6 +46,9 @@ pub struct Base<C: Config> {
     id: u32,
     state: <C::Lock as Lock>::Cell<BaseState<C>>,
     words: WordsOf<C>,
+    /// The low bits of `wake.stats.requests`, stored under the lock at every request: a loop
+    /// spinning before it blocks watches it without the lock.
+    activity: AtomicU32,
     notifier: C::Notifier,
     clock: C::Clock,
 }
@@ -75,6 +78,7 @@ impl<C: Config> Base<C> {
             id: NEXT_BASE_ID.fetch_add(1, IdOrdering::Relaxed),
             state: C::Lock::new(BaseState::new(options)?),
             words: WordsOf::<C>::new(),
+            activity: AtomicU32::new(0),
             notifier,
             clock,
         })
@@ -98,6 +102,16 @@ impl<C: Config> Base<C> {
     /// event is added while the loop is not running.
     pub fn apply_changes(&self, poller: &mut impl crate::Poller) {
         self.with(|st| st.apply_changes(&self.words, poller));
+    }
+
+    /// Records a change the loop must see (under the lock): returns whether the caller must
+    /// write the notification (DESIGN rule 1).
+    #[inline]
+    fn request(&self, st: &mut BaseState<C>) -> bool {
+        let write = st.wake.request();
+        self.activity
+            .store(st.wake.stats.requests as u32, Ordering::Relaxed);
+        write
     }
 
     /// Writes the notification the state asked for, outside the lock (DESIGN rule 1).
@@ -196,7 +210,7 @@ impl<C: Config> Base<C> {
                 return Err(Error::Closed);
             }
             let wake = st.add(&self.words, idx, timeout, || self.clock.now())?;
-            Ok::<_, Error>(wake && st.wake.request())
+            Ok::<_, Error>(wake && self.request(st))
         })?;
         self.wake(need)
     }
@@ -213,7 +227,7 @@ impl<C: Config> Base<C> {
         let need = self.with(|st| {
             let idx = self.check(st, key)?;
             let wake = st.add_common(&self.words, idx, ct.index, self.clock.now())?;
-            Ok::<_, Error>(wake && st.wake.request())
+            Ok::<_, Error>(wake && self.request(st))
         })?;
         self.wake(need)
     }
@@ -244,7 +258,7 @@ impl<C: Config> Base<C> {
     pub fn delete(&self, key: Key) -> Result<(), Error> {
         let need = self.when_idle(key, |st, idx| {
             let wake = st.delete(&self.words, idx)?;
-            Ok::<_, Error>(wake && st.wake.request())
+            Ok::<_, Error>(wake && self.request(st))
         })??;
         self.wake(need)
     }
@@ -259,7 +273,7 @@ impl<C: Config> Base<C> {
     pub fn free(&self, key: Key) -> Result<(), Error> {
         let (cb, need) = self.when_idle(key, |st, idx| {
             let (cb, wake) = st.free(&self.words, idx);
-            (cb, wake && st.wake.request())
+            (cb, wake && self.request(st))
         })?;
         drop(cb); // user code (captured state) runs outside the lock
         self.wake(need)
@@ -280,7 +294,7 @@ impl<C: Config> Base<C> {
         let r = self.with(|st| {
             let idx = self.check(st, key)?;
             let (old, wake) = st.finalize(&self.words, idx, fin.take().expect("once"));
-            Ok::<_, Error>((old, wake && st.wake.request()))
+            Ok::<_, Error>((old, wake && self.request(st)))
         });
         let (old, need) = r?;
         drop(old);
@@ -320,7 +334,7 @@ impl<C: Config> Base<C> {
     fn activate_slow(&self, key: Key, ready: Ready) -> Result<(), Error> {
         let need = self.with(|st| {
             let idx = self.check(st, key)?;
-            Ok::<_, Error>(st.enqueue(&self.words, idx, ready) && st.wake.request())
+            Ok::<_, Error>(st.enqueue(&self.words, idx, ready) && self.request(st))
         })?;
         self.wake(need)
     }
@@ -346,7 +360,7 @@ impl<C: Config> Base<C> {
     pub fn loop_break(&self) -> Result<(), Error> {
         let need = self.with(|st| {
             st.ctl.brk = true;
-            st.wake.request()
+            self.request(st)
         });
         self.wake(need)
     }
@@ -365,7 +379,7 @@ impl<C: Config> Base<C> {
                 None => st.ctl.exit = true,
                 Some(at) => st.ctl.exit_at = st.ctl.exit_at.min(at),
             }
-            st.wake.request()
+            self.request(st)
         });
         self.wake(need)
     }

@@ -7,14 +7,18 @@ use crate::event::{Fired, Key};
 use crate::options::{Exit, RunFlags};
 use crate::seam::{Callback, Clock, Config, Lock, Poller};
 use crate::state::BaseState;
-use crate::sync::{fence, Ordering};
+use crate::sync::{fence, spin_loop, Ordering};
 use crate::Error;
 
 use super::Base;
 
 enum Step {
     Stop(Exit),
+    /// Poll with this timeout; `polling` is already set if it blocks.
     Wait(Option<Duration>),
+    /// Spin up to this long watching for requests (the activity snapshot is the second field),
+    /// then block with the timeout.
+    Spin(Duration, u32, Option<Duration>),
 }
 
 /// Marks the loop as not running when the run ends, by return or by a callback's panic.
@@ -118,21 +122,32 @@ impl<C: Config> Base<C> {
             let timeout = match step {
                 Step::Stop(exit) => return Ok(exit),
                 Step::Wait(t) => t,
+                Step::Spin(spin, seen, t) => match self.spin_then_commit(spin, seen, t) {
+                    Some(t) => t,
+                    None => continue, // something changed: plan again, without sleeping
+                },
             };
             let waited = poller.wait(timeout);
             // Read the clock after the wait: a timer is due only if its deadline is not after
             // a time the poller had already reached, so it never fires early.
             let now = self.clock.now().as_nanos();
-            let active = self.with(|st| {
+            let (active, stop) = self.with(|st| {
                 st.wake.leave_poll();
                 poller.ready(|r| st.on_ready(&self.words, r, &self.notifier));
                 st.expire(&self.words, now);
-                st.n_active > 0
+                let active = st.n_active > 0;
+                (active, if active { None } else { take_stop(st) })
             });
             waited.map_err(Error::Poll)?;
+            if let Some(exit) = stop {
+                return Ok(exit);
+            }
             if active {
-                let ran = self.process_active();
-                if flags.once && ran > 0 && self.with(|st| st.n_active == 0) {
+                let (ran, stop, idle) = self.process_active();
+                if let Some(exit) = stop {
+                    return Ok(exit);
+                }
+                if flags.once && ran > 0 && idle {
                     return Ok(Exit::Done);
                 }
             } else if flags.nonblock {
@@ -141,10 +156,42 @@ impl<C: Config> Base<C> {
         }
     }
 
-    /// Runs callbacks of the highest priority that has any, and returns how many ran. After a
-    /// level ran callbacks the loop polls again before lower levels (libevent's rule), so a
-    /// newly active higher-priority event is never starved.
-    fn process_active(&self) -> usize {
+    /// Spins up to `spin` while no request is made, then commits to blocking: under the lock,
+    /// if still nothing changed, sets `polling` (from then on a change writes the notifier).
+    /// Returns the timeout to block with, or `None` if a change arrived (go round again).
+    fn spin_then_commit(
+        &self,
+        spin: Duration,
+        seen: u32,
+        timeout: Option<Duration>,
+    ) -> Option<Option<Duration>> {
+        let start = self.clock.now();
+        let end = start.saturating_add(spin);
+        // A clock that does not move (a mock) still ends the spin: bound the iterations too.
+        let max = (spin.as_nanos() / 2).clamp(16, 1 << 20) as u32;
+        let mut i = 0u32;
+        while self.activity.load(Ordering::Relaxed) == seen {
+            i += 1;
+            if i >= max || (i.is_multiple_of(16) && self.clock.now() >= end) {
+                break;
+            }
+            spin_loop();
+        }
+        let spent = self.clock.now().saturating_duration_since(start);
+        self.with(|st| {
+            if st.wake.stats.requests as u32 != seen {
+                return None;
+            }
+            st.wake.enter_poll();
+            Some(timeout.map(|t| t.saturating_sub(spent)))
+        })
+    }
+
+    /// Runs callbacks of the highest priority that has any. After a level ran callbacks the
+    /// loop polls again before lower levels (libevent's rule), so a newly active
+    /// higher-priority event is never starved. Returns how many ran, a break or exit requested
+    /// meanwhile (consumed: it ends this run), and whether nothing is left queued.
+    fn process_active(&self) -> (usize, Option<Exit>, bool) {
         let Some((prio, max, limit_time)) = self.with(|st| {
             let prio = st.first_active_priority()?;
             let limited = prio >= st.opts.limit_from;
@@ -156,14 +203,14 @@ impl<C: Config> Base<C> {
             let time = if limited { st.opts.max_interval } else { None };
             Some((prio, max, time))
         }) else {
-            return 0;
+            return (0, None, true);
         };
         let end = limit_time.map(|d| self.clock.now().saturating_add(d));
         let mut count = 0u32;
         let mut done: Option<(u32, C::Callback, bool)> = None;
         loop {
             let stop = count >= max || end.is_some_and(|end| self.clock.now() >= end);
-            let (job, rest, waiters) = self.with(|st| {
+            let (job, rest, waiters, end_state) = self.with(|st| {
                 let rest = done
                     .take()
                     .and_then(|(idx, cb, fin)| st.end(&self.words, idx, cb, fin));
@@ -172,14 +219,16 @@ impl<C: Config> Base<C> {
                 } else {
                     st.begin(&self.words, prio, &self.clock)
                 };
-                (job, rest, st.waiters > 0)
+                let end_state = job.is_none().then(|| (take_stop(st), st.n_active == 0));
+                (job, rest, st.waiters > 0, end_state)
             });
             drop(rest); // user state is dropped outside the lock
             if waiters {
                 C::Lock::wake_all(&self.state);
             }
             let Some(job) = job else {
-                return count as usize;
+                let (stop, idle) = end_state.unwrap_or((None, false));
+                return (count as usize, stop, idle);
             };
             // Pairs with the fence in `activate`: the word was cleared before this point, so an
             // activation that still saw it queued wrote its data before this callback reads.
@@ -207,6 +256,19 @@ impl<C: Config> Base<C> {
     }
 }
 
+/// Consumes a pending break or exit request.
+fn take_stop<C: Config>(st: &mut BaseState<C>) -> Option<Exit> {
+    if st.ctl.brk {
+        st.ctl.brk = false;
+        Some(Exit::Break)
+    } else if st.ctl.exit {
+        st.ctl.exit = false;
+        Some(Exit::Exit)
+    } else {
+        None
+    }
+}
+
 /// The locked part of an iteration before the wait: control requests, interest changes, the
 /// timeout, and the `polling` flag (set only if the loop is going to block).
 fn plan<C: Config>(
@@ -217,13 +279,8 @@ fn plan<C: Config>(
     now: u64,
 ) -> Step {
     st.ctl.cont = false;
-    if st.ctl.brk {
-        st.ctl.brk = false;
-        return Step::Stop(Exit::Break);
-    }
-    if st.ctl.exit {
-        st.ctl.exit = false;
-        return Step::Stop(Exit::Exit);
+    if let Some(exit) = take_stop(st) {
+        return Step::Stop(exit);
     }
     st.apply_changes(words, poller);
     if !flags.forever && !st.has_events() && st.next_deadline().is_none() {
@@ -235,8 +292,13 @@ fn plan<C: Config>(
         st.next_deadline()
             .map(|at| Duration::from_nanos(at.saturating_sub(now)))
     };
-    if timeout != Some(Duration::ZERO) {
-        st.wake.enter_poll();
+    if timeout == Some(Duration::ZERO) {
+        return Step::Wait(timeout);
     }
+    let spin = timeout.map_or(st.opts.spin, |t| t.min(st.opts.spin));
+    if !spin.is_zero() {
+        return Step::Spin(spin, st.wake.stats.requests as u32, timeout);
+    }
+    st.wake.enter_poll();
     Step::Wait(timeout)
 }

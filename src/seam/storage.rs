@@ -174,8 +174,11 @@ mod growable {
                 return true;
             }
             let (last, _) = locate(len - 1);
-            if last >= BUCKETS {
+            let Some(top) = self.buckets.get(last) else {
                 return false;
+            };
+            if top.is_completed() {
+                return true; // buckets are made in order: every lower one exists too
             }
             for (b, bucket) in self.buckets.iter().enumerate().take(last + 1) {
                 bucket.call_once(|| (0..FIRST << b).map(|_| AtomicU32::new(0)).collect());

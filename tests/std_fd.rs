@@ -1,0 +1,319 @@
+#![cfg(not(miri))]
+//! fd events on real sockets, for every poller: level and edge, write, peer close, one-shot,
+//! thousands of fds, interest churn that reaches no kernel, closed and refused fds.
+
+#[path = "util/mod.rs"]
+mod util;
+
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+
+use rouse::{Event, Exit, Fired, Interest, Key, Ready, RunFlags};
+use rouse_std::{source, Base, Events, EventsExt, PollerKind};
+use util::{base_with_poller, drain, pair, run_in_thread, write_byte};
+
+/// One loop iteration that never blocks (`EVLOOP_ONCE | EVLOOP_NONBLOCK`).
+fn iterate(base: &Base) -> io::Result<Exit> {
+    base.run_with(RunFlags::ONCE_NONBLOCK)
+}
+
+/// What a [`recorder`] callback was told, in order.
+type Log = Arc<Mutex<Vec<Ready>>>;
+
+/// A callback that records what it was told.
+fn recorder() -> (Log, impl FnMut(&Events, Fired) + Send + 'static) {
+    let log = Log::default();
+    let l = log.clone();
+    (log, move |_: &Events, f: Fired| {
+        l.lock().unwrap().push(f.ready)
+    })
+}
+
+fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
+    std::mem::take(&mut log.lock().unwrap())
+}
+
+#[test]
+fn level_read_fires_every_iteration_until_read() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let (a, b) = pair()?;
+        let (log, cb) = recorder();
+        base.add_fd(&a, Interest::READ, cb)?;
+        assert_eq!(iterate(&base)?, Exit::Done);
+        assert_eq!(take(&log), [], "{p}: nothing written yet");
+        write_byte(&b)?;
+        for i in 1..=3 {
+            iterate(&base)?;
+            assert_eq!(take(&log), [Ready::READ], "{p}: unread byte, iteration {i}");
+        }
+        assert_eq!(drain(&a)?, 1);
+        iterate(&base)?;
+        assert_eq!(take(&log), [], "{p}: read");
+    }
+    Ok(())
+}
+
+#[test]
+fn edge_read_fires_once_per_write_and_degrades_to_level_on_poll() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        // poll(2) has no edges: the interest is reported level there.
+        let edges = p != PollerKind::Poll;
+        let base = base_with_poller(p)?;
+        let (a, b) = pair()?;
+        let (log, cb) = recorder();
+        base.add_fd(&a, Interest::READ | Interest::EDGE, cb)?;
+        for write in 1..=3 {
+            write_byte(&b)?; // never read
+            iterate(&base)?;
+            assert_eq!(take(&log), [Ready::READ], "{p}: write {write}");
+            iterate(&base)?;
+            let again = take(&log);
+            if edges {
+                assert_eq!(again, [], "{p}: no new write, no new edge");
+            } else {
+                assert_eq!(again, [Ready::READ], "{p}: level while unread");
+            }
+        }
+        assert_eq!(drain(&a)?, 3);
+    }
+    Ok(())
+}
+
+#[test]
+fn write_readiness_follows_buffer_space() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let (a, b) = pair()?;
+        let (log, cb) = recorder();
+        base.add_fd(&a, Interest::WRITE, cb)?;
+        iterate(&base)?;
+        assert_eq!(
+            take(&log),
+            [Ready::WRITE],
+            "{p}: an empty socket is writable"
+        );
+        // Fill it: no longer writable.
+        let chunk = [0u8; 4096];
+        let mut filled = 0usize;
+        loop {
+            match io::Write::write(&mut &a, &chunk) {
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        assert!(filled > 0);
+        iterate(&base)?;
+        assert_eq!(take(&log), [], "{p}: full");
+        assert_eq!(drain(&b)?, filled);
+        iterate(&base)?;
+        assert_eq!(take(&log), [Ready::WRITE], "{p}: drained by the peer");
+    }
+    Ok(())
+}
+
+#[test]
+fn peer_hang_up_is_reported_closed() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let (a, b) = pair()?;
+        let (log, cb) = recorder();
+        base.add_fd(&a, Interest::CLOSED, cb)?;
+        write_byte(&b)?;
+        iterate(&base)?;
+        assert_eq!(take(&log), [], "{p}: data is not a hang-up");
+        drop(b);
+        iterate(&base)?;
+        let got = take(&log);
+        assert_eq!(got.len(), 1, "{p}: {got:?}");
+        assert!(got[0].contains(Ready::CLOSED), "{p}: {got:?}");
+
+        // With READ as well: the close is reported with both.
+        let (c, d) = pair()?;
+        let (log, cb) = recorder();
+        base.add_fd(&c, Interest::READ | Interest::CLOSED, cb)?;
+        drop(d);
+        iterate(&base)?;
+        let got = take(&log);
+        assert_eq!(got.len(), 1, "{p}: {got:?}");
+        assert!(got[0].contains(Ready::CLOSED | Ready::READ), "{p}: {got:?}");
+        drop((a, c));
+    }
+    Ok(())
+}
+
+#[test]
+fn one_shot_stops_being_pending_after_it_fires_and_persistent_stays() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let (a, b) = pair()?;
+        let (once_log, cb) = recorder();
+        let once = base.add_event(Event::io(source(&a), Interest::READ), None, cb)?;
+        let (c, d) = pair()?;
+        let (persist_log, cb) = recorder();
+        let persist = base.add_fd(&c, Interest::READ, cb)?;
+        assert!(base.is_pending(once)? && base.is_pending(persist)?);
+        write_byte(&b)?;
+        write_byte(&d)?;
+        iterate(&base)?;
+        assert_eq!(take(&once_log), [Ready::READ], "{p}");
+        assert_eq!(take(&persist_log), [Ready::READ], "{p}");
+        assert!(!base.is_pending(once)?, "{p}: a one-shot event fired");
+        assert!(base.is_pending(persist)?, "{p}");
+        // Still readable (unread): only the persistent event fires again.
+        iterate(&base)?;
+        assert_eq!(take(&once_log), [], "{p}");
+        assert_eq!(take(&persist_log), [Ready::READ], "{p}");
+        // Re-added, the one-shot event fires once more.
+        base.add(once, None)?;
+        iterate(&base)?;
+        assert_eq!(take(&once_log), [Ready::READ], "{p}");
+        assert_eq!(take(&persist_log), [Ready::READ], "{p}");
+        // Deleting the persistent one: no more runs, and run() has nothing left to wait for.
+        base.delete(persist)?;
+        assert_eq!(base.run()?, Exit::Empty, "{p}");
+        assert_eq!(take(&persist_log), [], "{p}");
+    }
+    Ok(())
+}
+
+/// Socketpairs of the many-fds test: 2 fds each. With the churn test's 1000 pairs and the small
+/// tests running alongside, this binary stays below 7000 fds (the hard limit is 20000).
+const MANY: usize = 2000;
+
+#[test]
+fn two_thousand_sockets_each_fire_once() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let pairs = Arc::new((0..MANY).map(|_| pair()).collect::<io::Result<Vec<_>>>()?);
+        let hits: Arc<Vec<AtomicU64>> = Arc::new((0..MANY).map(|_| AtomicU64::new(0)).collect());
+        let total = Arc::new(AtomicUsize::new(0));
+        for (i, (a, _)) in pairs.iter().enumerate() {
+            let (hits, total, socks) = (hits.clone(), total.clone(), pairs.clone());
+            base.add_fd(a, Interest::READ, move |events, fired| {
+                assert_eq!(fired.ready, Ready::READ);
+                assert_eq!(drain(&socks[i].0).unwrap(), 1, "one byte per socket");
+                hits[i].fetch_add(1, SeqCst);
+                if total.fetch_add(1, SeqCst) + 1 == MANY {
+                    events.loop_break().unwrap();
+                }
+            })?;
+        }
+        // Written in reverse, from another thread while the loop runs.
+        let lt = run_in_thread(base, RunFlags::UNTIL_EMPTY, &format!("{p}: {MANY} fds"));
+        for (_, b) in pairs.iter().rev() {
+            write_byte(b)?;
+        }
+        let base = lt.expect_exit(Exit::Break);
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(h.load(SeqCst), 1, "{p}: socket {i}");
+        }
+        assert_eq!(base.counts().pending as usize, MANY);
+        drop(base); // before the sockets it borrows (and the callbacks' references to them)
+        assert_eq!(Arc::strong_count(&pairs), 1, "the callbacks were dropped");
+    }
+    Ok(())
+}
+
+#[test]
+fn delete_and_add_churn_reaches_no_kernel() -> io::Result<()> {
+    const N: usize = 1000;
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let pairs = (0..N).map(|_| pair()).collect::<io::Result<Vec<_>>>()?;
+        let keys: Vec<Key> = pairs
+            .iter()
+            .map(|(a, _)| base.add_fd(a, Interest::READ, |_, _| panic!("never readable")))
+            .collect::<io::Result<_>>()?;
+        assert_eq!(base.run_nonblocking()?, Exit::Done);
+        let registered = base.interest_syscalls().expect("the loop is not running");
+        if p != PollerKind::Poll {
+            assert!(registered >= N as u64, "{p}: {registered} registrations");
+        }
+        for _ in 0..10 {
+            for &k in &keys {
+                base.delete(k)?;
+                base.add(k, None)?;
+            }
+            assert_eq!(base.run_nonblocking()?, Exit::Done);
+        }
+        let after = base.interest_syscalls().expect("the loop is not running");
+        assert_eq!(
+            after, registered,
+            "{p}: delete+add between runs is no change"
+        );
+        // A real change costs one call per fd (none for poll(2), whose set is in user space).
+        for &k in &keys {
+            base.delete(k)?;
+        }
+        assert_eq!(base.run_nonblocking()?, Exit::Empty);
+        let gone = base.interest_syscalls().expect("the loop is not running");
+        match p {
+            PollerKind::Poll => assert_eq!((registered, gone), (0, 0)),
+            _ => assert_eq!(gone - after, N as u64, "{p}: one deregistration per fd"),
+        }
+        drop(base);
+    }
+    Ok(())
+}
+
+#[test]
+fn an_fd_closed_while_registered_then_deleted_is_harmless() -> io::Result<()> {
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let (a, b) = pair()?;
+        let (old_log, cb) = recorder();
+        let old = base.add_fd(&a, Interest::READ | Interest::WRITE, cb)?;
+        iterate(&base)?; // registered
+        assert_eq!(take(&old_log), [Ready::WRITE], "{p}");
+        drop(a); // closed while registered
+        base.delete(old)?;
+        iterate(&base)?;
+        assert_eq!(take(&old_log), [], "{p}");
+        // Its number is likely reused by the next socket: the old event must stay silent.
+        let (c, d) = pair()?;
+        let (new_log, cb) = recorder();
+        base.add_fd(&c, Interest::READ, cb)?;
+        write_byte(&d)?;
+        write_byte(&b).or_else(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe => Ok(()),
+            _ => Err(e),
+        })?;
+        for _ in 0..3 {
+            iterate(&base)?;
+        }
+        assert_eq!(take(&new_log), [Ready::READ; 3], "{p}");
+        assert_eq!(take(&old_log), [], "{p}: no callback for the closed fd");
+        base.free(old)?;
+        drop((c, d));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_refused_registration_activates_the_event_with_error() -> io::Result<()> {
+    // A regular file: epoll refuses it (EPERM); kqueue and poll(2) report it always readable.
+    let file = std::fs::File::open(std::env::current_exe()?)?;
+    for &p in PollerKind::available() {
+        let base = base_with_poller(p)?;
+        let (log, cb) = recorder();
+        base.add_fd(&file, Interest::READ, cb)?;
+        iterate(&base)?;
+        let got = take(&log);
+        assert_eq!(got.len(), 1, "{p}: {got:?}");
+        if p == PollerKind::Epoll {
+            assert!(got[0].contains(Ready::ERROR), "{p}: {got:?}");
+            assert_eq!(base.poll_errors(), 1);
+            // Refused once, reported once: no busy loop on a registration that failed.
+            iterate(&base)?;
+            assert_eq!(take(&log), [], "{p}");
+        } else {
+            assert_eq!(got[0], Ready::READ, "{p}");
+            assert_eq!(base.poll_errors(), 0);
+        }
+        drop(base);
+    }
+    Ok(())
+}

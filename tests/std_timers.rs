@@ -1,0 +1,269 @@
+#![cfg(not(miri))]
+//! Timers in real time: never early, in deadline order, a steady cadence, sub-millisecond
+//! precision, zero and `Duration::MAX` timeouts, common timeouts.
+
+#[path = "util/mod.rs"]
+mod util;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rouse::{Event, Exit, Fired, Key, Ready, RunFlags};
+use rouse_std::{Events, EventsExt, MonotonicClock, PollerKind};
+use util::{base_with_poller, default_base, run_in_thread, wait_blocked, Rng};
+
+/// The std instant of an event's armed deadline.
+fn deadline(events: &Events, key: Key) -> Instant {
+    let at = events.info(key).unwrap().deadline.expect("armed");
+    MonotonicClock::to_std(at)
+}
+
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
+fn log<T>() -> Log<T> {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+#[test]
+fn timers_never_fire_early() -> io::Result<()> {
+    let mut rng = Rng::from_env_or_time();
+    let seed = rng.seed();
+    let base = default_base()?;
+    // (what the callback saw, when it was due at the earliest)
+    let fired: Log<(Instant, Instant)> = log();
+    for _ in 0..100 {
+        let d = Duration::from_micros(rng.below(50_000));
+        let due = Instant::now() + d; // the base's own deadline is later still
+        let f = fired.clone();
+        base.add_timer(d, move |_, fired: Fired| {
+            assert_eq!(fired.ready, Ready::TIMEOUT);
+            f.lock().unwrap().push((Instant::now(), due));
+        })?;
+    }
+    assert_eq!(base.run()?, Exit::Empty);
+    let fired = fired.lock().unwrap();
+    assert_eq!(fired.len(), 100);
+    for &(at, due) in fired.iter() {
+        assert!(
+            at >= due,
+            "fired {:?} early (ROUSE_TEST_SEED={seed})",
+            due - at
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn timers_fire_in_deadline_order() -> io::Result<()> {
+    let mut rng = Rng::from_env_or_time();
+    let seed = rng.seed();
+    let base = default_base()?;
+    let mut millis: Vec<u64> = (1..=40).collect();
+    for i in (1..millis.len()).rev() {
+        millis.swap(i, rng.below(i as u64 + 1) as usize); // shuffled insertion order
+    }
+    let order: Log<(Key, Instant)> = log();
+    let mut keys = Vec::new();
+    for ms in millis {
+        let o = order.clone();
+        let k = base.add_timer(Duration::from_millis(ms), move |_, f: Fired| {
+            o.lock().unwrap().push((f.key, Instant::now()));
+        })?;
+        keys.push((deadline(&base, k), k));
+    }
+    assert_eq!(base.run()?, Exit::Empty);
+    // The deadlines the base computed, not the durations: a preempted add shifts its own.
+    keys.sort_by_key(|&(due, _)| due); // stable: equal deadlines keep their order
+    let order = order.lock().unwrap();
+    let fired: Vec<Key> = order.iter().map(|&(k, _)| k).collect();
+    let expected: Vec<Key> = keys.iter().map(|&(_, k)| k).collect();
+    assert_eq!(fired, expected, "ROUSE_TEST_SEED={seed}");
+    for (&(_, at), &(due, _)) in order.iter().zip(&keys) {
+        assert!(at >= due, "early by {:?}", due - at);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_persistent_timer_keeps_its_cadence() -> io::Result<()> {
+    const EVERY: Duration = Duration::from_millis(10);
+    const FIRES: usize = 20;
+    let base = default_base()?;
+    // (when it ran, its next deadline as re-armed before the run)
+    let fires: Log<(Instant, Instant)> = log();
+    let f = fires.clone();
+    let start = Instant::now();
+    let key = base.add_interval(EVERY, move |events, fired: Fired| {
+        assert_eq!(fired.ready, Ready::TIMEOUT);
+        let next = deadline(events, fired.key);
+        let mut f = f.lock().unwrap();
+        f.push((Instant::now(), next));
+        if f.len() == FIRES {
+            events.delete(fired.key).unwrap();
+        }
+    })?;
+    let first = deadline(&base, key);
+    assert_eq!(base.run()?, Exit::Empty);
+    let fires = fires.lock().unwrap();
+    assert_eq!(fires.len(), FIRES);
+    let mut due = first;
+    for (i, &(at, next)) in fires.iter().enumerate() {
+        let n = i as u32 + 1;
+        assert!(at >= start + EVERY * n, "fire {n} early");
+        assert!(at >= due, "fire {n} before its deadline");
+        // Re-armed from the previous deadline, not from when it ran: no drift. (Only a loop
+        // that fell a whole interval behind re-arms from now.)
+        if at < due + EVERY {
+            assert_eq!(next, due + EVERY, "fire {n} re-armed off the cadence");
+        }
+        due = next;
+    }
+    let last = fires[FIRES - 1].0;
+    assert!(
+        last < start + EVERY * FIRES as u32 + Duration::from_millis(30),
+        "the 20th fire came {:?} after the start: drift accumulated",
+        last - start
+    );
+    Ok(())
+}
+
+/// Whether the poller waits with sub-millisecond timeouts on this OS.
+fn sub_millisecond(p: PollerKind) -> bool {
+    match p {
+        PollerKind::Epoll | PollerKind::Kqueue => true,
+        PollerKind::Poll => cfg!(any(target_os = "linux", target_os = "freebsd")),
+    }
+}
+
+#[test]
+fn short_waits_are_precise_to_well_under_a_millisecond() -> io::Result<()> {
+    let mut rng = Rng::from_env_or_time();
+    for &p in PollerKind::available() {
+        if !sub_millisecond(p) {
+            continue;
+        }
+        let base = base_with_poller(p)?;
+        let mut late = Vec::new();
+        for _ in 0..200 {
+            let d = Duration::from_micros(300 + rng.below(500));
+            let at: Arc<Mutex<Option<Instant>>> = Arc::default();
+            let a = at.clone();
+            let added = Instant::now();
+            base.add_timer(d, move |_, _| *a.lock().unwrap() = Some(Instant::now()))?;
+            assert_eq!(base.run()?, Exit::Empty);
+            let fired = at.lock().unwrap().expect("fired");
+            assert!(fired >= added + d, "{p}: early by {:?}", added + d - fired);
+            late.push(fired - (added + d));
+        }
+        late.sort();
+        let median = late[late.len() / 2];
+        eprintln!(
+            "{p}: lateness of 300-800 us waits: median {median:?}, 90th {:?}, max {:?}",
+            late[late.len() * 9 / 10],
+            late[late.len() - 1]
+        );
+        assert!(median < Duration::from_millis(1), "{p}: median {median:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_zero_timeout_fires_at_the_next_iteration() -> io::Result<()> {
+    let base = default_base()?;
+    let fired: Log<Ready> = log();
+    let f = fired.clone();
+    let key = base.add_timer(Duration::ZERO, move |_, x: Fired| {
+        f.lock().unwrap().push(x.ready)
+    })?;
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(*fired.lock().unwrap(), [Ready::TIMEOUT]);
+    assert!(!base.is_pending(key)?);
+    // Re-armed with zero, from a callback of the same base: the next iteration again.
+    let again: Log<Ready> = log();
+    let a = again.clone();
+    base.add_event(
+        Event::timer(),
+        Some(Duration::ZERO),
+        move |events, x: Fired| {
+            let mut a = a.lock().unwrap();
+            a.push(x.ready);
+            if a.len() < 3 {
+                events.add(x.key, Some(Duration::ZERO)).unwrap();
+            }
+        },
+    )?;
+    for n in 1..=3 {
+        base.run_with(RunFlags::ONCE_NONBLOCK)?;
+        assert_eq!(again.lock().unwrap().len(), n);
+    }
+    assert_eq!(base.run()?, Exit::Empty);
+    Ok(())
+}
+
+#[test]
+fn duration_max_never_fires_and_does_not_overflow() -> io::Result<()> {
+    let base = default_base()?;
+    let never = base.add_timer(Duration::MAX, |_, _| panic!("Duration::MAX fired"))?;
+    base.add_interval(Duration::MAX, |_, _| panic!("Duration::MAX interval fired"))?;
+    base.loop_exit(Some(Duration::MAX))?;
+    assert!(base.info(never)?.pending);
+    // A short timer among them fires normally.
+    let short: Log<Ready> = log();
+    let s = short.clone();
+    base.add_timer(Duration::from_millis(2), move |_, f: Fired| {
+        s.lock().unwrap().push(f.ready)
+    })?;
+    assert_eq!(base.run_once()?, Exit::Done);
+    assert_eq!(*short.lock().unwrap(), [Ready::TIMEOUT]);
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    // With only them left the loop sleeps (no busy loop, no error from a huge timeout) until
+    // another thread breaks it.
+    let before = base.wake_stats().blocking_polls;
+    let lt = run_in_thread(base, RunFlags::UNTIL_EMPTY, "Duration::MAX");
+    let h = lt.handle().clone();
+    wait_blocked(&h, before, "only Duration::MAX timers");
+    assert_eq!(
+        h.wake_stats().blocking_polls,
+        before + 1,
+        "one wait, not a spin"
+    );
+    h.loop_break()?;
+    let base = lt.expect_exit(Exit::Break);
+    assert!(base.is_pending(never)?);
+    Ok(())
+}
+
+#[test]
+fn common_timeouts_fire_in_order() -> io::Result<()> {
+    let base = default_base()?;
+    let long = base.common_timeout(Duration::from_millis(15))?;
+    let short = base.common_timeout(Duration::from_millis(5))?;
+    assert_eq!(base.common_timeout(Duration::from_millis(15))?, long);
+    let order: Log<(Key, Instant)> = log();
+    let mut added = Vec::new();
+    for i in 0..20 {
+        let o = order.clone();
+        let k = base.event(Event::timer(), move |_, f: Fired| {
+            assert_eq!(f.ready, Ready::TIMEOUT);
+            o.lock().unwrap().push((f.key, Instant::now()));
+        })?;
+        let (ct, after) = if i % 2 == 0 { (long, 15) } else { (short, 5) };
+        let at = Instant::now();
+        base.add_common(k, ct)?;
+        let due = deadline(&base, k);
+        assert!(due >= at + Duration::from_millis(after));
+        added.push((due, i, k));
+    }
+    assert_eq!(base.run()?, Exit::Empty);
+    // By deadline; within one common timeout that is the order of adding.
+    added.sort_by_key(|&(due, i, _)| (due, i));
+    let order = order.lock().unwrap();
+    let fired: Vec<Key> = order.iter().map(|&(k, _)| k).collect();
+    let expected: Vec<Key> = added.iter().map(|&(_, _, k)| k).collect();
+    assert_eq!(fired, expected);
+    for (&(_, at), &(due, _, _)) in order.iter().zip(&added) {
+        assert!(at >= due, "early by {:?}", due - at);
+    }
+    Ok(())
+}

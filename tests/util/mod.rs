@@ -1,0 +1,296 @@
+//! Helpers of the `std_*` integration tests: bounded waits, a loop on its own thread,
+//! socketpairs, every poller x notifier pair of this OS, a seeded random source.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use rouse::{Exit, RunFlags};
+use rouse_std::{Base, Builder, Events, Handle, NotifierKind, PollerKind};
+
+/// The bound of every wait that should take microseconds: far above any scheduling hiccup,
+/// short enough to report a hang clearly.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// Polls `cond` until it holds; panics with `what` after `timeout`. Spins first, then yields,
+/// then sleeps in short steps: a sleep here only paces the polling of a condition.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let mut round = 0u32;
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        round += 1;
+        if round < 100 {
+            std::hint::spin_loop();
+        } else if round < 1000 {
+            thread::yield_now();
+        } else {
+            thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
+/// Asserts that `cond` holds for the whole of `window` (polled): the observation window of a
+/// negative property ("this call is still blocked"), never a synchronization.
+#[track_caller]
+pub fn holds_for(window: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < window {
+        assert!(
+            cond(),
+            "{what}: stopped holding after {:?}",
+            start.elapsed()
+        );
+        thread::sleep(Duration::from_micros(200));
+    }
+    assert!(cond(), "{what}: stopped holding at the end of {window:?}");
+}
+
+/// Waits until the loop of `events` has entered a blocking wait more than `before` times
+/// (`wake_stats().blocking_polls` is counted when the loop commits to block: from then on any
+/// change must wake it).
+#[track_caller]
+pub fn wait_blocked(events: &Events, before: u64, what: &str) {
+    wait_until(BOUND, &format!("the loop blocks ({what})"), || {
+        events.wake_stats().blocking_polls > before
+    });
+}
+
+/// A loop running on its own thread; [`join`](LoopThread::join) is bounded.
+pub struct LoopThread {
+    join: Option<JoinHandle<(io::Result<Exit>, Base)>>,
+    handle: Handle,
+    thread: ThreadId,
+    what: String,
+}
+
+/// Runs `base` with `flags` on a new thread named after `what` (which names the case in
+/// failure messages). The base comes back from [`LoopThread::join`].
+pub fn run_in_thread(base: Base, flags: RunFlags, what: &str) -> LoopThread {
+    let handle = base.handle();
+    let join = thread::Builder::new()
+        .name(format!("loop: {what}"))
+        .spawn(move || {
+            let r = base.run_with(flags);
+            (r, base)
+        })
+        .expect("spawn the loop thread");
+    LoopThread {
+        thread: join.thread().id(),
+        join: Some(join),
+        handle,
+        what: what.to_string(),
+    }
+}
+
+impl LoopThread {
+    /// A handle to the running base.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The loop thread's id.
+    pub fn thread_id(&self) -> ThreadId {
+        self.thread
+    }
+
+    /// Whether the run has returned.
+    pub fn is_finished(&self) -> bool {
+        self.join.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits (at most [`BOUND`]) for the run to return; panics with the wake counters if it
+    /// does not, and re-raises a panic of the loop thread.
+    #[track_caller]
+    pub fn join(self) -> (io::Result<Exit>, Base) {
+        self.join_within(BOUND)
+    }
+
+    /// As [`join`](LoopThread::join), with another bound.
+    #[track_caller]
+    pub fn join_within(mut self, timeout: Duration) -> (io::Result<Exit>, Base) {
+        let join = self.join.take().expect("joined once");
+        let start = Instant::now();
+        while !join.is_finished() {
+            if start.elapsed() > timeout {
+                let h = self.handle.clone();
+                // Leave the thread behind (it is stuck: that is the failure).
+                std::mem::forget(join);
+                panic!(
+                    "{}: the loop did not return within {timeout:?}; {:?}, {:?}",
+                    self.what,
+                    h.wake_stats(),
+                    h.counts()
+                );
+            }
+            thread::sleep(Duration::from_micros(100));
+        }
+        match join.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// Joins a run expected to return `exit`; returns the base.
+    #[track_caller]
+    pub fn expect_exit(self, exit: Exit) -> Base {
+        let what = self.what.clone();
+        let (r, base) = self.join();
+        match r {
+            Ok(e) => assert_eq!(e, exit, "{what}: the run returned {e:?}"),
+            Err(e) => panic!("{what}: the run failed: {e}"),
+        }
+        base
+    }
+}
+
+impl Drop for LoopThread {
+    fn drop(&mut self) {
+        if self.join.is_some() {
+            // Not joined (the test failed): stop the loop if it can still be stopped.
+            let _ = self.handle.loop_break();
+        }
+    }
+}
+
+/// A connected, non-blocking `AF_UNIX` stream pair.
+pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+    let (a, b) = UnixStream::pair()?;
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    Ok((a, b))
+}
+
+/// Writes one byte.
+pub fn write_byte(mut s: &UnixStream) -> io::Result<()> {
+    s.write_all(b"x")
+}
+
+/// Reads everything readable now; returns how many bytes.
+pub fn drain(mut s: &UnixStream) -> io::Result<usize> {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Every notifier kind this OS has.
+pub fn notifiers() -> Vec<NotifierKind> {
+    [
+        NotifierKind::KqueueUser,
+        NotifierKind::EventFd,
+        NotifierKind::Pipe,
+        NotifierKind::SocketPair,
+    ]
+    .into_iter()
+    .filter(|n| n.available())
+    .collect()
+}
+
+/// Every (poller, notifier) pair this OS offers (`kqueue-user` only with kqueue).
+pub fn all_kinds() -> Vec<(PollerKind, NotifierKind)> {
+    let mut v = Vec::new();
+    for &p in PollerKind::available() {
+        for n in notifiers() {
+            if n == NotifierKind::KqueueUser && p != PollerKind::Kqueue {
+                continue;
+            }
+            v.push((p, n));
+        }
+    }
+    v
+}
+
+/// A builder of exactly this pair (the environment ignored).
+pub fn builder(p: PollerKind, n: NotifierKind) -> Builder {
+    Builder::new().ignore_env().poller(p).notifier(n)
+}
+
+/// A base of exactly this pair.
+pub fn base_of(p: PollerKind, n: NotifierKind) -> io::Result<Base> {
+    let base = builder(p, n).build()?;
+    assert_eq!((base.poller_kind(), base.notifier_kind()), (p, n));
+    Ok(base)
+}
+
+/// A base with poller `p` and the notifier the environment asks for (`ROUSE_NOTIFIER`), else
+/// the default: the suite's forced-fallback runs reach it.
+pub fn base_with_poller(p: PollerKind) -> io::Result<Base> {
+    let base = Builder::new().poller(p).build()?;
+    assert_eq!(base.poller_kind(), p);
+    Ok(base)
+}
+
+/// A base as the environment asks for (`ROUSE_POLLER`, `ROUSE_NOTIFIER`), else the default.
+pub fn default_base() -> io::Result<Base> {
+    Builder::new().build()
+}
+
+/// A small seeded random source (xorshift64*): the seed is printed by the tests that use it,
+/// so a failing sequence can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `ROUSE_TEST_SEED` if set, else from the clock.
+    pub fn from_env_or_time() -> Rng {
+        let seed = std::env::var("ROUSE_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                t.as_nanos() as u64
+            });
+        Rng::new(seed)
+    }
+
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.0
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Busy-waits for about `d`: spins for short waits; for longer ones also yields the CPU
+/// between checks, so that on a loaded machine the thread being waited for can run.
+pub fn spin_for(d: Duration) {
+    let start = Instant::now();
+    let yields = d > Duration::from_micros(2);
+    while start.elapsed() < d {
+        if yields {
+            thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
