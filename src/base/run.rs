@@ -117,33 +117,39 @@ impl<C: Config> Base<C> {
         })?;
         let _running = RunGuard(self);
         loop {
-            let now = self.clock.now().as_nanos();
-            let step = self.with(|st| plan(st, &self.words, poller, flags, now));
-            let timeout = match step {
+            let step = self.with(|st| plan(st, &self.words, poller, flags, &self.clock));
+            let waited = match step {
                 Step::Stop(exit) => return Ok(exit),
-                Step::Wait(t) => t,
-                Step::Spin(spin, seen, t) => match self.spin_then_commit(spin, seen, t) {
-                    Some(t) => t,
-                    None => continue, // something changed: plan again, without sleeping
-                },
+                Step::Wait(t) => Some(poller.wait(t)),
+                // `None`: a change arrived while spinning: run it now and poll next time round
+                // (so I/O is still polled at least every other iteration).
+                Step::Spin(spin, seen, t) => {
+                    self.spin_then_commit(spin, seen, t).map(|t| poller.wait(t))
+                }
             };
-            let waited = poller.wait(timeout);
-            // Read the clock after the wait: a timer is due only if its deadline is not after
-            // a time the poller had already reached, so it never fires early.
-            let now = self.clock.now().as_nanos();
-            let (active, stop) = self.with(|st| {
+            let (batch, stop) = self.with(|st| {
                 st.wake.leave_poll();
-                poller.ready(|r| st.on_ready(&self.words, r, &self.notifier));
-                st.expire(&self.words, now);
-                let active = st.n_active > 0;
-                (active, if active { None } else { take_stop(st) })
+                if waited.is_some() {
+                    poller.ready(|r| st.on_ready(&self.words, r, &self.notifier));
+                }
+                // The clock is read after the wait (and only if a deadline is armed): a timer
+                // is due only if its deadline is not after a time the poller had reached, so
+                // it never fires early.
+                if st.next_deadline().is_some() {
+                    st.expire(&self.words, self.clock.now().as_nanos());
+                }
+                let batch = first_batch(st);
+                let stop = if batch.is_none() { take_stop(st) } else { None };
+                (batch, stop)
             });
-            waited.map_err(Error::Poll)?;
+            if let Some(Err(code)) = waited {
+                return Err(Error::Poll(code));
+            }
             if let Some(exit) = stop {
                 return Ok(exit);
             }
-            if active {
-                let (ran, stop, idle) = self.process_active();
+            if let Some(batch) = batch {
+                let (ran, stop, idle) = self.process_active(batch);
                 if let Some(exit) = stop {
                     return Ok(exit);
                 }
@@ -191,20 +197,12 @@ impl<C: Config> Base<C> {
     /// loop polls again before lower levels (libevent's rule), so a newly active
     /// higher-priority event is never starved. Returns how many ran, a break or exit requested
     /// meanwhile (consumed: it ends this run), and whether nothing is left queued.
-    fn process_active(&self) -> (usize, Option<Exit>, bool) {
-        let Some((prio, max, limit_time)) = self.with(|st| {
-            let prio = st.first_active_priority()?;
-            let limited = prio >= st.opts.limit_from;
-            let max = if limited {
-                st.opts.max_callbacks
-            } else {
-                u32::MAX
-            };
-            let time = if limited { st.opts.max_interval } else { None };
-            Some((prio, max, time))
-        }) else {
-            return (0, None, true);
-        };
+    fn process_active(&self, batch: Batch) -> (usize, Option<Exit>, bool) {
+        let Batch {
+            prio,
+            max,
+            limit_time,
+        } = batch;
         let end = limit_time.map(|d| self.clock.now().saturating_add(d));
         let mut count = 0u32;
         let mut done: Option<(u32, C::Callback, bool)> = None;
@@ -256,6 +254,27 @@ impl<C: Config> Base<C> {
     }
 }
 
+/// The priority level the loop runs next, and its limits.
+struct Batch {
+    prio: u8,
+    max: u32,
+    limit_time: Option<Duration>,
+}
+
+fn first_batch<C: Config>(st: &BaseState<C>) -> Option<Batch> {
+    let prio = st.first_active_priority()?;
+    let limited = prio >= st.opts.limit_from;
+    Some(Batch {
+        prio,
+        max: if limited {
+            st.opts.max_callbacks
+        } else {
+            u32::MAX
+        },
+        limit_time: if limited { st.opts.max_interval } else { None },
+    })
+}
+
 /// Consumes a pending break or exit request.
 fn take_stop<C: Config>(st: &mut BaseState<C>) -> Option<Exit> {
     if st.ctl.brk {
@@ -276,7 +295,7 @@ fn plan<C: Config>(
     words: &crate::state::WordsOf<C>,
     poller: &mut impl Poller,
     flags: RunFlags,
-    now: u64,
+    clock: &impl Clock,
 ) -> Step {
     st.ctl.cont = false;
     if let Some(exit) = take_stop(st) {
@@ -290,7 +309,7 @@ fn plan<C: Config>(
         Some(Duration::ZERO)
     } else {
         st.next_deadline()
-            .map(|at| Duration::from_nanos(at.saturating_sub(now)))
+            .map(|at| Duration::from_nanos(at.saturating_sub(clock.now().as_nanos())))
     };
     if timeout == Some(Duration::ZERO) {
         return Step::Wait(timeout);

@@ -34,7 +34,7 @@ use crate::sys::poll::PollerKind;
 /// assert_eq!(base.poller_kind(), PollerKind::Poll);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Builder {
     options: Options,
     notifier: Option<NotifierKind>,
@@ -42,10 +42,36 @@ pub struct Builder {
     ignore_env: bool,
 }
 
+/// How long the loop spins before it blocks, by default (see
+/// [`Builder::spin_before_block`]).
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(SPIN_US);
+const SPIN_US: u64 = 3;
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            options: Options::new().spin_before_block(DEFAULT_SPIN),
+            notifier: None,
+            poller: None,
+            ignore_env: false,
+        }
+    }
+}
+
 impl Builder {
-    /// The defaults: one priority, no dispatch limits, default poller and notifier.
+    /// The defaults: one priority, no dispatch limits, default poller and notifier, and a
+    /// [`DEFAULT_SPIN`] spin before blocking.
     pub fn new() -> Builder {
         Builder::default()
+    }
+
+    /// Before blocking in its poller, the loop spins up to `spin` with `polling` still false:
+    /// a change made meanwhile (a worker answering right after the loop went idle) is picked
+    /// up with no notification write and no sleep/wake-up (a context switch costs several
+    /// microseconds). Zero disables it. See [`rouse::Options::spin_before_block`].
+    pub fn spin_before_block(mut self, spin: Duration) -> Builder {
+        self.options = self.options.spin_before_block(spin);
+        self
     }
 
     /// The number of priorities (1..=255).

@@ -49,7 +49,7 @@ mod lock;
 mod os;
 mod sys;
 
-pub use base::{Base, Builder, Handle};
+pub use base::{Base, Builder, Handle, DEFAULT_SPIN};
 pub use clock::MonotonicClock;
 pub use config::{Callback, Events, Local, LocalCallback, LocalEvents, Threaded};
 pub use events::{raw_source, source, EventsExt, LocalEventsExt, NotifierKindExt};
