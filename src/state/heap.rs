@@ -53,12 +53,51 @@ impl<V: Buf<Entry>> Heap<V> {
     }
 
     /// Removes and returns the earliest entry.
+    ///
+    /// Bottom-up (Floyd): the hole at the root moves down along the smaller children to a
+    /// leaf, then the last entry is placed there and sifted up. The last entry almost always
+    /// belongs near the bottom, so this saves the compare against it at every level.
     #[inline]
     pub fn pop(&mut self, pos: &mut impl FnMut(u32, u32)) -> Option<Entry> {
-        if self.v.is_empty() {
-            None
+        let out = *self.v.first()?;
+        let last = self.v.pop().expect("not empty");
+        let n = self.v.len();
+        if n == 0 {
+            return Some(out);
+        }
+        let mut hole = 0;
+        loop {
+            let first = D * hole + 1;
+            if first >= n {
+                break;
+            }
+            let c = self.min_child(first, n);
+            let m = self.v[c];
+            self.v[hole] = m;
+            pos(m.idx, hole as u32);
+            hole = c;
+        }
+        self.sift_up(hole, last, pos);
+        Some(out)
+    }
+
+    /// The child with the earliest deadline among `first..first + D` (clipped to `n`): a
+    /// two-round tournament, which compiles to conditional moves.
+    #[inline]
+    fn min_child(&self, first: usize, n: usize) -> usize {
+        if first + D <= n {
+            let v = &self.v[first..first + D];
+            let (a, b) = if v[1].at < v[0].at { (1, v[1].at) } else { (0, v[0].at) };
+            let (c, d) = if v[3].at < v[2].at { (3, v[3].at) } else { (2, v[2].at) };
+            first + if d < b { c } else { a }
         } else {
-            Some(self.remove(0, pos))
+            let mut min = first;
+            for c in first + 1..n {
+                if self.v[c].at < self.v[min].at {
+                    min = c;
+                }
+            }
+            min
         }
     }
 
@@ -102,17 +141,8 @@ impl<V: Buf<Entry>> Heap<V> {
             if first >= n {
                 break;
             }
-            let end = (first + D).min(n);
-            let mut min = first;
-            let mut min_at = self.v[first].at;
-            for c in first + 1..end {
-                let at = self.v[c].at;
-                if at < min_at {
-                    min = c;
-                    min_at = at;
-                }
-            }
-            if e.at <= min_at {
+            let min = self.min_child(first, n);
+            if e.at <= self.v[min].at {
                 break;
             }
             let m = self.v[min];
