@@ -153,3 +153,60 @@ fn reinit_reregisters_every_source_and_signal_on_a_new_poller() {
     assert_eq!(new.updates(), 3);
     assert_eq!(fx.base.counts().timers, 1, "timers survive");
 }
+
+#[test]
+fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
+    // A callback frees a connection's event and closes its fd; `accept` returns the same fd
+    // number and the new connection's event is added, all in one iteration. The kernel dropped
+    // the old registration at `close`: the new fd must be registered, not coalesced away.
+    let fx = fixture(Options::new());
+    let s = Source::new(5);
+    let old = fx
+        .base
+        .new_event(Event::io(s, Interest::READ).persist(), nop())
+        .unwrap();
+    fx.base.add(old, None).unwrap();
+    let mut poller = mock::Poller::new();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(poller.updates(), 1);
+
+    fx.base.free(old).unwrap(); // (then close(5); accept() -> 5)
+    let new = fx
+        .base
+        .new_event(Event::io(s, Interest::READ).persist(), nop())
+        .unwrap();
+    assert_eq!(
+        new.index(),
+        old.index(),
+        "the freed slot is reused: still a new event"
+    );
+    fx.base.add(new, None).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(poller.updates(), 2, "registered afresh");
+    assert_eq!(poller.registered(s), Interest::READ);
+
+    // The re-arm idiom (the same event deleted and added back) still costs nothing.
+    fx.base.delete(new).unwrap();
+    fx.base.add(new, None).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(poller.updates(), 2);
+
+    // Another event entering after the last one left (delete, not free) also re-registers.
+    let other = fx
+        .base
+        .new_event(Event::io(s, Interest::WRITE), nop())
+        .unwrap();
+    fx.base.delete(new).unwrap();
+    fx.base.add(other, None).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(poller.updates(), 3);
+    assert_eq!(poller.registered(s), Interest::WRITE);
+}

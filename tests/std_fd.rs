@@ -317,3 +317,64 @@ fn a_refused_registration_activates_the_event_with_error() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A connection closes and the next one reuses its fd number within one loop iteration (a
+/// callback frees the old event, closes the socket, and registers the new socket): the new
+/// socket must be watched. The kernel dropped the old registration at `close`, so the change
+/// list must not coalesce "delete fd N" with "add fd N" across two different events.
+#[test]
+fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
+    for poller in PollerKind::available().iter().copied() {
+        let base = base_with_poller(poller)?;
+        let (old_rx, old_tx) = pair()?;
+        let old_fd = std::os::fd::AsRawFd::as_raw_fd(&old_rx);
+        let (log, cb) = recorder();
+        let old_rx = Arc::new(Mutex::new(Some(old_rx)));
+        let swapped: Arc<Mutex<Option<(Key, std::os::unix::net::UnixStream)>>> = Arc::default();
+        let (rx_slot, sw) = (old_rx.clone(), swapped.clone());
+        let mut cb = Some(cb);
+        let old = base.add_event(
+            Event::io(
+                source(old_rx.lock().unwrap().as_ref().unwrap()),
+                Interest::READ,
+            )
+            .persist(),
+            None,
+            move |events: &Events, f: Fired| {
+                // Free the old event, close its socket, open a new one on the same number.
+                events.free(f.key).unwrap();
+                drop(rx_slot.lock().unwrap().take());
+                let (new_rx, new_tx) = pair().unwrap();
+                assert_eq!(
+                    std::os::fd::AsRawFd::as_raw_fd(&new_rx),
+                    old_fd,
+                    "the fd number is reused (lowest free fd)"
+                );
+                let key = events
+                    .add_fd(&new_rx, Interest::READ, cb.take().unwrap())
+                    .unwrap();
+                write_byte(&new_tx).unwrap(); // the new peer speaks at once
+                *sw.lock().unwrap() = Some((key, new_rx));
+                std::mem::forget(new_tx); // keep the peer open for the rest of the test
+            },
+        )?;
+        write_byte(&old_tx)?;
+        iterate(&base)?; // the old socket fires; the swap happens inside its callback
+        assert!(
+            base.info(old).is_err(),
+            "{poller:?}: the old event was freed"
+        );
+        // The new socket's byte must be reported now that the loop polls again.
+        for _ in 0..3 {
+            iterate(&base)?;
+        }
+        assert_eq!(
+            take(&log).first().copied(),
+            Some(Ready::READ),
+            "{poller:?}: the new socket on the reused fd number was never watched"
+        );
+        let (key, _rx) = swapped.lock().unwrap().take().unwrap();
+        base.free(key)?;
+    }
+    Ok(())
+}

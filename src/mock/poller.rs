@@ -8,7 +8,7 @@ use super::{ManualClock, Notifier};
 
 /// `wait` with no timeout and nothing scripted: a real poller would sleep forever.
 pub const WOULD_BLOCK_FOREVER: i32 = -2;
-/// `update` with an `old` interest that differs from what the mock has registered.
+/// `update` with a non-empty `old` interest that differs from what the mock has registered.
 pub const STALE_OLD_INTEREST: i32 = -3;
 
 const MAX_FOUND: usize = 16;
@@ -137,7 +137,9 @@ impl crate::seam::Poller for Poller<'_> {
         if self.fail_update != 0 {
             return Err(core::mem::take(&mut self.fail_update));
         }
-        if self.registered(source) != old {
+        // `old` empty: the base registers afresh (it forgot, e.g. after fork or an fd number
+        // that may have been reused); a real poller heals a registration it still has.
+        if !old.is_empty() && self.registered(source) != old {
             return Err(STALE_OLD_INTEREST);
         }
         self.updates += 1;

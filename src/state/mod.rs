@@ -29,7 +29,7 @@ pub(crate) type WordsOf<C> = <<C as Config>::Storage as Storage>::Words;
 type SlotOf<C> = Slot<<C as Config>::Callback>;
 type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u32>>;
 type TimersOf<C> = timers::Timers<
-    VecOf<C, heap::Entry>,
+    VecOf<C, heap::Group>,
     VecOf<C, u32>,
     VecOf<C, u64>,
     VecOf<C, timers::Link>,
@@ -95,6 +95,8 @@ pub(crate) struct BaseState<C: Config> {
     pub n_active: u32,
     /// Interest changes the poller refused.
     pub poll_errors: u64,
+    /// Times the change list was applied (the "iteration" of `Slot::out`).
+    pub epoch: u32,
 }
 
 impl<C: Config> BaseState<C> {
@@ -120,6 +122,7 @@ impl<C: Config> BaseState<C> {
             n_pending: 0,
             n_active: 0,
             poll_errors: 0,
+            epoch: 0,
         })
     }
 
@@ -320,6 +323,7 @@ impl<C: Config> BaseState<C> {
     fn link(&mut self, idx: u32) -> Result<bool, Error> {
         let s = &self.slots.v[idx as usize];
         let (k, source) = (s.kind(), s.source);
+        let came_back = s.out == self.epoch.wrapping_add(1);
         let interest = match k {
             kind::IO => Interest::from_bits_truncate(s.interest_bits()),
             kind::SIGNAL => Interest::READ,
@@ -335,6 +339,14 @@ impl<C: Config> BaseState<C> {
             && e.want().contains(Interest::EDGE) != interest.contains(Interest::EDGE)
         {
             return Err(Error::EdgeConflict);
+        }
+        if k == kind::IO && e.want().is_empty() && !e.kernel().is_empty() && !came_back {
+            // Every event left this source in this iteration and another one enters: its fd
+            // may have been closed and the number reused by a new file, which the kernel does
+            // not watch. Forget what the kernel had: the loop registers afresh (the poller
+            // heals a registration that still exists). Only the event that left may come back
+            // for free (the delete+add re-arm idiom).
+            e.set_kernel(Interest::NONE);
         }
         let head = e.head();
         e.set_head(Some(idx));
@@ -383,6 +395,9 @@ impl<C: Config> BaseState<C> {
             cur = next;
         }
         slots[idx as usize].src_next = NIL;
+        if want.is_empty() && what == kind::IO {
+            slots[idx as usize].out = self.epoch.wrapping_add(1);
+        }
         table.set_want(source, want);
         want != old_want && want != table.get(source).kernel()
     }
@@ -587,6 +602,7 @@ impl<C: Config> BaseState<C> {
     /// Applies every queued interest change to the poller. A change the poller refuses
     /// activates the source's events with `ERROR` (their next I/O call reports the cause).
     pub fn apply_changes(&mut self, words: &WordsOf<C>, poller: &mut impl Poller) {
+        self.epoch = self.epoch.wrapping_add(1);
         for i in 0..self.io.changes.len() {
             let id = self.io.changes[i];
             let Ok(e) = self.io.entry(id) else { continue };

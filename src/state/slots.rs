@@ -60,6 +60,9 @@ pub(crate) struct Slot<F> {
     pub flags: u8,
     /// Priority.
     pub prio: u8,
+    /// `apply epoch + 1` of the iteration in which this event was the last to leave its
+    /// source (0: never): only the same event may re-enter without a fresh registration.
+    pub out: u32,
 }
 
 impl<F> Slot<F> {
@@ -72,6 +75,7 @@ impl<F> Slot<F> {
         what: kind::FREE,
         flags: 0,
         prio: 0,
+        out: 0,
     };
 
     #[inline]
