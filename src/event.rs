@@ -60,6 +60,7 @@ pub enum Kind {
 pub struct Event {
     pub(crate) kind: Kind,
     pub(crate) persist: bool,
+    pub(crate) free_after_run: bool,
     pub(crate) priority: Option<u8>,
 }
 
@@ -88,6 +89,7 @@ impl Event {
         Event {
             kind,
             persist: false,
+            free_after_run: false,
             priority: None,
         }
     }
@@ -96,6 +98,14 @@ impl Event {
     /// its previous deadline (timers) or from the time it fired (I/O).
     pub const fn persist(mut self) -> Event {
         self.persist = true;
+        self
+    }
+
+    /// Frees the event once its callback has run (unless the callback added it again), and
+    /// when it is deleted: libevent's `event_base_once`, for fire-and-forget timers. Not
+    /// with [`persist`](Event::persist) (`new_event` returns `Error::Invalid`).
+    pub const fn free_after_run(mut self) -> Event {
+        self.free_after_run = true;
         self
     }
 

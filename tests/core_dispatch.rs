@@ -446,3 +446,55 @@ fn signal_events_all_fire_and_the_poller_watches_the_signal_while_any_is_pending
         "restored when the last is removed"
     );
 }
+
+#[test]
+fn free_after_run_events_are_freed_when_they_ran_or_are_deleted() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let l = log.clone();
+    let once = fx
+        .base
+        .new_event(
+            Event::timer().free_after_run(),
+            cb(move |_, _| l.push("once")),
+        )
+        .unwrap();
+    fx.base.add(once, Some(Duration::from_millis(1))).unwrap();
+    // One that re-adds itself once from its callback stays until it runs again.
+    let l = log.clone();
+    let again = fx
+        .base
+        .new_event(
+            Event::timer().free_after_run(),
+            cb(move |b, f| {
+                l.push("again");
+                if l.len() < 3 {
+                    b.add(f.key, Some(Duration::from_millis(1))).unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    fx.base.add(again, Some(Duration::from_millis(2))).unwrap();
+    let deleted = fx
+        .base
+        .new_event(Event::timer().free_after_run(), nop())
+        .unwrap();
+    fx.base.add(deleted, Some(Duration::from_secs(9))).unwrap();
+    fx.base.delete(deleted).unwrap();
+    assert_eq!(
+        fx.base.info(deleted),
+        Err(Error::Stale),
+        "deleting frees it"
+    );
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(log.take(), ["once", "again", "again"]);
+    assert_eq!(fx.base.counts().events, 0, "all freed");
+    assert_eq!(fx.base.info(once), Err(Error::Stale));
+    assert_eq!(
+        fx.base
+            .new_event(Event::timer().persist().free_after_run(), nop())
+            .map(|_| ()),
+        Err(Error::Invalid)
+    );
+}

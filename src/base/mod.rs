@@ -256,10 +256,15 @@ impl<C: Config> Base<C> {
     /// [`Error::NotPending`] if it is neither pending nor queued, [`Error::Stale`],
     /// [`Error::Foreign`], [`Error::Notify`].
     pub fn delete(&self, key: Key) -> Result<(), Error> {
-        let need = self.when_idle(key, |st, idx| {
+        let (cb, need) = self.when_idle(key, |st, idx| {
+            if st.frees_on_delete(idx) {
+                let (cb, wake) = st.free(&self.words, idx);
+                return Ok((cb, wake && self.request(st)));
+            }
             let wake = st.delete(&self.words, idx)?;
-            Ok::<_, Error>(wake && self.request(st))
+            Ok::<_, Error>((None, wake && self.request(st)))
         })??;
+        drop(cb); // outside the lock
         self.wake(need)
     }
 

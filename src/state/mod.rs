@@ -156,6 +156,9 @@ impl<C: Config> BaseState<C> {
         if prio >= self.opts.priorities {
             return Err(Error::Priority);
         }
+        if ev.free_after_run && ev.persist {
+            return Err(Error::Invalid);
+        }
         let (what, source) = match ev.kind {
             Kind::Io(src, interest) => {
                 if interest.kinds().is_empty() {
@@ -178,6 +181,9 @@ impl<C: Config> BaseState<C> {
         s.source = source;
         s.prio = prio;
         s.cb = Some(cb);
+        if ev.free_after_run {
+            s.flags |= flag::AUTOFREE;
+        }
         Ok((idx, gen))
     }
 
@@ -290,6 +296,11 @@ impl<C: Config> BaseState<C> {
             .saturating_add(self.timers.common_duration(ct));
         wake |= self.timers.arm_common(idx, ct, at);
         Ok(wake)
+    }
+
+    /// Whether the event is freed when deleted (`Event::free_after_run`).
+    pub fn frees_on_delete(&self, idx: u32) -> bool {
+        self.slots.v[idx as usize].has(flag::AUTOFREE)
     }
 
     /// Makes the event non-pending (libevent's `event_del`). Returns the wake need.
@@ -541,20 +552,26 @@ impl<C: Config> BaseState<C> {
         finalizer: bool,
     ) -> Option<C::Callback> {
         self.current = NIL;
-        let s = self.slot(idx);
-        s.flags &= !flag::RUNNING;
-        if s.has(flag::ZOMBIE) || (finalizer && s.has(flag::FINALIZING)) {
-            let fin = s.cb.take();
+        let flags = {
+            let s = self.slot(idx);
+            s.flags &= !flag::RUNNING;
+            s.flags
+        };
+        let has = |f: u8| flags & f != 0;
+        let queued = word::ready(slots::words_load(words, idx)) != 0;
+        let done_once = has(flag::AUTOFREE) && !has(flag::PENDING | flag::FINALIZING) && !queued;
+        if has(flag::ZOMBIE) || (finalizer && has(flag::FINALIZING)) || done_once {
+            // Freed meanwhile, a finalizer that ran, or `free_after_run` with nothing more to
+            // do: release the slot; the callback is dropped by the caller, unlocked.
             self.slots.release(words, idx);
-            drop(fin); // the finalizer value itself (not user-visible state) is dropped here
             return Some(cb);
         }
-        if s.has(flag::FINALIZING) {
+        if has(flag::FINALIZING) {
             // finalize() was called while the callback ran: drop it, run the finalizer next.
             self.enqueue(words, idx, Ready::FINALIZE);
             return Some(cb);
         }
-        s.cb = Some(cb);
+        self.slot(idx).cb = Some(cb);
         None
     }
 

@@ -39,6 +39,8 @@ pub(crate) mod flag {
     pub const FINALIZING: u8 = 4;
     /// Freed while its callback ran: released when the callback returns.
     pub const ZOMBIE: u8 = 8;
+    /// Freed after its callback runs, or when deleted (`Event::free_after_run`).
+    pub const AUTOFREE: u8 = 16;
 }
 
 /// One event record: only what dispatch touches (40 bytes with a boxed-closure callback).

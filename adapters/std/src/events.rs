@@ -76,7 +76,20 @@ macro_rules! events_ext {
             where
                 F: FnMut(&$Events, Fired) $($send)* + 'static;
 
-            /// A one-shot timer firing once `after` has passed.
+            /// A persistent event for `interest` on `fd`, which the event owns: the callback
+            /// gets it as `&mut T`, and it is dropped (closed) when the event is freed — after
+            /// the loop can no longer report it, so nothing has to be ordered by hand.
+            ///
+            /// # Errors
+            ///
+            /// As [`add_event`](Self::add_event) (`fd` is dropped on failure).
+            fn add_owned<T, F>(&self, fd: T, interest: Interest, callback: F) -> io::Result<Key>
+            where
+                T: AsFd $($send)* + 'static,
+                F: FnMut(&$Events, Fired, &mut T) $($send)* + 'static;
+
+            /// A one-shot timer firing once `after` has passed; it frees itself after it ran
+            /// (libevent's `event_base_once`), or when deleted.
             ///
             /// # Errors
             ///
@@ -156,11 +169,23 @@ macro_rules! events_ext {
                 self.add_event(Event::io(source(fd), interest).persist(), None, callback)
             }
 
+            fn add_owned<T, F>(&self, fd: T, interest: Interest, callback: F) -> io::Result<Key>
+            where
+                T: AsFd $($send)* + 'static,
+                F: FnMut(&$Events, Fired, &mut T) $($send)* + 'static,
+            {
+                let src = source(&fd);
+                let (mut fd, mut callback) = (fd, callback);
+                self.add_event(Event::io(src, interest).persist(), None, move |events, fired| {
+                    callback(events, fired, &mut fd)
+                })
+            }
+
             fn add_timer<F>(&self, after: Duration, callback: F) -> io::Result<Key>
             where
                 F: FnMut(&$Events, Fired) $($send)* + 'static,
             {
-                self.add_event(Event::timer(), Some(after), callback)
+                self.add_event(Event::timer().free_after_run(), Some(after), callback)
             }
 
             fn add_interval<F>(&self, every: Duration, callback: F) -> io::Result<Key>
