@@ -91,7 +91,7 @@ impl<V: Buf<Group>> Heap<V> {
     fn take_last(&mut self) -> Entry {
         self.len -= 1;
         let e = self.get(self.len);
-        if (self.len + SHIFT) % D == 0 && self.len > 0 {
+        if (self.len + SHIFT).is_multiple_of(D) {
             self.groups.pop(); // the last group is empty now
         }
         e
