@@ -61,3 +61,8 @@ pub use sys::poll::PollerKind;
 
 /// The core crate, re-exported.
 pub use rouse;
+
+/// The README's code, compiled and run as doctests so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
