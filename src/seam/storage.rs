@@ -99,7 +99,8 @@ mod growable {
     use super::{Buf, Storage, Words};
     use crate::sync::AtomicU32;
 
-    /// Growable storage on the heap (feature `alloc`): as many events as memory holds.
+    /// Growable storage on the heap (feature `alloc`): as many events as memory holds (up to
+    /// 8 Mi).
     #[derive(Debug)]
     pub struct Growable;
 
@@ -132,56 +133,64 @@ mod growable {
         }
     }
 
-    const FIRST: usize = 64;
-    const BUCKETS: usize = 26; // FIRST * (2^26 - 1) words: far beyond any fd limit
+    /// Words per chunk: one 4 KiB page.
+    const CHUNK: usize = 1024;
+    /// Chunks per directory.
+    const MID: usize = 256;
+    /// Directories: `TOP * MID * CHUNK` = 8 Mi words, the most slots a base has.
+    const TOP: usize = 32;
 
-    /// Words in buckets of doubling size (64, 128, 256, ...): a bucket never moves once made,
-    /// so readers need no lock, and no `unsafe` is needed to publish one (`spin::Once`).
+    type Chunk = Box<[AtomicU32]>;
+    type Dir = Box<[spin::Once<Chunk>]>;
+
+    /// Words in page-sized chunks under a two-level directory: a chunk never moves once made,
+    /// so readers need no lock, and no `unsafe` is needed to publish one (`spin::Once`). At
+    /// most one chunk is allocated ahead of need.
     pub struct Buckets {
-        buckets: [spin::Once<Box<[AtomicU32]>>; BUCKETS],
+        top: [spin::Once<Dir>; TOP],
     }
 
     impl core::fmt::Debug for Buckets {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            let n = self.buckets.iter().filter(|b| b.is_completed()).count();
-            write!(f, "Buckets({n} allocated)")
+            let dirs = self.top.iter().filter(|d| d.is_completed()).count();
+            write!(f, "Buckets({dirs} directories)")
         }
     }
 
-    /// (bucket, offset) of word `i`.
-    #[inline]
-    fn locate(i: usize) -> (usize, usize) {
-        let n = i / FIRST + 1;
-        let b = (usize::BITS - 1 - n.leading_zeros()) as usize;
-        (b, i - FIRST * ((1 << b) - 1))
+    impl Buckets {
+        #[inline]
+        fn chunk(&self, c: usize) -> Option<&Chunk> {
+            self.top.get(c / MID)?.get()?.get(c % MID)?.get()
+        }
     }
 
     impl Words for Buckets {
         fn new() -> Self {
             Buckets {
-                buckets: core::array::from_fn(|_| spin::Once::new()),
+                top: core::array::from_fn(|_| spin::Once::new()),
             }
         }
 
         #[inline]
         fn get(&self, i: usize) -> Option<&AtomicU32> {
-            let (b, off) = locate(i);
-            self.buckets.get(b)?.get()?.get(off)
+            self.chunk(i / CHUNK)?.get(i % CHUNK)
         }
 
         fn reserve(&self, len: usize) -> bool {
             if len == 0 {
                 return true;
             }
-            let (last, _) = locate(len - 1);
-            let Some(top) = self.buckets.get(last) else {
+            let last = (len - 1) / CHUNK;
+            if last >= TOP * MID {
                 return false;
-            };
-            if top.is_completed() {
-                return true; // buckets are made in order: every lower one exists too
             }
-            for (b, bucket) in self.buckets.iter().enumerate().take(last + 1) {
-                bucket.call_once(|| (0..FIRST << b).map(|_| AtomicU32::new(0)).collect());
+            if self.chunk(last).is_some() {
+                return true;
+            }
+            for c in 0..=last {
+                let dir =
+                    self.top[c / MID].call_once(|| (0..MID).map(|_| spin::Once::new()).collect());
+                dir[c % MID].call_once(|| (0..CHUNK).map(|_| AtomicU32::new(0)).collect());
             }
             true
         }
@@ -193,16 +202,7 @@ mod growable {
         use crate::sync::Ordering;
 
         #[test]
-        fn buckets_cover_every_index_once() {
-            let mut next = 0;
-            for i in 0..5000 {
-                let (b, off) = locate(i);
-                assert!(off < FIRST << b, "offset {off} out of bucket {b}");
-                if off == 0 {
-                    assert_eq!(i, next);
-                    next += FIRST << b;
-                }
-            }
+        fn words_exist_exactly_as_reserved() {
             let w = Buckets::new();
             assert!(w.get(0).is_none());
             assert!(w.reserve(1000));
@@ -212,6 +212,11 @@ mod growable {
             for i in 0..1000 {
                 assert_eq!(w.get(i).unwrap().load(Ordering::Relaxed), i as u32);
             }
+            assert!(w.get(CHUNK).is_none(), "one chunk made, no more");
+            assert!(w.reserve(CHUNK * MID + 5), "a second directory");
+            assert!(w.get(CHUNK * MID + 4).is_some());
+            assert!(w.get(5).is_some(), "earlier chunks stay");
+            assert!(!w.reserve(CHUNK * MID * TOP + 1), "beyond the most slots");
         }
     }
 }

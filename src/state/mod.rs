@@ -27,7 +27,7 @@ use wake::Wake;
 pub(crate) type VecOf<C, T> = <<C as Config>::Storage as Storage>::Vec<T>;
 pub(crate) type WordsOf<C> = <<C as Config>::Storage as Storage>::Words;
 type SlotOf<C> = Slot<<C as Config>::Callback>;
-type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u32>>;
+type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u64>>;
 type TimersOf<C> = timers::Timers<
     VecOf<C, heap::Group>,
     VecOf<C, u32>,
@@ -620,47 +620,67 @@ impl<C: Config> BaseState<C> {
     /// activates the source's events with `ERROR` (their next I/O call reports the cause).
     pub fn apply_changes(&mut self, words: &WordsOf<C>, poller: &mut impl Poller) {
         self.epoch = self.epoch.wrapping_add(1);
-        for i in 0..self.io.changes.len() {
-            let id = self.io.changes[i];
-            let Ok(e) = self.io.entry(id) else { continue };
-            e.set_dirty(false);
+        let mut refused = false;
+        self.io.take_changes(|t, id| {
+            let e = t.get(id);
             let (old, new) = (e.kernel(), e.want());
             if old == new {
-                continue;
+                return;
             }
-            match poller.update(crate::seam::Source::new(id), old, new) {
-                Ok(()) => e.set_kernel(new),
-                Err(_) => {
-                    e.set_kernel(Interest::NONE);
-                    self.poll_errors += 1;
-                    self.activate_source(words, id, Ready::ERROR);
+            let done = poller
+                .update(crate::seam::Source::new(id), old, new)
+                .is_ok();
+            if let Ok(e) = t.entry(id) {
+                // A refused change: the kernel has nothing (a failed modify is undone by the
+                // poller). The dirty bit, cleared for every entry of the pass, marks it for
+                // `report_refused` (it is not on the list: not retried).
+                e.set_kernel(if done { new } else { Interest::NONE });
+                e.set_dirty(!done);
+                refused |= !done;
+            }
+        });
+        self.sig.take_changes(|t, n| {
+            let e = t.get(n);
+            let (old, new) = (e.kernel(), e.want());
+            if old == new {
+                return;
+            }
+            let done = poller.watch_signal(n, !new.is_empty()).is_ok();
+            if let Ok(e) = t.entry(n) {
+                e.set_kernel(if done { new } else { Interest::NONE });
+                e.set_dirty(!done);
+                refused |= !done;
+            }
+        });
+        if refused {
+            self.report_refused(words);
+        }
+    }
+
+    /// Activates with `ERROR` the events of every source the poller refused in this pass
+    /// (marked dirty but off the list): their next I/O call reports the cause.
+    #[cold]
+    fn report_refused(&mut self, words: &WordsOf<C>) {
+        for id in 0..self.io.v.len() as u32 {
+            if self.io.get(id).dirty() {
+                self.io.v[id as usize].set_dirty(false);
+                self.poll_errors += 1;
+                self.activate_source(words, id, Ready::ERROR);
+            }
+        }
+        for n in 0..self.sig.v.len() as u32 {
+            let e = self.sig.get(n);
+            if e.dirty() {
+                self.sig.v[n as usize].set_dirty(false);
+                self.poll_errors += 1;
+                let mut cur = e.head().unwrap_or(NIL);
+                while cur != NIL {
+                    let next = self.slots.v[cur as usize].src_next;
+                    self.enqueue(words, cur, Ready::SIGNAL | Ready::ERROR);
+                    cur = next;
                 }
             }
         }
-        self.io.changes.clear();
-        for i in 0..self.sig.changes.len() {
-            let n = self.sig.changes[i];
-            let Ok(e) = self.sig.entry(n) else { continue };
-            e.set_dirty(false);
-            let (old, new) = (e.kernel(), e.want());
-            if old == new {
-                continue;
-            }
-            match poller.watch_signal(n, !new.is_empty()) {
-                Ok(()) => e.set_kernel(new),
-                Err(_) => {
-                    e.set_kernel(Interest::NONE);
-                    self.poll_errors += 1;
-                    let mut cur = e.head().unwrap_or(NIL);
-                    while cur != NIL {
-                        let next = self.slots.v[cur as usize].src_next;
-                        self.enqueue(words, cur, Ready::SIGNAL | Ready::ERROR);
-                        cur = next;
-                    }
-                }
-            }
-        }
-        self.sig.changes.clear();
     }
 
     /// After fork: no notification in flight, and every registration must be made again on the

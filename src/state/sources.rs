@@ -71,18 +71,23 @@ impl Entry {
     }
 }
 
-/// A table of entries indexed by id, with its change list.
+/// Entries per summary bit.
+const BLOCK: usize = 64;
+
+/// A table of entries indexed by id. The change list is the entries' own dirty bits, plus a
+/// summary with one bit per block of 64 entries, so the loop visits only blocks with changes
+/// (and the list costs 1/512 byte per source instead of 4).
 #[derive(Debug)]
-pub(crate) struct Table<V, C> {
+pub(crate) struct Table<V, S> {
     pub v: V,
-    pub changes: C,
+    summary: S,
 }
 
-impl<V: Buf<Entry>, C: Buf<u32>> Table<V, C> {
+impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
     pub fn new() -> Self {
         Table {
             v: V::new(),
-            changes: C::new(),
+            summary: S::new(),
         }
     }
 
@@ -92,50 +97,73 @@ impl<V: Buf<Entry>, C: Buf<u32>> Table<V, C> {
         self.v.get(id as usize).copied().unwrap_or(Entry::EMPTY)
     }
 
-    /// The entry of `id`, growing the table to reach it (and the change list with it, so that
-    /// marking an entry dirty can never fail).
+    /// The entry of `id`, growing the table (and its summary) to reach it.
     pub fn entry(&mut self, id: u32) -> Result<&mut Entry, Error> {
         let need = id as usize + 1;
         if self.v.len() < need {
-            if !self.v.reserve_total(need) || !self.changes.reserve_total(need) {
+            let words = need.div_ceil(BLOCK * 64);
+            if !self.v.reserve_total(need) || !self.summary.reserve_total(words) {
                 return Err(Error::SourceRange);
             }
             while self.v.len() < need {
                 // Cannot fail: room was reserved above.
                 let _ = self.v.try_push(Entry::EMPTY);
             }
+            while self.summary.len() < words {
+                let _ = self.summary.try_push(0);
+            }
         }
         Ok(&mut self.v[id as usize])
     }
 
-    /// Sets what the kernel should watch for `id`; queues the entry for the loop if that now
-    /// differs from what it watches. Returns whether the entry is (now) waiting in the list.
+    #[inline]
+    fn mark(&mut self, id: usize) {
+        let block = id / BLOCK;
+        self.summary[block / 64] |= 1 << (block % 64);
+    }
+
+    /// Sets what the kernel should watch for `id`; marks the entry for the loop if that now
+    /// differs from what it watches. Returns whether the entry is (now) marked.
     pub fn set_want(&mut self, id: u32, want: Interest) -> bool {
         let Ok(e) = self.entry(id) else {
             return false;
         };
         e.set_want(want);
-        let listed = e.want() != e.kernel() && !e.dirty();
-        if listed {
+        if e.want() != e.kernel() && !e.dirty() {
             e.set_dirty(true);
-        }
-        if listed {
-            // Cannot fail: `entry` keeps the list's capacity at the table's length.
-            let _ = self.changes.try_push(id);
+            self.mark(id as usize);
         }
         self.get(id).dirty()
     }
 
+    /// Takes the marked entries off the list: calls `f` with the id of each (its dirty bit
+    /// already cleared), in id order.
+    pub fn take_changes(&mut self, mut f: impl FnMut(&mut Self, u32)) {
+        for w in 0..self.summary.len() {
+            while self.summary[w] != 0 {
+                let bit = self.summary[w].trailing_zeros() as usize;
+                self.summary[w] &= !(1 << bit);
+                let start = (w * 64 + bit) * BLOCK;
+                let end = (start + BLOCK).min(self.v.len());
+                for id in start..end {
+                    if self.v[id].dirty() {
+                        self.v[id].set_dirty(false);
+                        f(self, id as u32);
+                    }
+                }
+            }
+        }
+    }
+
     /// Marks every watched entry as unknown to the kernel (a new poller after fork).
     pub fn forget_kernel(&mut self) {
-        self.changes.clear();
         for id in 0..self.v.len() {
             let e = &mut self.v[id];
             e.set_kernel(Interest::NONE);
             e.set_dirty(false);
             if !e.want().is_empty() {
                 e.set_dirty(true);
-                let _ = self.changes.try_push(id as u32);
+                self.mark(id);
             }
         }
     }
@@ -166,25 +194,47 @@ mod tests {
         assert!(!e.dirty());
     }
 
+    fn changes(t: &mut Table<Vec<Entry>, Vec<u64>>) -> Vec<u32> {
+        let mut out = Vec::new();
+        t.take_changes(|_, id| out.push(id));
+        out
+    }
+
     #[test]
     fn a_change_that_is_undone_leaves_nothing_to_apply() {
-        let mut t: Table<Vec<Entry>, Vec<u32>> = Table::new();
+        let mut t: Table<Vec<Entry>, Vec<u64>> = Table::new();
         assert!(t.set_want(7, Interest::READ));
-        t.changes.clear();
-        let e = t.entry(7).unwrap();
-        e.set_dirty(false);
-        e.set_kernel(Interest::READ);
+        assert_eq!(changes(&mut t), [7]);
+        t.entry(7).unwrap().set_kernel(Interest::READ);
         // delete + add within one iteration
         assert!(t.set_want(7, Interest::NONE));
         t.set_want(7, Interest::READ);
-        assert_eq!(t.changes.len(), 1, "listed once");
+        assert_eq!(changes(&mut t), [7], "listed once");
         let e = t.get(7);
         assert_eq!(e.want(), e.kernel(), "nothing for the kernel to do");
+        assert_eq!(
+            changes(&mut t),
+            [] as [u32; 0],
+            "the list is empty after a pass"
+        );
+    }
+
+    #[test]
+    fn changes_across_many_blocks_are_all_visited_in_order() {
+        let mut t: Table<Vec<Entry>, Vec<u64>> = Table::new();
+        let ids = [0u32, 63, 64, 4095, 4096, 9_999, 70_000];
+        for &id in ids.iter().rev() {
+            t.set_want(id, Interest::WRITE);
+        }
+        assert_eq!(changes(&mut t), ids);
+        for &id in &ids {
+            assert!(!t.get(id).dirty());
+        }
     }
 
     #[test]
     fn fixed_table_refuses_ids_beyond_capacity() {
-        let mut t: Table<heapless::Vec<Entry, 4>, heapless::Vec<u32, 4>> = Table::new();
+        let mut t: Table<heapless::Vec<Entry, 4>, heapless::Vec<u64, 4>> = Table::new();
         assert!(t.entry(3).is_ok());
         assert_eq!(t.entry(4), Err(Error::SourceRange));
     }
