@@ -395,9 +395,13 @@ impl<C: Config> Base<C> {
         self.with(|st| st.ctl.cont = true);
     }
 
-    /// After `fork()`, in the child: forget the notification that may have been in flight and
-    /// every kernel registration, so the next run re-registers every event on the new poller.
-    /// The caller replaces the notifier's and poller's OS objects (`rouse-std` does).
+    /// After `fork()`, in the child: forget the notification that may have been in flight,
+    /// every kernel registration (the next run re-registers every event on the new poller), and
+    /// any run that was in progress in a thread that does not exist in the child. The caller
+    /// replaces the notifier's and poller's OS objects (`rouse-std` does).
+    ///
+    /// Only for a freshly forked child: called while a loop runs in this process, it would
+    /// make that loop miss its next wake-up.
     pub fn reinit(&self) {
         self.with(|st| st.reinit());
     }

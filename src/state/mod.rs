@@ -687,6 +687,11 @@ impl<C: Config> BaseState<C> {
     /// new poller.
     pub fn reinit(&mut self) {
         self.wake.reset();
+        // A run (and its running callback, and threads waiting for it) in a thread that did
+        // not survive the fork.
+        self.ctl.running = false;
+        self.current = NIL;
+        self.waiters = 0;
         self.io.forget_kernel();
         self.sig.forget_kernel();
     }
