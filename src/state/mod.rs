@@ -690,7 +690,12 @@ impl<C: Config> BaseState<C> {
         // A run (and its running callback, and threads waiting for it) in a thread that did
         // not survive the fork.
         self.ctl.running = false;
-        self.current = NIL;
+        if self.current != NIL {
+            // Its callback went with that thread: the event stays, without a callback.
+            let idx = self.current;
+            self.slot(idx).flags &= !flag::RUNNING;
+            self.current = NIL;
+        }
         self.waiters = 0;
         self.io.forget_kernel();
         self.sig.forget_kernel();

@@ -36,6 +36,30 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// As [`wait_until`], with a message made when the wait fails (so it can tell the state then).
+#[track_caller]
+pub fn wait_until_else(
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+    what: impl FnOnce() -> String,
+) {
+    let start = Instant::now();
+    let mut round = 0u32;
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting until {}", what());
+        }
+        round += 1;
+        if round < 100 {
+            std::hint::spin_loop();
+        } else if round < 1000 {
+            thread::yield_now();
+        } else {
+            thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
 /// Asserts that `cond` holds for the whole of `window` (polled): the observation window of a
 /// negative property ("this call is still blocked"), never a synchronization.
 #[track_caller]
@@ -293,4 +317,144 @@ pub fn spin_for(d: Duration) {
             std::hint::spin_loop();
         }
     }
+}
+
+/// Joins `join` within `timeout`; panics with `what()` if the thread is still running then
+/// (it is left behind: being stuck is the failure), and re-raises its panic.
+#[track_caller]
+pub fn join_within<T>(join: JoinHandle<T>, timeout: Duration, what: impl FnOnce() -> String) -> T {
+    let start = Instant::now();
+    while !join.is_finished() {
+        if start.elapsed() > timeout {
+            let what = what();
+            std::mem::forget(join);
+            panic!("{what}: still running after {timeout:?}");
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    match join.join() {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// The fds open in this process, ascending (`/proc/self/fd`, or `/dev/fd` where there is no
+/// `/proc`). The directory's own fd, open while it is listed, is left out.
+pub fn open_fds() -> io::Result<Vec<std::os::fd::RawFd>> {
+    let dir = if std::path::Path::new("/proc/self/fd").exists() {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let listed: Vec<std::os::fd::RawFd> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    // The listing's fd is closed now: keep what is still open.
+    // SAFETY: F_GETFD only reads the flags of an fd number (EBADF if it is not open).
+    let mut open: Vec<_> = listed
+        .into_iter()
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+        .collect();
+    open.sort_unstable();
+    Ok(open)
+}
+
+/// Lowers this process's soft `RLIMIT_NOFILE` so that exactly `free` fd numbers below it are
+/// unused (a new fd gets one of those, then `EMFILE`). Returns the limit it replaced. Only for
+/// a child process of its own ([`run_child`]): the limit is process-wide.
+pub fn leave_free_fds(free: usize) -> io::Result<libc::rlimit> {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a live rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let open = open_fds()?;
+    // The (free + 1)th unused number: the limit that leaves `free` unused numbers below it.
+    let mut unused = 0;
+    let mut limit = 0;
+    loop {
+        if open.binary_search(&limit).is_err() {
+            if unused == free {
+                break;
+            }
+            unused += 1;
+        }
+        limit += 1;
+    }
+    set_nofile(libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: old.rlim_max,
+    })?;
+    Ok(old)
+}
+
+/// Sets `RLIMIT_NOFILE`.
+pub fn set_nofile(lim: libc::rlimit) -> io::Result<()> {
+    // SAFETY: `lim` is a live rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The environment variable that selects a child test's mode (see [`run_child`]).
+pub const CHILD_ENV: &str = "ROUSE_TEST_CHILD";
+
+/// Whether this process is the child that [`run_child`] started for `mode`. Child tests are
+/// `#[ignore]`d and return at once unless this holds, so a plain `--ignored` run skips them.
+pub fn child_mode(mode: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|m| m == mode)
+}
+
+/// Runs the `#[ignore]`d test `test` of this test binary in a child process of its own (with
+/// [`CHILD_ENV`] = `mode`, one test thread), so that it may change process-wide state (fd
+/// limits, memory limits) alone. Waits at most `timeout` (then kills it), asserts that it
+/// passed, and returns what it printed.
+#[track_caller]
+pub fn run_child(test: &str, mode: &str, timeout: Duration) -> String {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().expect("the test binary");
+    let child = Command::new(exe)
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, mode)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child test");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("the child's output"),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of the child started above (not yet reaped: its
+            // waiter has not returned).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("child test {test} ({mode}) did not finish within {timeout:?}: killed");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!(
+        "child test {test} ({mode}): {}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(
+        stdout.contains(&format!("test {test} ... ok")),
+        "the child ran no test: {report}"
+    );
+    report
 }
