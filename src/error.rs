@@ -22,7 +22,8 @@ pub enum Error {
     EmptyInterest,
     /// Events on one source disagree on edge-triggering, which the kernel keeps per source.
     EdgeConflict,
-    /// The source id does not fit the base's source table.
+    /// The source id does not fit the base's source table (above
+    /// [`MAX_SOURCE`](crate::MAX_SOURCE), or beyond a fixed storage's capacity).
     SourceRange,
     /// The signal number is zero or above [`MAX_SIGNAL`](crate::MAX_SIGNAL).
     SignalRange,

@@ -8,6 +8,10 @@ use crate::seam::{Interest, Ready, Source};
 /// The highest signal number an event may watch.
 pub const MAX_SIGNAL: u32 = 128;
 
+/// The highest source id an event may watch. The per-source table is dense (indexed by id,
+/// as libevent indexes by fd), so this bounds it to 64 MiB; OS fd limits are far lower.
+pub const MAX_SOURCE: u32 = (1 << 24) - 1;
+
 /// A generational handle to an event of one base.
 ///
 /// A key stays valid until the event is freed; after that every operation with it returns

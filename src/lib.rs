@@ -111,7 +111,7 @@ mod testing;
 
 pub use base::{Base, CommonTimeout, EventInfo};
 pub use error::Error;
-pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL};
+pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL, MAX_SOURCE};
 pub use options::{Exit, Options, RunFlags};
 #[cfg(feature = "alloc")]
 pub use seam::Growable;

@@ -298,6 +298,50 @@ fn a_failed_write_never_leaves_the_flag_stuck() {
     });
 }
 
+/// A failed write, then a retry of the *same* activation: the event is already queued, but
+/// with no notification behind it the retry must still wake the loop (not take the
+/// "already queued" fast path).
+#[test]
+fn retrying_the_same_activation_after_a_failed_write_wakes_the_loop() {
+    model(|| {
+        let wire = Wire::new(1);
+        let base = base(&wire);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let ev = base
+            .new_event(
+                Event::user(),
+                Box::new(move |_, _| {
+                    r.fetch_add(1, SeqCst);
+                }),
+            )
+            .unwrap();
+        let keep = base
+            .new_event(Event::user().persist(), Box::new(|_, _| {}))
+            .unwrap();
+        base.add(keep, None).unwrap();
+        let t = {
+            let (base, wire) = (base.clone(), wire.clone());
+            thread::spawn(move || {
+                wire.fail_next.store(true, SeqCst);
+                let first = base.activate(ev, Ready::USER);
+                wire.fail_next.store(false, SeqCst);
+                if first.is_err() {
+                    base.activate(ev, Ready::USER).unwrap(); // the retry
+                }
+                wire.done();
+            })
+        };
+        let mut poller = LoomPoller {
+            wire: wire.clone(),
+            woke: false,
+        };
+        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        t.join().unwrap();
+        assert!(ran.load(SeqCst) >= 1, "the retried activation never ran");
+    });
+}
+
 /// A break from another thread ends a blocked loop; one issued before the run is kept.
 #[test]
 fn a_break_from_another_thread_always_ends_the_run() {

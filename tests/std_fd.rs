@@ -322,40 +322,44 @@ fn a_refused_registration_activates_the_event_with_error() -> io::Result<()> {
 /// callback frees the old event, closes the socket, and registers the new socket): the new
 /// socket must be watched. The kernel dropped the old registration at `close`, so the change
 /// list must not coalesce "delete fd N" with "add fd N" across two different events.
+///
+/// The number is pinned with `dup2` onto [`PINNED`], far above what the other tests of this
+/// file open at once, so the reuse is certain even while they run in parallel.
 #[test]
 fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
+    const PINNED: i32 = 15_000;
+    raise_soft_nofile(PINNED as u64 + 1)?;
+    /// Moves `s`'s socket onto fd `PINNED` (closing whatever was there).
+    fn pin(s: std::os::unix::net::UnixStream) -> io::Result<()> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+        // SAFETY: `fd` is open (owned by `s`); dup2 atomically replaces PINNED, which only
+        // this test uses.
+        if unsafe { libc::dup2(fd, PINNED) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(()) // `s` closes its own fd; PINNED keeps the socket open
+    }
     for poller in PollerKind::available().iter().copied() {
         let base = base_with_poller(poller)?;
         let (old_rx, old_tx) = pair()?;
-        let old_fd = std::os::fd::AsRawFd::as_raw_fd(&old_rx);
+        pin(old_rx)?;
         let (log, cb) = recorder();
-        let old_rx = Arc::new(Mutex::new(Some(old_rx)));
-        let swapped: Arc<Mutex<Option<(Key, std::os::unix::net::UnixStream)>>> = Arc::default();
-        let (rx_slot, sw) = (old_rx.clone(), swapped.clone());
+        let peer: Arc<Mutex<Option<std::os::unix::net::UnixStream>>> = Arc::default();
+        let p = peer.clone();
         let mut cb = Some(cb);
         let old = base.add_event(
-            Event::io(
-                source(old_rx.lock().unwrap().as_ref().unwrap()),
-                Interest::READ,
-            )
-            .persist(),
+            Event::io(rouse_std::raw_source(PINNED)?, Interest::READ).persist(),
             None,
             move |events: &Events, f: Fired| {
-                // Free the old event, close its socket, open a new one on the same number.
+                // Free the old event, close its socket, and put a new one on the same number.
                 events.free(f.key).unwrap();
-                drop(rx_slot.lock().unwrap().take());
                 let (new_rx, new_tx) = pair().unwrap();
-                assert_eq!(
-                    std::os::fd::AsRawFd::as_raw_fd(&new_rx),
-                    old_fd,
-                    "the fd number is reused (lowest free fd)"
-                );
-                let key = events
-                    .add_fd(&new_rx, Interest::READ, cb.take().unwrap())
-                    .unwrap();
+                pin(new_rx).unwrap(); // dup2 closes the old socket and reuses the number
+                let src = rouse_std::raw_source(PINNED).unwrap();
+                let ev = Event::io(src, Interest::READ).persist();
+                events.add_event(ev, None, cb.take().unwrap()).unwrap();
                 write_byte(&new_tx).unwrap(); // the new peer speaks at once
-                *sw.lock().unwrap() = Some((key, new_rx));
-                std::mem::forget(new_tx); // keep the peer open for the rest of the test
+                *p.lock().unwrap() = Some(new_tx);
             },
         )?;
         write_byte(&old_tx)?;
@@ -364,7 +368,6 @@ fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
             base.info(old).is_err(),
             "{poller:?}: the old event was freed"
         );
-        // The new socket's byte must be reported now that the loop polls again.
         for _ in 0..3 {
             iterate(&base)?;
         }
@@ -373,8 +376,30 @@ fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
             Some(Ready::READ),
             "{poller:?}: the new socket on the reused fd number was never watched"
         );
-        let (key, _rx) = swapped.lock().unwrap().take().unwrap();
-        base.free(key)?;
+        drop(base); // frees the new event before its fd goes
+                    // SAFETY: PINNED is this test's own fd (the new socket's duplicate).
+        unsafe { libc::close(PINNED) };
+        drop(peer);
+    }
+    Ok(())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to at least `n` (up to the hard limit).
+fn raise_soft_nofile(n: u64) -> io::Result<()> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (rl.rlim_cur as u64) < n {
+        rl.rlim_cur = (n as libc::rlim_t).min(rl.rlim_max);
+        // SAFETY: `rl` is a valid rlimit with cur <= max.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }

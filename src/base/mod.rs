@@ -49,6 +49,8 @@ pub struct Base<C: Config> {
     /// The low bits of `wake.stats.requests`, stored under the lock at every request: a loop
     /// spinning before it blocks watches it without the lock.
     activity: AtomicU32,
+    /// 1 while `wake.failed()`: turns the activation fast path off (see `Wake::failed`).
+    wake_failed: AtomicU32,
     notifier: C::Notifier,
     clock: C::Clock,
 }
@@ -79,6 +81,7 @@ impl<C: Config> Base<C> {
             state: C::Lock::new(BaseState::new(options)?),
             words: WordsOf::<C>::new(),
             activity: AtomicU32::new(0),
+            wake_failed: AtomicU32::new(0),
             notifier,
             clock,
         })
@@ -119,7 +122,11 @@ impl<C: Config> Base<C> {
     fn wake(&self, need: bool) -> Result<(), Error> {
         if need {
             if let Err(code) = self.notifier.notify() {
-                self.with(|st| st.wake.write_failed());
+                // Both under the lock, so the loop's clear (also under it) cannot overtake.
+                self.with(|st| {
+                    st.wake.write_failed();
+                    self.wake_failed.store(1, Ordering::SeqCst);
+                });
                 return Err(Error::Notify(code));
             }
         }
@@ -328,7 +335,10 @@ impl<C: Config> Base<C> {
         fence(Ordering::SeqCst);
         if let Some(w) = self.words.get(key.index as usize) {
             let cur = w.load(Ordering::Relaxed);
-            if word::gen(cur) == key.gen && word::ready(cur) & ready.bits() == ready.bits() {
+            if word::gen(cur) == key.gen
+                && word::ready(cur) & ready.bits() == ready.bits()
+                && self.wake_failed.load(Ordering::Relaxed) == 0
+            {
                 return Ok(());
             }
         }
@@ -339,7 +349,9 @@ impl<C: Config> Base<C> {
     fn activate_slow(&self, key: Key, ready: Ready) -> Result<(), Error> {
         let need = self.with(|st| {
             let idx = self.check(st, key)?;
-            Ok::<_, Error>(st.enqueue(&self.words, idx, ready) && self.request(st))
+            let queued_now = st.enqueue(&self.words, idx, ready);
+            // After a failed write an already-queued event may have no notification behind it.
+            Ok::<_, Error>((queued_now || st.wake.failed()) && self.request(st))
         })?;
         self.wake(need)
     }

@@ -128,6 +128,9 @@ impl<C: Config> Base<C> {
                 }
             };
             let (batch, stop) = self.with(|st| {
+                if st.wake.failed() {
+                    self.wake_failed.store(0, Ordering::Relaxed);
+                }
                 st.wake.leave_poll();
                 if waited.is_some() {
                     poller.ready(|r| st.on_ready(&self.words, r, &self.notifier));

@@ -12,7 +12,7 @@ pub(crate) mod word;
 
 use core::time::Duration;
 
-use crate::event::{Event, Kind, MAX_SIGNAL};
+use crate::event::{Event, Kind, MAX_SIGNAL, MAX_SOURCE};
 use crate::options::Options;
 use crate::seam::{Buf, Clock, Config, Instant, Interest, Notify, Poller, Readiness, Ready};
 use crate::seam::{Storage, Words};
@@ -163,6 +163,9 @@ impl<C: Config> BaseState<C> {
             Kind::Io(src, interest) => {
                 if interest.kinds().is_empty() {
                     return Err(Error::EmptyInterest);
+                }
+                if src.id() > MAX_SOURCE {
+                    return Err(Error::SourceRange);
                 }
                 (kind::IO | interest.bits() << kind::INTEREST_SHIFT, src.id())
             }

@@ -25,6 +25,10 @@ pub struct WakeStats {
 pub(crate) struct Wake {
     polling: bool,
     pending: bool,
+    /// A write failed and the loop has not woken since: an event queued meanwhile may have no
+    /// notification behind it, so a retry must not be taken as covered (the fast path of an
+    /// already-queued activation is off, and it requests a wake).
+    failed: bool,
     pub stats: WakeStats,
 }
 
@@ -50,7 +54,14 @@ impl Wake {
     /// The write that `request` asked for failed: clear the flag so the next change retries.
     pub fn write_failed(&mut self) {
         self.pending = false;
+        self.failed = true;
         self.stats.failures += 1;
+    }
+
+    /// Whether a write failed since the loop last woke.
+    #[inline]
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The loop is about to block.
@@ -64,6 +75,7 @@ impl Wake {
     #[inline]
     pub fn leave_poll(&mut self) {
         self.polling = false;
+        self.failed = false; // awake: it sees every queued event before it blocks again
     }
 
     /// The loop consumed the notification (after draining it).
@@ -76,6 +88,7 @@ impl Wake {
     pub fn reset(&mut self) {
         self.polling = false;
         self.pending = false;
+        self.failed = false;
     }
 }
 

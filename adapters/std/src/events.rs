@@ -20,11 +20,45 @@ pub fn source(fd: impl AsFd) -> Source {
 ///
 /// # Errors
 ///
-/// `InvalidInput` for a negative fd.
+/// `InvalidInput` for a negative fd or one at or above the hard `RLIMIT_NOFILE` (no such fd
+/// can be open; the base's per-fd table would grow to it for nothing).
 pub fn raw_source(fd: RawFd) -> io::Result<Source> {
-    u32::try_from(fd)
-        .map(Source::new)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative file descriptor"))
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd}: {what}"));
+    let id = u32::try_from(fd).map_err(|_| bad("negative file descriptor"))?;
+    if u64::from(id) >= fd_limit(false) && u64::from(id) >= fd_limit(true) {
+        return Err(bad("above the process's hard RLIMIT_NOFILE"));
+    }
+    Ok(Source::new(id))
+}
+
+/// The hard `RLIMIT_NOFILE` (capped at `MAX_SOURCE + 1`), cached; `refresh` reads it again (a
+/// privileged process may have raised it since).
+fn fd_limit(refresh: bool) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static LIMIT: AtomicU64 = AtomicU64::new(0);
+    let cached = LIMIT.load(Relaxed);
+    if cached != 0 && !refresh {
+        return cached;
+    }
+    read_fd_limit(&LIMIT)
+}
+
+#[cold]
+fn read_fd_limit(cache: &std::sync::atomic::AtomicU64) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
+    let limit = if ok && rl.rlim_max != libc::RLIM_INFINITY {
+        (rl.rlim_max as u64).min(u64::from(rouse::MAX_SOURCE) + 1)
+    } else {
+        u64::from(rouse::MAX_SOURCE) + 1
+    };
+    cache.store(limit, Relaxed);
+    limit
 }
 
 /// Checks a signal number: a real, catchable signal of this OS.
