@@ -52,6 +52,7 @@ fn read_fd_limit(cache: &std::sync::atomic::AtomicU64) -> u64 {
     };
     // SAFETY: `rl` is a valid, writable rlimit.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux and macOS, i64 on FreeBSD
     let limit = if ok && rl.rlim_max != libc::RLIM_INFINITY {
         (rl.rlim_max as u64).min(u64::from(rouse::MAX_SOURCE) + 1)
     } else {
