@@ -394,7 +394,7 @@ fn raise_soft_nofile(n: u64) -> io::Result<()> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    if (rl.rlim_cur as u64) < n {
+    if rl.rlim_cur < n as libc::rlim_t {
         rl.rlim_cur = (n as libc::rlim_t).min(rl.rlim_max);
         // SAFETY: `rl` is a valid rlimit with cur <= max.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
