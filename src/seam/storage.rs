@@ -213,10 +213,13 @@ mod growable {
                 assert_eq!(w.get(i).unwrap().load(Ordering::Relaxed), i as u32);
             }
             assert!(w.get(CHUNK).is_none(), "one chunk made, no more");
+            assert!(!w.reserve(CHUNK * MID * TOP + 1), "beyond the most slots");
+            if cfg!(miri) {
+                return; // the rest makes a quarter million words: too slow interpreted
+            }
             assert!(w.reserve(CHUNK * MID + 5), "a second directory");
             assert!(w.get(CHUNK * MID + 4).is_some());
             assert!(w.get(5).is_some(), "earlier chunks stay");
-            assert!(!w.reserve(CHUNK * MID * TOP + 1), "beyond the most slots");
         }
     }
 }

@@ -105,11 +105,12 @@ impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
             if !self.v.reserve_total(need) || !self.summary.reserve_total(words) {
                 return Err(Error::SourceRange);
             }
-            while self.v.len() < need {
-                // Cannot fail: room was reserved above.
+            // Cannot fail: room was reserved above. (Counted once: `len()` goes through
+            // `Deref` to a slice.)
+            for _ in self.v.len()..need {
                 let _ = self.v.try_push(Entry::EMPTY);
             }
-            while self.summary.len() < words {
+            for _ in self.summary.len()..words {
                 let _ = self.summary.try_push(0);
             }
         }

@@ -331,7 +331,7 @@ fn grow<T: Copy>(v: &mut impl Buf<T>, len: usize, fill: T) -> bool {
     if !v.reserve_total(len) {
         return false;
     }
-    while v.len() < len {
+    for _ in v.len()..len {
         let _ = v.try_push(fill);
     }
     true
