@@ -29,7 +29,7 @@ pub(crate) type WordsOf<C> = <<C as Config>::Storage as Storage>::Words;
 type SlotOf<C> = Slot<<C as Config>::Callback>;
 type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u64>>;
 type TimersOf<C> = timers::Timers<
-    VecOf<C, heap::Group>,
+    VecOf<C, heap::Entry>,
     VecOf<C, u32>,
     VecOf<C, u64>,
     VecOf<C, timers::Link>,

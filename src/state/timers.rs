@@ -13,7 +13,7 @@
 use crate::seam::Buf;
 use crate::Error;
 
-use super::heap::{Entry, Group, Heap};
+use super::heap::{Entry, Heap};
 use super::slots::{NIL, NO_TIME};
 
 /// The most common-timeout queues a base holds.
@@ -67,7 +67,7 @@ pub(crate) struct Timers<HV, PV, TV, LV, CV> {
 
 impl<HV, PV, TV, LV, CV> Timers<HV, PV, TV, LV, CV>
 where
-    HV: Buf<Group>,
+    HV: Buf<Entry>,
     PV: Buf<u32>,
     TV: Buf<u64>,
     LV: Buf<Link>,
@@ -87,7 +87,7 @@ where
     /// that arming it cannot fail.
     pub fn reserve(&mut self, idx: u32, common: bool) -> Result<(), Error> {
         let need = idx as usize + 1;
-        let ok = self.heap.reserve_total(self.heap.len() + 1)
+        let ok = self.heap.v.reserve_total(self.heap.len() + 1)
             && grow(&mut self.pos, need, NIL)
             && grow(&mut self.time, need, NO_TIME)
             && (!common || grow(&mut self.link, need, UNLINKED));
@@ -118,7 +118,7 @@ where
             return Some(self.time[idx as usize]);
         }
         let p = *self.pos.get(idx as usize)?;
-        (p != NIL).then(|| self.heap.at(p as usize).at)
+        (p != NIL).then(|| self.heap.v[p as usize].at)
     }
 
     /// The earliest deadline.
