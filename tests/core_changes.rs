@@ -210,3 +210,38 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
     assert_eq!(poller.updates(), 3);
     assert_eq!(poller.registered(s), Interest::WRITE);
 }
+
+#[test]
+fn a_registration_the_base_forgot_is_deleted_when_the_new_event_leaves_too() {
+    // A leaves, B enters (the base no longer knows what the kernel has), B leaves: all in one
+    // iteration. The kernel must not keep watching the fd (level-triggered, a readable fd
+    // would wake the loop forever).
+    let fx = fixture(Options::new());
+    let s = Source::new(2);
+    let a = fx
+        .base
+        .new_event(Event::io(s, Interest::READ), nop())
+        .unwrap();
+    let b = fx
+        .base
+        .new_event(Event::io(s, Interest::WRITE), nop())
+        .unwrap();
+    fx.base.add(a, None).unwrap();
+    let mut poller = mock::Poller::new();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(poller.registered(s), Interest::READ);
+    fx.base.delete(a).unwrap();
+    fx.base.add(b, None).unwrap();
+    fx.base.delete(b).unwrap();
+    fx.base
+        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
+        .unwrap();
+    assert_eq!(
+        poller.registered(s),
+        Interest::NONE,
+        "deleted, not forgotten"
+    );
+    assert_eq!(fx.base.poll_errors(), 0);
+}

@@ -41,8 +41,11 @@ const SIGNALS: u32 = 3;
 const CTS: [u64; 2] = [3_000_000, 7_000_000];
 const NO_TIME: u64 = u64::MAX;
 
-/// Seeds that once found a bug (none yet); they run first in every slice.
-const REGRESSIONS: &[u64] = &[];
+/// (seed, operations) that once found a bug; they run first in every slice.
+/// - (1, 21_800): a new event entering a source emptied in the same iteration made the base
+///   forget the kernel's registration; when that event left too, the registration stayed in
+///   the kernel (a level-triggered fd would have woken the loop forever).
+const REGRESSIONS: &[(u64, u64)] = &[(1, 21_800)];
 
 struct Rng(u64);
 impl Rng {
@@ -624,8 +627,10 @@ pub fn fuzz(seed: u64, ops: u64) {
 #[test]
 fn seeded_slice_matches_the_model() {
     let (seeds, ops) = if cfg!(miri) { (2, 150) } else { (24, 3000) };
-    for &s in REGRESSIONS {
-        fuzz(s, ops);
+    if !cfg!(miri) {
+        for &(s, n) in REGRESSIONS {
+            fuzz(s, n);
+        }
     }
     for s in 0..seeds {
         fuzz(0xC0FFEE + s, ops);

@@ -138,8 +138,9 @@ impl crate::seam::Poller for Poller<'_> {
             return Err(core::mem::take(&mut self.fail_update));
         }
         // `old` empty: the base registers afresh (it forgot, e.g. after fork or an fd number
-        // that may have been reused); a real poller heals a registration it still has.
-        if !old.is_empty() && self.registered(source) != old {
+        // that may have been reused); a real poller heals a registration it still has. `new`
+        // empty: a delete, of whatever is there.
+        if !old.is_empty() && !new.is_empty() && self.registered(source) != old {
             return Err(STALE_OLD_INTEREST);
         }
         self.updates += 1;

@@ -199,7 +199,9 @@ pub enum Readiness {
 ///   base last applied successfully — or empty when the base cannot know what the kernel has
 ///   (after `reinit`, or when a new event enters a source whose events all left in the same
 ///   iteration: its fd may have been closed and the number reused). Register afresh then,
-///   healing a registration the kernel still has (epoll: `EEXIST` -> modify).
+///   healing a registration the kernel still has (epoll: `EEXIST` -> modify). A delete may
+///   name more in `old` than the kernel has: delete whatever is registered (`ENOENT` is
+///   success).
 /// - [`wait`](Poller::wait) blocks up to `timeout` (`None`: until something happens), never
 ///   returning before it unless something was found or the wait was interrupted (an
 ///   interrupted wait is `Ok` with nothing found). A timeout that the OS cannot express

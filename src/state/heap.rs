@@ -90,8 +90,16 @@ impl<V: Buf<Entry>> Heap<V> {
     fn min_child(&self, first: usize, n: usize) -> usize {
         if first + D <= n {
             let v = &self.v[first..first + D];
-            let (a, b) = if v[1].at < v[0].at { (1, v[1].at) } else { (0, v[0].at) };
-            let (c, d) = if v[3].at < v[2].at { (3, v[3].at) } else { (2, v[2].at) };
+            let (a, b) = if v[1].at < v[0].at {
+                (1, v[1].at)
+            } else {
+                (0, v[0].at)
+            };
+            let (c, d) = if v[3].at < v[2].at {
+                (3, v[3].at)
+            } else {
+                (2, v[2].at)
+            };
             first + if d < b { c } else { a }
         } else {
             let mut min = first;

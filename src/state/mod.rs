@@ -357,10 +357,11 @@ impl<C: Config> BaseState<C> {
         if k == kind::IO && e.want().is_empty() && !e.kernel().is_empty() && !came_back {
             // Every event left this source in this iteration and another one enters: its fd
             // may have been closed and the number reused by a new file, which the kernel does
-            // not watch. Forget what the kernel had: the loop registers afresh (the poller
-            // heals a registration that still exists). Only the event that left may come back
-            // for free (the delete+add re-arm idiom).
-            e.set_kernel(Interest::NONE);
+            // not watch — or not, and the kernel still has it. Only the event that left may
+            // come back for free (the delete+add re-arm idiom); otherwise the loop registers
+            // afresh (the poller heals a registration that still exists), or, if this event
+            // leaves again too, deletes explicitly.
+            e.set_kernel(sources::UNKNOWN);
         }
         let head = e.head();
         e.set_head(Some(idx));
@@ -630,8 +631,14 @@ impl<C: Config> BaseState<C> {
             if old == new {
                 return;
             }
+            // An unknown registration: delete whatever is there, or register afresh.
+            let old_arg = match (old == sources::UNKNOWN, new.is_empty()) {
+                (true, true) => Interest::READ | Interest::WRITE | Interest::CLOSED,
+                (true, false) => Interest::NONE,
+                _ => old,
+            };
             let done = poller
-                .update(crate::seam::Source::new(id), old, new)
+                .update(crate::seam::Source::new(id), old_arg, new)
                 .is_ok();
             if let Ok(e) = t.entry(id) {
                 // A refused change: the kernel has nothing (a failed modify is undone by the

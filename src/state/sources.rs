@@ -15,6 +15,11 @@ const DIRTY: u32 = 1 << 31;
 /// "No event" as a 23-bit head.
 pub(crate) const NIL_HEAD: u32 = HEAD_MASK;
 
+/// The `kernel` value of a source whose registration the base cannot know (see
+/// `BaseState::link`): `EDGE` with no readiness kind, which no real registration is. The loop
+/// resolves it with an explicit delete or a fresh add.
+pub(crate) const UNKNOWN: Interest = Interest::EDGE;
+
 /// One source's entry packed in 32 bits: head event (23) | want (4) | kernel (4) | dirty (1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry(u32);
