@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Fired, Interest, Key, Ready, RunFlags, MAX_SIGNAL};
-use rouse_std::{raw_source, Base, Builder, Events, EventsExt, LocalEventsExt, PollerKind};
+use rouse::{Event, Exit, Interest, Key, Ready, RunFlags, MAX_SIGNAL};
+use rouse_std::{raw_source, Base, Builder, EventsExt, LocalEventsExt, PollerKind};
 use util::{
-    base_with_poller, child_mode, default_base, drain, open_fds, pair, run_child, run_in_thread,
-    wait_blocked, write_byte, BOUND,
+    base_with_poller, child_mode, default_base, drain, open_fds, pair, recorder, run_child,
+    run_in_thread, take, wait_blocked, write_byte, BOUND,
 };
 
 /// One loop iteration that never blocks.
@@ -33,21 +33,6 @@ fn counter() -> Arc<AtomicU64> {
 /// The `io::Error` kind of a core result.
 fn kind<T: std::fmt::Debug>(r: Result<T, rouse::Error>) -> io::ErrorKind {
     io::Error::from(r.unwrap_err()).kind()
-}
-
-/// What a [`recorder`] callback was told, in order.
-type Log = Arc<Mutex<Vec<Ready>>>;
-
-fn recorder() -> (Log, impl FnMut(&Events, Fired) + Send + 'static) {
-    let log = Log::default();
-    let l = log.clone();
-    (log, move |_: &Events, f: Fired| {
-        l.lock().unwrap().push(f.ready)
-    })
-}
-
-fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
-    std::mem::take(&mut log.lock().unwrap())
 }
 
 /// Signal dispositions are process-wide: the tests that add signal events take turns.

@@ -12,17 +12,16 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use rouse::{Event, Exit, Fired, Interest, Key, Ready, RunFlags};
-use rouse_std::{
-    Base, Builder, Events, EventsExt, LocalBase, LocalEventsExt, NotifierKind, PollerKind,
-};
+use rouse::{Event, Exit, Interest, Key, Ready, RunFlags};
+use rouse_std::{Base, Builder, EventsExt, LocalBase, LocalEventsExt, NotifierKind, PollerKind};
 use util::{
     base_of, base_with_poller, builder, child_mode, drain, holds_for, leave_free_fds, open_fds,
-    pair, run_child, run_in_thread, set_nofile, wait_blocked, wait_until, write_byte, BOUND,
+    pair, recorder, run_child, run_in_thread, set_nofile, take, wait_blocked, wait_until,
+    write_byte, BOUND,
 };
 
 /// One loop iteration that never blocks.
@@ -32,22 +31,6 @@ fn iterate(base: &Base) -> io::Result<Exit> {
 
 fn counter() -> Arc<AtomicU64> {
     Arc::new(AtomicU64::new(0))
-}
-
-/// What a [`recorder`] callback was told, in order.
-type Log = Arc<Mutex<Vec<Ready>>>;
-
-/// A callback that records what it was told.
-fn recorder() -> (Log, impl FnMut(&Events, Fired) + Send + 'static) {
-    let log = Log::default();
-    let l = log.clone();
-    (log, move |_: &Events, f: Fired| {
-        l.lock().unwrap().push(f.ready)
-    })
-}
-
-fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
-    std::mem::take(&mut log.lock().unwrap())
 }
 
 /// `dup2(from, to)`: makes fd number `to` name what `from` names.

@@ -11,27 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use rouse::{Event, Exit, Fired, Interest, Key, Ready, RunFlags};
 use rouse_std::{source, Base, Events, EventsExt, PollerKind};
-use util::{base_with_poller, drain, pair, run_in_thread, write_byte};
+use util::{base_with_poller, drain, pair, recorder, run_in_thread, take, write_byte};
 
 /// One loop iteration that never blocks (`EVLOOP_ONCE | EVLOOP_NONBLOCK`).
 fn iterate(base: &Base) -> io::Result<Exit> {
     base.run_with(RunFlags::ONCE_NONBLOCK)
-}
-
-/// What a [`recorder`] callback was told, in order.
-type Log = Arc<Mutex<Vec<Ready>>>;
-
-/// A callback that records what it was told.
-fn recorder() -> (Log, impl FnMut(&Events, Fired) + Send + 'static) {
-    let log = Log::default();
-    let l = log.clone();
-    (log, move |_: &Events, f: Fired| {
-        l.lock().unwrap().push(f.ready)
-    })
-}
-
-fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
-    std::mem::take(&mut log.lock().unwrap())
 }
 
 #[test]

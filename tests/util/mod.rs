@@ -5,10 +5,11 @@
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use rouse::{Exit, RunFlags};
+use rouse::{Exit, Fired, Ready, RunFlags};
 use rouse_std::{Base, Builder, Events, Handle, NotifierKind, PollerKind};
 
 /// The bound of every wait that should take microseconds: far above any scheduling hiccup,
@@ -457,4 +458,21 @@ pub fn run_child(test: &str, mode: &str, timeout: Duration) -> String {
         "the child ran no test: {report}"
     );
     report
+}
+
+/// What a [`recorder`] callback was told, in order.
+pub type ReadyLog = Arc<Mutex<Vec<Ready>>>;
+
+/// A callback that records what it was told.
+pub fn recorder() -> (ReadyLog, impl FnMut(&Events, Fired) + Send + 'static) {
+    let log = ReadyLog::default();
+    let l = log.clone();
+    (log, move |_: &Events, f: Fired| {
+        l.lock().unwrap().push(f.ready)
+    })
+}
+
+/// Takes what a [`recorder`] logged so far.
+pub fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
+    std::mem::take(&mut log.lock().unwrap())
 }

@@ -5,12 +5,12 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rouse::{Exit, Options, RunFlags};
+use rouse::Options;
 
 use crate::clock::MonotonicClock;
 use crate::config::Events;
 use crate::local::LocalBase;
-use crate::os::{running, LocalOs, Os};
+use crate::os::{LocalOs, Os};
 use crate::sys::notify::NotifierKind;
 use crate::sys::poll::PollerKind;
 
@@ -238,77 +238,6 @@ impl Base {
         &self.events
     }
 
-    /// Runs the loop until no event is pending or active, or a break or exit
-    /// (`event_base_dispatch`).
-    ///
-    /// # Errors
-    ///
-    /// `WouldBlock` if the loop is already running; the poller's OS error.
-    pub fn run(&self) -> io::Result<Exit> {
-        self.run_with(RunFlags::UNTIL_EMPTY)
-    }
-
-    /// Blocks until something is active, runs it, returns (`EVLOOP_ONCE`).
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Base::run).
-    pub fn run_once(&self) -> io::Result<Exit> {
-        self.run_with(RunFlags::ONCE)
-    }
-
-    /// Runs what is active without blocking, returns (`EVLOOP_NONBLOCK`).
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Base::run).
-    pub fn run_nonblocking(&self) -> io::Result<Exit> {
-        self.run_with(RunFlags::NONBLOCK)
-    }
-
-    /// Runs until a break or exit, even with nothing pending (`EVLOOP_NO_EXIT_ON_EMPTY`).
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Base::run).
-    pub fn run_forever(&self) -> io::Result<Exit> {
-        self.run_with(RunFlags::FOREVER)
-    }
-
-    /// Runs the loop as `flags` say.
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Base::run).
-    pub fn run_with(&self, flags: RunFlags) -> io::Result<Exit> {
-        let mut poller = self.events.notifier().try_poller().ok_or_else(running)?;
-        Ok(self.events.run_with(&mut *poller, flags)?)
-    }
-
-    /// After `fork()`, in the child: new poller and notifier, every event registered again on
-    /// the next run, and no notification left in flight (so the child can be woken by a thread
-    /// it starts). Call it before starting threads in the child.
-    ///
-    /// If the parent's loop was running in another thread when it forked, that thread does not
-    /// exist in the child and still holds the poller: this returns `WouldBlock`, and the child
-    /// should build a new base (as with any lock, forking while another thread is inside a
-    /// base call leaves that call's lock held in the child).
-    ///
-    /// # Errors
-    ///
-    /// The OS error of creating the new poller or notifier; `WouldBlock` if the loop runs (or
-    /// ran in a thread that did not survive the fork).
-    pub fn reinit_after_fork(&self) -> io::Result<()> {
-        self.events.notifier().reinit_after_fork()?;
-        self.events.reinit();
-        Ok(())
-    }
-
-    /// The poller chosen.
-    pub fn poller_kind(&self) -> PollerKind {
-        self.events.notifier().poller_kind()
-    }
-
     /// The notifier chosen.
     pub fn notifier_kind(&self) -> NotifierKind {
         self.events.notifier().notifier_kind()
@@ -331,6 +260,8 @@ impl Base {
         s
     }
 }
+
+crate::run::loop_methods!(Base);
 
 impl Drop for Base {
     fn drop(&mut self) {

@@ -47,6 +47,7 @@ mod events;
 mod local;
 mod lock;
 mod os;
+mod run;
 mod sys;
 
 pub use base::{Base, Builder, Handle, DEFAULT_SPIN};

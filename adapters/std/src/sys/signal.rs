@@ -175,27 +175,6 @@ fn wait_for_handlers() {
     }
 }
 
-/// Creates a pipe, both ends `O_NONBLOCK | O_CLOEXEC`: `(read, write)`.
-fn new_pipe() -> io::Result<(RawFd, RawFd)> {
-    let mut fds: [RawFd; 2] = [-1, -1];
-    #[cfg(not(target_vendor = "apple"))]
-    {
-        // `fds` is a live array of two fds, as pipe2 requires.
-        syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-    }
-    #[cfg(target_vendor = "apple")]
-    {
-        // `fds` is a live array of two fds, as pipe requires.
-        syscall!(pipe(fds.as_mut_ptr()))?;
-        if let Err(e) = fd::set_nonblock_cloexec(fds[0]).and(fd::set_nonblock_cloexec(fds[1])) {
-            fd::close(fds[0]);
-            fd::close(fds[1]);
-            return Err(e);
-        }
-    }
-    Ok((fds[0], fds[1]))
-}
-
 /// A self-pipe through which the signal handler reports signals to one poller.
 #[derive(Debug)]
 pub(crate) struct SignalPipe {
@@ -210,7 +189,7 @@ pub(crate) struct SignalPipe {
 impl SignalPipe {
     /// A new pipe with no subscriptions.
     pub(crate) fn new() -> io::Result<SignalPipe> {
-        let (read, write) = new_pipe()?;
+        let (read, write) = fd::pipe()?;
         Ok(SignalPipe {
             read,
             write,
@@ -325,7 +304,7 @@ impl SignalPipe {
     ///
     /// Takes no lock: call it while the child is single-threaded, right after `fork()`.
     pub(crate) fn reinit_after_fork(&mut self) -> io::Result<()> {
-        let (read, write) = new_pipe()?;
+        let (read, write) = fd::pipe()?;
         let pid = std::process::id();
         let owner = RUNNING_PID.load(SeqCst);
         if owner != 0 && owner != pid {

@@ -2,89 +2,43 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
-use crate::sys::{fd, syscall, WakeSource};
+use crate::sys::fd::{self, FdPair};
+use crate::sys::WakeSource;
 
 /// A notifier on a pipe, both ends `O_NONBLOCK | O_CLOEXEC`.
 ///
 /// # Implementation notes
 ///
-/// `pipe2(2)` where it exists; on Apple systems `pipe(2)` then `fcntl(2)`. `notify` writes one
-/// byte; `EAGAIN` (full pipe) means already readable. Always drained (`read(2)` until
-/// `EAGAIN`): a pipe must not be left full while edge-triggered, or no write produces an edge.
+/// [`fd::pipe`]; `notify` writes one byte, `EAGAIN` (full pipe) means already readable.
+/// Always drained (`read(2)` until `EAGAIN`).
 #[derive(Debug)]
-pub(crate) struct PipeNotifier {
-    read: AtomicI32,
-    write: AtomicI32,
-}
-
-/// Creates a pipe, both ends `O_NONBLOCK | O_CLOEXEC`: `(read, write)`.
-fn open() -> io::Result<(RawFd, RawFd)> {
-    let mut fds: [RawFd; 2] = [-1, -1];
-    #[cfg(not(target_vendor = "apple"))]
-    {
-        // `fds` is a live array of two fds, as pipe2 requires.
-        syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-    }
-    #[cfg(target_vendor = "apple")]
-    {
-        // `fds` is a live array of two fds, as pipe requires.
-        syscall!(pipe(fds.as_mut_ptr()))?;
-        if let Err(e) = fd::set_nonblock_cloexec(fds[0]).and(fd::set_nonblock_cloexec(fds[1])) {
-            fd::close(fds[0]);
-            fd::close(fds[1]);
-            return Err(e);
-        }
-    }
-    Ok((fds[0], fds[1]))
-}
-
-/// Writes one byte to a non-blocking fd; `EAGAIN` (already readable) is success.
-pub(super) fn write_byte(fd: RawFd) -> io::Result<()> {
-    let byte = 1u8;
-    loop {
-        // `byte` is a live one-byte buffer.
-        match syscall!(write(fd, std::ptr::from_ref(&byte).cast(), 1)) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-}
+pub(crate) struct PipeNotifier(FdPair);
 
 impl PipeNotifier {
     /// A new, empty pipe.
     pub(crate) fn new() -> io::Result<PipeNotifier> {
-        let (read, write) = open()?;
-        Ok(PipeNotifier {
-            read: AtomicI32::new(read),
-            write: AtomicI32::new(write),
-        })
+        Ok(PipeNotifier(FdPair::new(fd::pipe()?)))
     }
 
     /// The read end.
     pub(crate) fn read_fd(&self) -> RawFd {
-        self.read.load(SeqCst)
+        self.0.read()
     }
 
     /// The write end.
     pub(crate) fn write_fd(&self) -> RawFd {
-        self.write.load(SeqCst)
+        self.0.write()
     }
 
     /// Readability of the read end; always drained.
     pub(crate) fn wake_source(&self) -> WakeSource {
-        WakeSource::Fd {
-            fd: self.read_fd(),
-            edge_ok: false,
-        }
+        self.0.wake_source()
     }
 
     /// Writes one byte; a full pipe is success.
     pub(crate) fn notify(&self) -> io::Result<()> {
-        write_byte(self.write_fd())
+        fd::write_byte(self.write_fd())
     }
 
     /// Reads until `EAGAIN`.
@@ -94,17 +48,8 @@ impl PipeNotifier {
 
     /// Replaces both ends with a new pipe (in a forked child) and closes the old ones.
     pub(crate) fn reinit(&self) -> io::Result<()> {
-        let (read, write) = open()?;
-        fd::close(self.read.swap(read, SeqCst));
-        fd::close(self.write.swap(write, SeqCst));
+        self.0.replace(fd::pipe()?);
         Ok(())
-    }
-}
-
-impl Drop for PipeNotifier {
-    fn drop(&mut self) {
-        fd::close(*self.read.get_mut());
-        fd::close(*self.write.get_mut());
     }
 }
 
@@ -112,6 +57,7 @@ impl Drop for PipeNotifier {
 mod tests {
     use super::*;
     use crate::sys::notify::tests::{assert_nonblock_cloexec, readable};
+    use crate::sys::syscall;
 
     #[test]
     fn notify_then_drain() {

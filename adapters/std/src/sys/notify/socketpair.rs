@@ -2,9 +2,9 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
-use crate::sys::{fd, syscall, WakeSource};
+use crate::sys::fd::{self, FdPair};
+use crate::sys::{syscall, WakeSource};
 
 /// A notifier on a connected `AF_UNIX`/`SOCK_STREAM` pair, both ends non-blocking and
 /// close-on-exec; `fds[0]` is read, `fds[1]` written.
@@ -15,10 +15,7 @@ use crate::sys::{fd, syscall, WakeSource};
 /// `socketpair(2)`, then `fcntl(2)` and `SO_NOSIGPIPE`. `notify` sends one byte (with
 /// `MSG_NOSIGNAL` elsewhere); `EAGAIN` (full buffer) means already readable. Always drained.
 #[derive(Debug)]
-pub(crate) struct SocketPairNotifier {
-    read: AtomicI32,
-    write: AtomicI32,
-}
+pub(crate) struct SocketPairNotifier(FdPair);
 
 /// Creates the pair: `(read, write)`.
 fn open() -> io::Result<(RawFd, RawFd)> {
@@ -64,35 +61,28 @@ fn open() -> io::Result<(RawFd, RawFd)> {
 impl SocketPairNotifier {
     /// A new, empty pair.
     pub(crate) fn new() -> io::Result<SocketPairNotifier> {
-        let (read, write) = open()?;
-        Ok(SocketPairNotifier {
-            read: AtomicI32::new(read),
-            write: AtomicI32::new(write),
-        })
+        Ok(SocketPairNotifier(FdPair::new(open()?)))
     }
 
     /// The end the poller watches.
     pub(crate) fn read_fd(&self) -> RawFd {
-        self.read.load(SeqCst)
+        self.0.read()
     }
 
     /// The end `notify` writes.
     pub(crate) fn write_fd(&self) -> RawFd {
-        self.write.load(SeqCst)
+        self.0.write()
     }
 
     /// Readability of the read end; always drained.
     pub(crate) fn wake_source(&self) -> WakeSource {
-        WakeSource::Fd {
-            fd: self.read_fd(),
-            edge_ok: false,
-        }
+        self.0.wake_source()
     }
 
     /// Sends one byte; a full buffer is success.
     pub(crate) fn notify(&self) -> io::Result<()> {
         #[cfg(target_vendor = "apple")]
-        return super::pipe::write_byte(self.write_fd());
+        return fd::write_byte(self.write_fd());
         #[cfg(not(target_vendor = "apple"))]
         {
             let byte = 1u8;
@@ -121,17 +111,8 @@ impl SocketPairNotifier {
 
     /// Replaces both ends with a new pair (in a forked child) and closes the old ones.
     pub(crate) fn reinit(&self) -> io::Result<()> {
-        let (read, write) = open()?;
-        fd::close(self.read.swap(read, SeqCst));
-        fd::close(self.write.swap(write, SeqCst));
+        self.0.replace(open()?);
         Ok(())
-    }
-}
-
-impl Drop for SocketPairNotifier {
-    fn drop(&mut self) {
-        fd::close(*self.read.get_mut());
-        fd::close(*self.write.get_mut());
     }
 }
 
