@@ -1,6 +1,7 @@
-//! The benchmark workloads of `/work/shared/WORKLOADS.md`, run against rouse, printing one JSON
-//! object per result on stdout (progress on stderr), field for field like the C peers
-//! (`/work/shared/peers/c`), so `compare.py --project` reads them.
+//! The W1-W5 benchmark workloads (see the README), run against rouse, printing one JSON object
+//! per result on stdout (progress on stderr), field for field like the peer programs that run
+//! the same workloads on libevent, libev, libuv, mio, polling and calloop, so their figures
+//! compare line by line.
 //!
 //! ```text
 //! cargo bench --bench workloads                 # everything

@@ -1,5 +1,5 @@
-//! Helpers of the workload harness, one for one with the C peers' `common.h`
-//! (`/work/shared/peers/c/common.h`): the monotonic clock, `/proc/self/io` syscall counts with
+//! Helpers of the workload harness, one for one with the peer programs' shared C helpers
+//! (so every implementation measures the same way): the monotonic clock, `/proc/self/io` syscall counts with
 //! their calibrated overhead, RSS from `/proc/self/statm`, `RLIMIT_NOFILE`, socketpairs,
 //! nearest-rank percentiles, CPU pinning, the spin helpers, the W4 LCG, workload selection,
 //! and a counting global allocator.
