@@ -310,6 +310,68 @@ impl rouse::Notify for Notifier {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    /// The tests every byte-stream notifier (pipe, socketpair) passes alike.
+    macro_rules! byte_stream_notifier_tests {
+        ($N:ty) => {
+            use crate::sys::notify::tests::{assert_nonblock_cloexec, readable};
+            use crate::sys::{fd, syscall, WakeSource};
+
+            #[test]
+            fn notify_then_drain() {
+                let n = <$N>::new().unwrap();
+                assert!(!readable(n.read_fd()));
+                for _ in 0..1000 {
+                    n.notify().unwrap();
+                }
+                assert!(readable(n.read_fd()));
+                n.drain();
+                assert!(!readable(n.read_fd()));
+                let edge_ok = false;
+                assert_eq!(
+                    n.wake_source(),
+                    WakeSource::Fd {
+                        fd: n.read_fd(),
+                        edge_ok
+                    }
+                );
+            }
+
+            #[test]
+            fn a_full_buffer_is_success() {
+                let n = <$N>::new().unwrap();
+                // Far more than any buffer (64 KiB on Linux): later writes hit EAGAIN.
+                for _ in 0..100_000 {
+                    n.notify().unwrap();
+                }
+                assert!(readable(n.read_fd()));
+                n.drain();
+                assert!(!readable(n.read_fd()));
+                n.notify().unwrap();
+                assert!(readable(n.read_fd()));
+            }
+
+            #[test]
+            fn flags_and_reinit() {
+                let n = <$N>::new().unwrap();
+                assert_nonblock_cloexec(n.read_fd());
+                assert_nonblock_cloexec(n.write_fd());
+                n.notify().unwrap();
+                let (r, w) = (n.read_fd(), n.write_fd());
+                let keep = syscall!(dup(r)).unwrap(); // keeps the old numbers apart from the new
+                n.reinit().unwrap();
+                assert_ne!(n.read_fd(), r);
+                assert_ne!(n.write_fd(), w);
+                assert_nonblock_cloexec(n.read_fd());
+                assert_nonblock_cloexec(n.write_fd());
+                assert!(!readable(n.read_fd()), "the new one starts empty");
+                n.notify().unwrap();
+                assert!(readable(n.read_fd()));
+                fd::close(keep);
+            }
+        };
+    }
+    pub(crate) use byte_stream_notifier_tests;
+
     use super::*;
     use crate::sys::{fd, syscall};
     use rouse::Notify as _;

@@ -118,57 +118,5 @@ impl SocketPairNotifier {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::sys::notify::tests::{assert_nonblock_cloexec, readable};
-
-    #[test]
-    fn notify_then_drain() {
-        let n = SocketPairNotifier::new().unwrap();
-        assert!(!readable(n.read_fd()));
-        for _ in 0..1000 {
-            n.notify().unwrap();
-        }
-        assert!(readable(n.read_fd()));
-        n.drain();
-        assert!(!readable(n.read_fd()));
-        assert_eq!(
-            n.wake_source(),
-            WakeSource::Fd {
-                fd: n.read_fd(),
-                edge_ok: false
-            }
-        );
-    }
-
-    #[test]
-    fn full_buffer_is_success() {
-        let n = SocketPairNotifier::new().unwrap();
-        for _ in 0..100_000 {
-            n.notify().unwrap();
-        }
-        assert!(readable(n.read_fd()));
-        n.drain();
-        assert!(!readable(n.read_fd()));
-        n.notify().unwrap();
-        assert!(readable(n.read_fd()));
-    }
-
-    #[test]
-    fn flags_and_reinit() {
-        let n = SocketPairNotifier::new().unwrap();
-        assert_nonblock_cloexec(n.read_fd());
-        assert_nonblock_cloexec(n.write_fd());
-        n.notify().unwrap();
-        let (r, w) = (n.read_fd(), n.write_fd());
-        let keep = syscall!(dup(r)).unwrap(); // keeps the old numbers apart from the new
-        n.reinit().unwrap();
-        assert_ne!(n.read_fd(), r);
-        assert_ne!(n.write_fd(), w);
-        assert_nonblock_cloexec(n.read_fd());
-        assert_nonblock_cloexec(n.write_fd());
-        assert!(!readable(n.read_fd()), "the new pair starts empty");
-        n.notify().unwrap();
-        assert!(readable(n.read_fd()));
-        fd::close(keep);
-    }
+    crate::sys::notify::tests::byte_stream_notifier_tests!(super::SocketPairNotifier);
 }
