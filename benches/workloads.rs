@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use rouse::{Event, Exit, Interest, Key, Ready, RunFlags};
+use rouse_core::{Event, Exit, Interest, Key, Ready, RunFlags};
 use rouse_std::{raw_source, Base, Events, EventsExt, LocalBase, LocalEvents, LocalEventsExt};
 
 use common::*;
@@ -313,8 +313,8 @@ trait Bench: Sized {
     fn timer_event<F: FnMut() + Send + 'static>(&self, f: F) -> io::Result<Key>;
     /// `EventsExt::add_timer`: a one-shot timer, created and added.
     fn timer_after<F: FnMut() + Send + 'static>(&self, after: Duration, f: F) -> io::Result<Key>;
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse::Error>;
-    fn ev_delete(&self, key: Key) -> Result<(), rouse::Error>;
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error>;
+    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error>;
     fn run_flags(&self, flags: RunFlags) -> io::Result<Exit>;
     fn interest_calls(&self) -> Option<u64>;
     fn describe(&self) -> String;
@@ -340,12 +340,12 @@ impl Bench for Base {
         e.add_timer(d, move |_, _| f())
     }
     #[inline]
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse::Error> {
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error> {
         let e: &Events = self;
         e.add(key, timeout)
     }
     #[inline]
-    fn ev_delete(&self, key: Key) -> Result<(), rouse::Error> {
+    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error> {
         let e: &Events = self;
         e.delete(key)
     }
@@ -381,12 +381,12 @@ impl Bench for LocalBase {
         e.add_timer(d, move |_, _| f())
     }
     #[inline]
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse::Error> {
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error> {
         let e: &LocalEvents = self;
         e.add(key, timeout)
     }
     #[inline]
-    fn ev_delete(&self, key: Key) -> Result<(), rouse::Error> {
+    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error> {
         let e: &LocalEvents = self;
         e.delete(key)
     }
@@ -648,7 +648,7 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let t1 = now_ns();
     let a1 = allocs();
     // Sanity: the timer is not pending any more.
-    let churn_ok = base.ev_delete(key) == Err(rouse::Error::NotPending);
+    let churn_ok = base.ev_delete(key) == Err(rouse_core::Error::NotPending);
     drop(base);
     println!(
         "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn\",\"ops\":{},\
@@ -677,7 +677,7 @@ fn w5() -> io::Result<()> {
     let be = backend(&base);
     let fds = make_pairs(pairs);
     let mut keys = Vec::with_capacity(n);
-    let cb = |_: &Events, _: rouse::Fired| {};
+    let cb = |_: &Events, _: rouse_core::Fired| {};
     assert_eq!(
         std::mem::size_of_val(&cb),
         0,

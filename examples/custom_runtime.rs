@@ -25,7 +25,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant as StdInstant};
 
-use rouse::{
+use rouse_core::{
     Base, Clock, Config, Event, Fired, Fixed, Instant, Interest, Lock, Notify, Options, Poller,
     Readiness, Ready, Source,
 };
@@ -120,7 +120,7 @@ struct DoorbellPoller {
 
 impl Poller for DoorbellPoller {
     fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
-        Err(rouse::Error::UNSUPPORTED) // a runtime without I/O sources
+        Err(rouse_core::Error::UNSUPPORTED) // a runtime without I/O sources
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
@@ -215,7 +215,7 @@ fn on_job(base: &Base<Runtime>, _: Fired) {
     );
 }
 
-fn main() -> Result<(), rouse::Error> {
+fn main() -> Result<(), rouse_core::Error> {
     let clock = StdClock {
         origin: StdInstant::now(),
     };

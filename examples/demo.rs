@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Interest, Key, Ready};
+use rouse_core::{Event, Exit, Interest, Key, Ready};
 use rouse_std::{Base, EventsExt, Handle};
 
 /// What the loop thread records. Only callbacks (on the loop thread) write it; `main` reads it
@@ -258,7 +258,7 @@ fn worker(
 fn reader(
     mut rx: UnixStream,
     stats: Arc<Stats>,
-) -> impl FnMut(&rouse_std::Events, rouse::Fired) + Send + 'static {
+) -> impl FnMut(&rouse_std::Events, rouse_core::Fired) + Send + 'static {
     let mut buf = [0u8; 4096];
     move |events, fired| {
         stats.callbacks.fetch_add(1, Ordering::Relaxed);

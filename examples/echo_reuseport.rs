@@ -26,7 +26,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::thread;
 
-use rouse::{Event, Interest, Key};
+use rouse_core::{Event, Interest, Key};
 use rouse_std::{LocalBase, LocalEvents, LocalEventsExt};
 
 fn main() -> Result<(), Box<dyn Error>> {

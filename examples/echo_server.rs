@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 
-use rouse::{Event, Interest, Key, Ready};
+use rouse_core::{Event, Interest, Key, Ready};
 use rouse_std::{Base, Events, EventsExt, Handle};
 
 /// A connection: shared by its callbacks (on the loop thread) and the workers.
@@ -271,7 +271,7 @@ fn worker(jobs: mpsc::Receiver<Job>, handle: Handle) {
         // costs one atomic load. A stale key (the loop closed the connection meanwhile) is an
         // error, never another connection's event: keys are generational.
         match handle.activate(conn.keys().flush, Ready::USER) {
-            Ok(()) | Err(rouse::Error::Stale | rouse::Error::Closed) => {}
+            Ok(()) | Err(rouse_core::Error::Stale | rouse_core::Error::Closed) => {}
             Err(e) => eprintln!("connection {}: {e}", conn.id),
         }
     }

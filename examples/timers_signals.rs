@@ -17,7 +17,7 @@ use std::error::Error;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Key};
+use rouse_core::{Event, Exit, Key};
 use rouse_std::{LocalBase, LocalEvents, LocalEventsExt};
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUSE_FUZZ_OPS=${1:-10000000} ROUSE_FUZZ_SEED=${2:-1} \
-	cargo test --release -p rouse --test core_model -- --ignored long_run --nocapture
+	cargo test --release -p rouse-core --test core_model -- --ignored long_run --nocapture

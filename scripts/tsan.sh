@@ -30,7 +30,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do
 done
 [ $# -gt 0 ] && shift # the "--"
 if [ ${#tests[@]} -eq 0 ]; then
-	for f in tests/std_*.rs tests/stress.rs tests/faults.rs; do
+	for f in adapters/std/tests/std_*.rs adapters/std/tests/stress.rs adapters/std/tests/faults.rs; do
 		tests+=("$(basename "$f" .rs)")
 	done
 fi
@@ -44,7 +44,7 @@ trap 'rm -f "$LOG"' EXIT
 status=0
 echo "tsan: rouse-std unit tests; ${tests[*]}"
 "${cargo[@]}" -p rouse-std --lib -- "$@" 2>&1 | tee -a "$LOG" || status=1
-"${cargo[@]}" -p rouse "${args[@]}" -- "$@" 2>&1 | tee -a "$LOG" || status=1
+"${cargo[@]}" -p rouse-std "${args[@]}" -- "$@" 2>&1 | tee -a "$LOG" || status=1
 reports=$(grep -c "WARNING: ThreadSanitizer" "$LOG")
 failed=$(grep -E "^test .* FAILED$" "$LOG" | sed 's/^test /  /; s/ \.\.\. FAILED$//')
 echo "tsan: $reports report(s) in $((SECONDS - T0)) s"

@@ -56,7 +56,7 @@ pub enum Kind {
 /// and its priority.
 ///
 /// ```
-/// use rouse::{Event, Interest, Source};
+/// use rouse_core::{Event, Interest, Source};
 /// let e = Event::io(Source::new(3), Interest::READ).persist().priority(0);
 /// assert!(e.is_persistent());
 /// ```

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use rouse::{mock, Base, Config, Event, Exit, Fired, Fixed, Interest, Options, Readiness,
+//! use rouse_core::{mock, Base, Config, Event, Exit, Fired, Fixed, Interest, Options, Readiness,
 //!             Ready, Source, SpinLock};
 //!
 //! // 1. The seams: here the shipped mocks (a counting notifier, a manual clock, and a

@@ -6,7 +6,7 @@ use core::time::Duration;
 ///
 /// ```
 /// use core::time::Duration;
-/// let opts = rouse::Options::new()
+/// let opts = rouse_core::Options::new()
 ///     .priorities(3)
 ///     .dispatch_limits(64, Some(Duration::from_millis(5)), 1);
 /// # let _ = opts;

@@ -1,12 +1,12 @@
-//! The atomics the notify protocol uses: `core`'s, or loom's when model-checking (`--cfg loom`).
+//! The atomics the notify protocol uses: `core`'s, or loom's when model-checking (`--cfg rouse_loom`).
 
-#[cfg(loom)]
+#[cfg(rouse_loom)]
 pub(crate) use loom::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicU32, Ordering},
 };
 
-#[cfg(not(loom))]
+#[cfg(not(rouse_loom))]
 pub(crate) use core::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicU32, Ordering},

@@ -8,7 +8,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse::{mock, Event, Interest, Options, Ready, RunFlags, Source};
+use rouse_core::{mock, Event, Interest, Options, Ready, RunFlags, Source};
 
 #[test]
 fn delete_add_churn_of_many_sources_costs_no_poller_call() {

@@ -6,7 +6,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse::{mock, Event, Exit, Options, Ready, RunFlags};
+use rouse_core::{mock, Event, Exit, Options, Ready, RunFlags};
 
 #[test]
 fn break_stops_after_the_current_callback() {

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse::{mock, Error, Event, Exit, Interest, Options, Readiness, Ready, RunFlags, Source};
+use rouse_core::{mock, Error, Event, Exit, Interest, Options, Readiness, Ready, RunFlags, Source};
 
 #[test]
 fn lower_priority_number_runs_first_and_fifo_within_a_level() {

@@ -7,8 +7,8 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{fixture, nop};
-use rouse::mock::{self, ManualClock, Notifier};
-use rouse::{Base, Error, Event, Fixed, Interest, Options, Ready, Source, MAX_SIGNAL};
+use rouse_core::mock::{self, ManualClock, Notifier};
+use rouse_core::{Base, Error, Event, Fixed, Interest, Options, Ready, Source, MAX_SIGNAL};
 
 #[test]
 fn stale_foreign_and_reused_keys_are_refused() {
@@ -118,7 +118,7 @@ fn edge_and_level_events_cannot_share_a_source() {
 
 #[test]
 fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
-    type Small = mock::BoxedMock<rouse::NoLock, Fixed<4>>;
+    type Small = mock::BoxedMock<rouse_core::NoLock, Fixed<4>>;
     let base: Base<Small> = Base::new(
         std::sync::Arc::new(Notifier::new()),
         std::sync::Arc::new(ManualClock::new()),
@@ -209,7 +209,7 @@ fn close_frees_everything_and_refuses_new_events() {
         "queued finalizer ran"
     );
     assert_eq!(Arc::strong_count(&alive), 1, "every callback dropped");
-    assert_eq!(fx.base.counts(), rouse::Counts::default());
+    assert_eq!(fx.base.counts(), rouse_core::Counts::default());
     assert_eq!(fx.base.activate(keys[0], Ready::USER), Err(Error::Stale));
     assert_eq!(fx.base.new_event(Event::user(), nop()), Err(Error::Closed));
 }

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rouse::mock::{self, ManualClock, Notifier};
-use rouse::{
+use rouse_core::mock::{self, ManualClock, Notifier};
+use rouse_core::{
     Base, CommonTimeout, Config, Error, Event, Fired, Fixed, Interest, Key, Kind, NoLock, Options,
     Readiness, Ready, RunFlags, Source,
 };
@@ -539,7 +539,11 @@ impl Harness {
             let r = self
                 .base
                 .run_with(&mut self.poller, RunFlags::ONCE_NONBLOCK);
-            assert_eq!(r, Ok(rouse::Exit::Empty), "{ctx}: run of an empty base");
+            assert_eq!(
+                r,
+                Ok(rouse_core::Exit::Empty),
+                "{ctx}: run of an empty base"
+            );
             return;
         }
         self.poller.script(Duration::from_nanos(sleep), &found);
@@ -547,7 +551,7 @@ impl Harness {
         let r = self
             .base
             .run_with(&mut self.poller, RunFlags::ONCE_NONBLOCK);
-        assert_eq!(r, Ok(rouse::Exit::Done), "{ctx}: run");
+        assert_eq!(r, Ok(rouse_core::Exit::Done), "{ctx}: run");
         let got = std::mem::take(&mut *self.log.lock().unwrap());
         let mut at = 0;
         for (g, group) in want.iter().enumerate() {

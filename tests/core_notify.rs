@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse::{mock, Error, Event, Exit, Interest, Notify, Options, Ready, Source};
+use rouse_core::{mock, Error, Event, Exit, Interest, Notify, Options, Ready, Source};
 
 #[test]
 fn changes_while_the_loop_is_awake_never_notify() {

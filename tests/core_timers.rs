@@ -7,7 +7,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, Log};
-use rouse::{mock, Error, Event, Exit, Instant, Interest, Options, Readiness, Ready, Source};
+use rouse_core::{mock, Error, Event, Exit, Instant, Interest, Options, Readiness, Ready, Source};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -145,7 +145,7 @@ fn zero_timeout_fires_next_iteration_and_max_never_fires() {
     let info = fx.base.info(never).unwrap();
     assert_eq!(info.deadline, Some(Instant::MAX), "saturates, no overflow");
     let mut poller = mock::Poller::new().with_clock(&fx.clock);
-    assert_eq!(fx.base.run_once(&mut poller), Ok(rouse::Exit::Done));
+    assert_eq!(fx.base.run_once(&mut poller), Ok(rouse_core::Exit::Done));
     assert_eq!(log.take(), ["zero"]);
     assert_eq!(fx.clock.now_nanos(), 0, "no time passed");
     fx.base.run_nonblocking(&mut poller).unwrap();

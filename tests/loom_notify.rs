@@ -1,7 +1,7 @@
 //! Model checks of the notify protocol with loom: every interleaving (up to a preemption
 //! bound) of a loop thread and 2-3 other threads.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p rouse --release --test loom_notify`
+//! Run: `RUSTFLAGS="--cfg rouse_loom" cargo test -p rouse-core --release --test loom_notify`
 //!
 //! The loop thread runs the real `Base::run_forever` on a loom-modelled notifier and poller.
 //! The poller "blocks" (spins with `yield_now`) until the notifier is readable; once every
@@ -13,7 +13,7 @@
 //!   is unconsumed (asserted inside the notifier);
 //! - **the pending flag is never stuck** after a failed write;
 //! - **cross-thread delete** waits for a running callback, and nothing runs after it.
-#![cfg(loom)]
+#![cfg(rouse_loom)]
 
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::atomic::Ordering::Relaxed as StdRelaxed;
@@ -22,7 +22,7 @@ use std::time::Duration;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
-use rouse::{
+use rouse_core::{
     Base, Clock, Config, Error, Event, Exit, Fired, Fixed, Instant, Interest, Lock, Notify,
     Options, Poller, Readiness, Ready, Source,
 };

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use rouse::{mock, Base, Event, Exit, Options};
+//! use rouse_core::{mock, Base, Event, Exit, Options};
 //!
 //! static CLOCK: mock::ManualClock = mock::ManualClock::new();
 //! static NOTIFIER: mock::Notifier = mock::Notifier::new();

@@ -74,7 +74,7 @@ impl Lock for SpinLock {
 /// created it: the compiler refuses to move or share it.
 ///
 /// ```compile_fail
-/// use rouse::{mock, Base, Options};
+/// use rouse_core::{mock, Base, Options};
 /// static CLOCK: mock::ManualClock = mock::ManualClock::new();
 /// static NOTIFIER: mock::Notifier = mock::Notifier::new();
 /// fn needs_sync<T: Sync>(_: &T) {}

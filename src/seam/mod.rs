@@ -28,7 +28,7 @@ use crate::{Base, Fired};
 /// The seams one base is built from, named at the type level.
 ///
 /// ```
-/// use rouse::{mock, Base, Config, Fired, Fixed, SpinLock};
+/// use rouse_core::{mock, Base, Config, Fired, Fixed, SpinLock};
 ///
 /// struct MyRuntime;
 /// impl Config for MyRuntime {

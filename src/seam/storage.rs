@@ -196,7 +196,7 @@ mod growable {
         }
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(rouse_loom)))]
     mod tests {
         use super::*;
         use crate::sync::Ordering;

@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use rouse::mock::{BoxedMock, ManualClock, Notifier};
-use rouse::{Base, Fired, Fixed, Options};
+use rouse_core::mock::{BoxedMock, ManualClock, Notifier};
+use rouse_core::{Base, Fired, Fixed, Options};
 
 /// The config of every core loop test: no lock, 64 fixed slots, boxed closures.
-pub type Cfg = BoxedMock<rouse::NoLock, Fixed<64>>;
+pub type Cfg = BoxedMock<rouse_core::NoLock, Fixed<64>>;
 pub type Cb = Box<dyn FnMut(&Base<Cfg>, Fired) + Send>;
 
 pub struct Fx {

@@ -1,4 +1,4 @@
-use rouse::{mock, Base, Options};
+use rouse_core::{mock, Base, Options};
 
 static CLOCK: mock::ManualClock = mock::ManualClock::new();
 static NOTIFIER: mock::Notifier = mock::Notifier::new();

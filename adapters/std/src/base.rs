@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rouse::Options;
+use rouse_core::Options;
 
 use crate::clock::MonotonicClock;
 use crate::config::Events;
@@ -68,7 +68,7 @@ impl Builder {
     /// Before blocking in its poller, the loop spins up to `spin` with `polling` still false:
     /// a change made meanwhile (a worker answering right after the loop went idle) is picked
     /// up with no notification write and no sleep/wake-up (a context switch costs several
-    /// microseconds). Zero disables it. See [`rouse::Options::spin_before_block`].
+    /// microseconds). Zero disables it. See [`rouse_core::Options::spin_before_block`].
     pub fn spin_before_block(mut self, spin: Duration) -> Builder {
         self.options = self.options.spin_before_block(spin);
         self
@@ -80,7 +80,7 @@ impl Builder {
         self
     }
 
-    /// See [`rouse::Options::dispatch_limits`].
+    /// See [`rouse_core::Options::dispatch_limits`].
     pub fn dispatch_limits(
         mut self,
         max_callbacks: u32,
@@ -145,7 +145,7 @@ impl Builder {
             None => self.env("ROUSE_NOTIFIER", NotifierKind::from_name)?,
         };
         let os = Os::new(self.poller_choice()?, notifier)?;
-        let events = rouse::Base::new(os, MonotonicClock, self.options)?;
+        let events = rouse_core::Base::new(os, MonotonicClock, self.options)?;
         Ok(Base {
             events: Arc::new(events),
         })
@@ -159,7 +159,7 @@ impl Builder {
     /// As [`build`](Builder::build).
     pub fn build_local(self) -> io::Result<LocalBase> {
         let os = LocalOs::new(self.poller_choice()?)?;
-        let events = rouse::Base::new(os, MonotonicClock, self.options)?;
+        let events = rouse_core::Base::new(os, MonotonicClock, self.options)?;
         Ok(LocalBase::from_events(events))
     }
 }
@@ -177,13 +177,13 @@ impl Builder {
 /// let base = Base::new()?;
 /// let handle = base.handle();
 /// let user = base.add_user(|events, _| events.loop_break().unwrap())?;
-/// let t = std::thread::spawn(move || handle.activate(user, rouse::Ready::USER));
+/// let t = std::thread::spawn(move || handle.activate(user, rouse_core::Ready::USER));
 /// base.run()?; // sleeps until the other thread activates `user`
 /// t.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
-/// Dropping the base closes it ([`rouse::Base::close`]): every event is freed and calls
+/// Dropping the base closes it ([`rouse_core::Base::close`]): every event is freed and calls
 /// through remaining handles fail with an error.
 #[derive(Debug)]
 pub struct Base {

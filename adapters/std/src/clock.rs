@@ -3,9 +3,9 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant as StdInstant};
 
-use rouse::{Clock, Instant};
+use rouse_core::{Clock, Instant};
 
-/// [`rouse::Clock`] over `CLOCK_MONOTONIC`: nanoseconds since a process-wide origin (the
+/// [`rouse_core::Clock`] over `CLOCK_MONOTONIC`: nanoseconds since a process-wide origin (the
 /// first use), so instants of every base in the process compare.
 ///
 /// # Implementation notes

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use rouse::{Config, Fired, Growable, NoLock};
+use rouse_core::{Config, Fired, Growable, NoLock};
 
 use crate::clock::MonotonicClock;
 use crate::lock::StdLock;
@@ -19,12 +19,12 @@ pub struct Threaded;
 pub struct Local;
 
 /// The events of a thread-safe base: what callbacks, [`Base`](crate::Base) and
-/// [`Handle`](crate::Handle) operate on (the core's [`rouse::Base`], with the methods of
+/// [`Handle`](crate::Handle) operate on (the core's [`rouse_core::Base`], with the methods of
 /// [`EventsExt`](crate::EventsExt) added).
-pub type Events = rouse::Base<Threaded>;
+pub type Events = rouse_core::Base<Threaded>;
 
 /// The events of a single-threaded base.
-pub type LocalEvents = rouse::Base<Local>;
+pub type LocalEvents = rouse_core::Base<Local>;
 
 /// A callback of a thread-safe base.
 pub type Callback = Box<dyn FnMut(&Events, Fired) + Send>;

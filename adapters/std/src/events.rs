@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
-use rouse::{Event, Fired, Interest, Key, Source};
+use rouse_core::{Event, Fired, Interest, Key, Source};
 
 use crate::config::{Events, LocalEvents};
 use crate::sys::notify::NotifierKind;
@@ -54,9 +54,9 @@ fn read_fd_limit(cache: &std::sync::atomic::AtomicU64) -> u64 {
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
     #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux and macOS, i64 on FreeBSD
     let limit = if ok && rl.rlim_max != libc::RLIM_INFINITY {
-        (rl.rlim_max as u64).min(u64::from(rouse::MAX_SOURCE) + 1)
+        (rl.rlim_max as u64).min(u64::from(rouse_core::MAX_SOURCE) + 1)
     } else {
-        u64::from(rouse::MAX_SOURCE) + 1
+        u64::from(rouse_core::MAX_SOURCE) + 1
     };
     cache.store(limit, Relaxed);
     limit
@@ -86,7 +86,7 @@ macro_rules! events_ext {
             ///
             /// # Errors
             ///
-            /// What [`rouse::Base::new_event`] returns, as `io::Error`.
+            /// What [`rouse_core::Base::new_event`] returns, as `io::Error`.
             fn event<F>(&self, event: Event, callback: F) -> io::Result<Key>
             where
                 F: FnMut(&$Events, Fired) $($send)* + 'static;
@@ -154,7 +154,7 @@ macro_rules! events_ext {
                 F: FnMut(&$Events, Fired) $($send)* + 'static;
 
             /// A persistent user event, pending (so it keeps `run` going) and activated by hand
-            /// with [`rouse::Base::activate`] from any thread.
+            /// with [`rouse_core::Base::activate`] from any thread.
             ///
             /// # Errors
             ///
@@ -168,7 +168,7 @@ macro_rules! events_ext {
             ///
             /// # Errors
             ///
-            /// What [`rouse::Base::finalize`] returns.
+            /// What [`rouse_core::Base::finalize`] returns.
             fn finalize_with<F>(&self, key: Key, finalizer: F) -> io::Result<()>
             where
                 F: FnOnce(&$Events) $($send)* + 'static;

@@ -1,5 +1,5 @@
 //! rouse on Linux, FreeBSD and macOS: the OS implementations of every seam of the
-//! [`rouse`] core, and the friendly API that makes it a complete, thread-safe event loop.
+//! [`rouse_core`] core, and the friendly API that makes it a complete, thread-safe event loop.
 //!
 //! - [`Base`]: a thread-safe base that owns the loop; [`Handle`]s (`Send + Sync + Clone`) let
 //!   other threads add, delete and activate events and stop the loop.
@@ -16,8 +16,8 @@
 //!
 //! let base = Base::new()?;
 //! let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
-//! base.add_fd(&a, rouse::Interest::READ, |events, fired| {
-//!     assert!(fired.ready.contains(rouse::Ready::READ));
+//! base.add_fd(&a, rouse_core::Interest::READ, |events, fired| {
+//!     assert!(fired.ready.contains(rouse_core::Ready::READ));
 //!     events.loop_break().unwrap();
 //! })?;
 //! let handle = base.handle();
@@ -25,7 +25,7 @@
 //!     std::io::Write::write_all(&mut b, b"x").unwrap();
 //!     handle.add_timer(Duration::from_secs(10), |_, _| {}).unwrap(); // from another thread
 //! });
-//! assert_eq!(base.run()?, rouse::Exit::Break);
+//! assert_eq!(base.run()?, rouse_core::Exit::Break);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -61,7 +61,7 @@ pub use sys::notify::NotifierKind;
 pub use sys::poll::PollerKind;
 
 /// The core crate, re-exported.
-pub use rouse;
+pub use rouse_core;
 
 /// The README's code, compiled and run as doctests so it cannot rot.
 #[cfg(doctest)]

@@ -2,9 +2,9 @@
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use rouse::Lock;
+use rouse_core::Lock;
 
-/// [`rouse::Lock`] over `std::sync::Mutex`; [`Lock::wait`] sleeps on a `Condvar` (a
+/// [`rouse_core::Lock`] over `std::sync::Mutex`; [`Lock::wait`] sleeps on a `Condvar` (a
 /// cross-thread `delete` waiting for a running callback) instead of spinning.
 #[derive(Debug)]
 pub struct StdLock;

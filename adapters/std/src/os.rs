@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::io;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use rouse::Notify;
+use rouse_core::Notify;
 
 use crate::sys::notify::{Notifier, NotifierKind};
 use crate::sys::poll::{AnyPoller, PollerKind};

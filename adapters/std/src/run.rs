@@ -14,8 +14,8 @@ macro_rules! loop_methods {
             ///
             /// `WouldBlock` if the loop is already running (also from one of its own
             /// callbacks); the poller's OS error.
-            pub fn run(&self) -> std::io::Result<rouse::Exit> {
-                self.run_with(rouse::RunFlags::UNTIL_EMPTY)
+            pub fn run(&self) -> std::io::Result<rouse_core::Exit> {
+                self.run_with(rouse_core::RunFlags::UNTIL_EMPTY)
             }
 
             /// Blocks until something is active, runs it, returns (`EVLOOP_ONCE`).
@@ -23,8 +23,8 @@ macro_rules! loop_methods {
             /// # Errors
             ///
             #[doc = concat!("As [`run`](", stringify!($Ty), "::run).")]
-            pub fn run_once(&self) -> std::io::Result<rouse::Exit> {
-                self.run_with(rouse::RunFlags::ONCE)
+            pub fn run_once(&self) -> std::io::Result<rouse_core::Exit> {
+                self.run_with(rouse_core::RunFlags::ONCE)
             }
 
             /// Runs what is active without blocking, returns (`EVLOOP_NONBLOCK`).
@@ -32,8 +32,8 @@ macro_rules! loop_methods {
             /// # Errors
             ///
             #[doc = concat!("As [`run`](", stringify!($Ty), "::run).")]
-            pub fn run_nonblocking(&self) -> std::io::Result<rouse::Exit> {
-                self.run_with(rouse::RunFlags::NONBLOCK)
+            pub fn run_nonblocking(&self) -> std::io::Result<rouse_core::Exit> {
+                self.run_with(rouse_core::RunFlags::NONBLOCK)
             }
 
             /// Runs until a break or exit, even with nothing pending
@@ -42,8 +42,8 @@ macro_rules! loop_methods {
             /// # Errors
             ///
             #[doc = concat!("As [`run`](", stringify!($Ty), "::run).")]
-            pub fn run_forever(&self) -> std::io::Result<rouse::Exit> {
-                self.run_with(rouse::RunFlags::FOREVER)
+            pub fn run_forever(&self) -> std::io::Result<rouse_core::Exit> {
+                self.run_with(rouse_core::RunFlags::FOREVER)
             }
 
             /// Runs the loop as `flags` say.
@@ -51,7 +51,10 @@ macro_rules! loop_methods {
             /// # Errors
             ///
             #[doc = concat!("As [`run`](", stringify!($Ty), "::run).")]
-            pub fn run_with(&self, flags: rouse::RunFlags) -> std::io::Result<rouse::Exit> {
+            pub fn run_with(
+                &self,
+                flags: rouse_core::RunFlags,
+            ) -> std::io::Result<rouse_core::Exit> {
                 let notifier = self.events.notifier();
                 let mut poller = notifier.try_poller().ok_or_else(crate::os::running)?;
                 Ok(self.events.run_with(&mut *poller, flags)?)

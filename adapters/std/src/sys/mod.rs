@@ -10,7 +10,7 @@
 //! - `reinit(&self, ..) -> io::Result<()>`: new OS objects after `fork()` (fds kept in atomics,
 //!   so `&self` suffices: only one thread exists in a freshly forked child).
 //!
-//! Each **poller** (`poll/*.rs`) implements [`rouse::Poller`] and provides:
+//! Each **poller** (`poll/*.rs`) implements [`rouse_core::Poller`] and provides:
 //! - `new() -> io::Result<Self>` and `watch_wake(&mut self, WakeSource) -> io::Result<()>`;
 //! - `update`: one source's registration from `old` to `new` interest, healing a kernel that
 //!   disagrees (`EEXIST` on add -> modify, `ENOENT` on modify -> add, `ENOENT`/`EBADF` on delete

@@ -27,7 +27,7 @@ use std::{mem, ptr, thread};
 use super::{fd, syscall};
 
 /// Highest signal number the registry accepts (the core's `MAX_SIGNAL`).
-const MAX_SIGNAL: usize = rouse::MAX_SIGNAL as usize;
+const MAX_SIGNAL: usize = rouse_core::MAX_SIGNAL as usize;
 
 /// Subscribers (self-pipes, i.e. bases) per signal.
 pub(crate) const SLOTS: usize = 8;
@@ -472,7 +472,7 @@ mod tests {
                 .iter()
                 .all(|slot| slot.load(SeqCst) == EMPTY));
         }
-        for sig in [0, os_nsig() as u32, rouse::MAX_SIGNAL + 1] {
+        for sig in [0, os_nsig() as u32, rouse_core::MAX_SIGNAL + 1] {
             assert_eq!(
                 pipe.subscribe(sig).unwrap_err().raw_os_error(),
                 Some(libc::EINVAL)

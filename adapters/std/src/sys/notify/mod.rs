@@ -129,7 +129,7 @@ macro_rules! each {
 ///
 /// Dropping it closes the fds it owns (never the poller's kqueue).
 ///
-/// [`consume`]: rouse::Notify::consume
+/// [`consume`]: rouse_core::Notify::consume
 #[derive(Debug)]
 pub(crate) struct Notifier {
     inner: Inner,
@@ -240,7 +240,7 @@ impl Notifier {
     }
 
     /// The poller tells whether it registered the wake source edge-triggered (epoll
-    /// `EPOLLET`, kqueue `EV_CLEAR`). [`consume`](rouse::Notify::consume) then skips the drain
+    /// `EPOLLET`, kqueue `EV_CLEAR`). [`consume`](rouse_core::Notify::consume) then skips the drain
     /// if the mechanism allows it; a level-triggered registration (and poll(2), which has no
     /// edges) is always drained, or the poller would report the wake forever.
     pub(crate) fn set_edge(&self, edge: bool) {
@@ -296,7 +296,7 @@ fn need_kq(kq: Option<RawFd>) -> io::Result<RawFd> {
     kq.ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-impl rouse::Notify for Notifier {
+impl rouse_core::Notify for Notifier {
     fn notify(&self) -> Result<(), i32> {
         Notifier::notify(self).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
     }
@@ -374,7 +374,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::sys::{fd, syscall};
-    use rouse::Notify as _;
+    use rouse_core::Notify as _;
 
     /// Whether `fd` is readable now (`poll(2)`, zero timeout).
     pub(crate) fn readable(fd: RawFd) -> bool {
@@ -462,7 +462,7 @@ pub(crate) mod tests {
             assert_nonblock_cloexec(fd);
             assert!(!readable(fd));
             for _ in 0..100 {
-                assert_eq!(rouse::Notify::notify(&n), Ok(()));
+                assert_eq!(rouse_core::Notify::notify(&n), Ok(()));
             }
             assert!(readable(fd), "{kind}");
             n.consume();

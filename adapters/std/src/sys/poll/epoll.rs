@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::ptr;
 use std::time::Duration;
 
-use rouse::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, Source};
 
 use super::{clamp_timeout, errno, source_fd, timeout_ms, EventBuf, SignalPipe};
 use crate::sys::{fd, syscall, WakeSource};
@@ -338,7 +338,7 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
-    use rouse::{Interest, Poller, Ready};
+    use rouse_core::{Interest, Poller, Ready};
 
     use super::EpollPoller;
     use crate::sys::poll::testutil::{self, *};
@@ -431,7 +431,7 @@ mod tests {
         let (a, _b) = socketpair();
         // A regular file: epoll refuses it (EPERM).
         let file = std::fs::File::open("/proc/self/stat").unwrap();
-        let s = rouse::Source::new(file.as_raw_fd() as u32);
+        let s = rouse_core::Source::new(file.as_raw_fd() as u32);
         assert_eq!(
             p.update(s, Interest::NONE, Interest::READ),
             Err(libc::EPERM)
@@ -440,13 +440,13 @@ mod tests {
         // ones, so nothing reuses it in between.)
         let high = syscall!(fcntl(a.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 18_000)).unwrap();
         fd::close(high);
-        let closed = rouse::Source::new(high as u32);
+        let closed = rouse_core::Source::new(high as u32);
         assert_eq!(
             p.update(closed, Interest::NONE, Interest::READ),
             Err(libc::EBADF)
         );
         // Not an fd at all.
-        let huge = rouse::Source::new(u32::MAX);
+        let huge = rouse_core::Source::new(u32::MAX);
         assert_eq!(
             p.update(huge, Interest::NONE, Interest::READ),
             Err(libc::EBADF)

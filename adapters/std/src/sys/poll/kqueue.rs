@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::ptr;
 use std::time::Duration;
 
-use rouse::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, Source};
 
 use super::{errno, source_fd, EventBuf, SignalPipe};
 use crate::sys::{fd, syscall, WakeSource};

@@ -1,7 +1,7 @@
 //! Pollers: epoll (Linux), kqueue (FreeBSD, macOS) and poll(2) (every Unix), behind one
 //! [`AnyPoller`].
 //!
-//! Each backend implements [`rouse::Poller`] with the syscalls of its mechanism and nothing
+//! Each backend implements [`rouse_core::Poller`] with the syscalls of its mechanism and nothing
 //! else (the contract is in `sys/mod.rs`). What they share lives here: the error and fd
 //! conversions, timeout rounding, the grow-on-full event buffer, and the signal self-pipe type.
 
@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use rouse::{Interest, Poller, Readiness, Source};
+use rouse_core::{Interest, Poller, Readiness, Source};
 
 #[cfg(target_os = "linux")]
 pub(crate) use epoll::EpollPoller;
@@ -238,12 +238,12 @@ impl Poller for AnyPoller {
 
 // ---------------------------------------------------------------------------- shared helpers
 
-/// The error code the core carries for `e`: the OS errno, or `rouse::Error::UNSUPPORTED` /
+/// The error code the core carries for `e`: the OS errno, or `rouse_core::Error::UNSUPPORTED` /
 /// `EINVAL` for an error that has none.
 fn errno(e: io::Error) -> i32 {
     match e.raw_os_error() {
         Some(code) => code,
-        None if e.kind() == io::ErrorKind::Unsupported => rouse::Error::UNSUPPORTED,
+        None if e.kind() == io::ErrorKind::Unsupported => rouse_core::Error::UNSUPPORTED,
         None => libc::EINVAL,
     }
 }
@@ -361,7 +361,7 @@ mod testutil {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     use std::time::{Duration, Instant};
 
-    use rouse::{Interest, Poller, Readiness, Ready, Source};
+    use rouse_core::{Interest, Poller, Readiness, Ready, Source};
 
     use crate::sys::{fd, syscall};
 
@@ -816,7 +816,7 @@ mod tests {
     /// and the caller make them again), signals still arrive.
     #[test]
     fn reinit_after_fork_starts_over() {
-        use rouse::{Interest, Poller, Readiness, Ready};
+        use rouse_core::{Interest, Poller, Readiness, Ready};
         let sig = testutil::test_signal(3);
         for &k in PollerKind::available() {
             let mut p = AnyPoller::new(Some(k)).unwrap();

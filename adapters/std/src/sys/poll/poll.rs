@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use rouse::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, Source};
 
 use super::{errno, source_fd, SignalPipe};
 use crate::sys::{syscall, WakeSource};
@@ -294,7 +294,7 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
-    use rouse::{Interest, Poller, Readiness, Ready, Source};
+    use rouse_core::{Interest, Poller, Readiness, Ready, Source};
 
     use super::PollPoller;
     use crate::sys::poll::testutil::{self, *};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Interest, Ready, RunFlags};
+use rouse_core::{Event, Exit, Interest, Ready, RunFlags};
 use rouse_std::{EventsExt, NotifierKind, PollerKind};
 use util::{all_kinds, base_of, pair, run_in_thread, wait_blocked, wait_until, write_byte, BOUND};
 

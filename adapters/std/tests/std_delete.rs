@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use rouse::{Exit, Fired, Key, Ready, RunFlags};
+use rouse_core::{Exit, Fired, Key, Ready, RunFlags};
 use rouse_std::{Events, EventsExt, Handle};
 use util::{default_base, holds_for, run_in_thread, wait_blocked, wait_until, LoopThread, BOUND};
 
@@ -93,7 +93,7 @@ struct AtReturn {
 fn blocks_until_the_callback_returns(
     h: &Handle,
     gate: &Gate,
-    op: impl FnOnce(&Handle) -> Result<(), rouse::Error> + Send + 'static,
+    op: impl FnOnce(&Handle) -> Result<(), rouse_core::Error> + Send + 'static,
 ) -> io::Result<AtReturn> {
     let returned = flag();
     let (h2, r) = (h.clone(), returned.clone());
@@ -297,7 +297,7 @@ fn dropping_the_base_fails_every_handle_call_without_panic() -> io::Result<()> {
         t.join().expect("no worker panicked");
     }
     // Every call through a handle of a dropped base is an error.
-    let kind = |r: Result<(), rouse::Error>| io::Error::from(r.unwrap_err()).kind();
+    let kind = |r: Result<(), rouse_core::Error>| io::Error::from(r.unwrap_err()).kind();
     assert_eq!(kind(h.activate(key, Ready::USER)), io::ErrorKind::NotFound);
     assert_eq!(kind(h.delete(key)), io::ErrorKind::NotFound);
     assert_eq!(kind(h.free(key)), io::ErrorKind::NotFound);

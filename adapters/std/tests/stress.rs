@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Fired, Interest, Key, Ready};
+use rouse_core::{Event, Exit, Fired, Interest, Key, Ready};
 use rouse_std::{Base, Builder, Events, EventsExt, Handle};
 use util::{all_kinds, builder, drain, join_within, pair, wait_until, wait_until_else, Rng, BOUND};
 
@@ -492,7 +492,7 @@ fn worker(
                     Ok(()) => t.timer_deletes_ok[j] += 1,
                     // Not pending: it fired (its callback ran, or is done running) or was
                     // never added.
-                    Err(rouse::Error::NotPending) => {}
+                    Err(rouse_core::Error::NotPending) => {}
                     Err(e) => return Err(e.into()),
                 }
                 tm.dead.store(true, SeqCst);
@@ -530,7 +530,7 @@ fn worker(
                         format!("worker {w}: free returned before dropping the callback")
                     });
                 }
-                if h.activate(k, Ready::USER) != Err(rouse::Error::Stale) {
+                if h.activate(k, Ready::USER) != Err(rouse_core::Error::Stale) {
                     sh.violations
                         .record(|| format!("worker {w}: a freed key still activates"));
                 }

@@ -9,7 +9,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use rouse::{Event, Exit, Fired, Interest, Key, Ready, RunFlags};
+use rouse_core::{Event, Exit, Fired, Interest, Key, Ready, RunFlags};
 use rouse_std::{source, Base, Events, EventsExt, PollerKind};
 use util::{base_with_poller, drain, pair, recorder, run_in_thread, take, write_byte};
 

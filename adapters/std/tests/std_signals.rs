@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
-use rouse::{Exit, Fired, Ready, RunFlags};
+use rouse_core::{Exit, Fired, Ready, RunFlags};
 use rouse_std::EventsExt;
 use util::{default_base, run_in_thread, wait_blocked};
 

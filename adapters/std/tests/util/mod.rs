@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use rouse::{Exit, Fired, Ready, RunFlags};
+use rouse_core::{Exit, Fired, Ready, RunFlags};
 use rouse_std::{Base, Builder, Events, Handle, NotifierKind, PollerKind};
 
 /// The bound of every wait that should take microseconds: far above any scheduling hiccup,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use rouse::{Event, Exit, Interest, Key, Ready, RunFlags};
+use rouse_core::{Event, Exit, Interest, Key, Ready, RunFlags};
 use rouse_std::{Base, Builder, EventsExt, LocalBase, LocalEventsExt, NotifierKind, PollerKind};
 use util::{
     base_of, base_with_poller, builder, child_mode, drain, holds_for, leave_free_fds, open_fds,
@@ -346,7 +346,7 @@ fn a_failed_notification_write_is_reported_and_a_later_change_wakes_the_loop() -
             // The activation takes effect, the wake fails, and the caller is told so with the
             // OS error.
             let e = h.activate(first, Ready::USER).unwrap_err();
-            assert!(matches!(e, rouse::Error::Notify(_)), "{what}: {e:?}");
+            assert!(matches!(e, rouse_core::Error::Notify(_)), "{what}: {e:?}");
             let e = io::Error::from(e);
             assert_eq!(e.raw_os_error(), Some(expected_errno(n)), "{what}: {e}");
             let s = h.wake_stats();
@@ -398,7 +398,7 @@ fn retrying_an_activation_whose_wake_failed_wakes_the_loop() -> io::Result<()> {
     b.fault()?;
     assert!(matches!(
         h.activate(key, Ready::USER),
-        Err(rouse::Error::Notify(_))
+        Err(rouse_core::Error::Notify(_))
     ));
     b.mend()?;
     h.activate(key, Ready::USER)?; // the retry: Ok
@@ -901,7 +901,7 @@ fn panicking_finalizers_and_timers_leave_the_base_consistent() -> io::Result<()>
     let key = base.add_user(|_, _| {})?;
     base.finalize_with(key, |_| panic!("boom in a finalizer"))?;
     expect_panic("finalizer", "boom in a finalizer", || iterate(&base));
-    assert_eq!(base.info(key).unwrap_err(), rouse::Error::Stale);
+    assert_eq!(base.info(key).unwrap_err(), rouse_core::Error::Stale);
     assert_eq!(base.counts().events, 0, "the finalized slot was released");
 
     let fired = counter();

@@ -7,7 +7,7 @@ mod util;
 
 use std::io;
 
-use rouse::{Exit, RunFlags};
+use rouse_core::{Exit, RunFlags};
 use rouse_std::EventsExt;
 use util::default_base;
 
@@ -23,7 +23,7 @@ fn a_stop_from_a_callback_of_a_once_run_does_not_leak_into_the_next_run() -> io:
                 "loop_break" => events.loop_break().unwrap(),
                 _ => events.loop_exit(None).unwrap(),
             })?;
-            base.activate(key, rouse::Ready::USER)?;
+            base.activate(key, rouse_core::Ready::USER)?;
             assert_eq!(
                 base.run_with(flags)?,
                 expected,
@@ -50,7 +50,7 @@ fn a_stop_requested_by_a_callback_ends_an_ordinary_run_only() -> io::Result<()> 
                 "loop_break" => events.loop_break().unwrap(),
                 _ => events.loop_exit(None).unwrap(),
             })?;
-            base.activate(key, rouse::Ready::USER)?;
+            base.activate(key, rouse_core::Ready::USER)?;
             assert_eq!(base.run_with(flags)?, expected, "{stop}, {flags:?}");
             assert_eq!(
                 base.run_with(RunFlags::ONCE_NONBLOCK)?,

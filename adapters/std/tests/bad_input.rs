@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Interest, Key, Ready, RunFlags, MAX_SIGNAL};
+use rouse_core::{Event, Exit, Interest, Key, Ready, RunFlags, MAX_SIGNAL};
 use rouse_std::{raw_source, Base, Builder, EventsExt, LocalEventsExt, PollerKind};
 use util::{
     base_with_poller, child_mode, default_base, drain, open_fds, pair, recorder, run_child,
@@ -31,7 +31,7 @@ fn counter() -> Arc<AtomicU64> {
 }
 
 /// The `io::Error` kind of a core result.
-fn kind<T: std::fmt::Debug>(r: Result<T, rouse::Error>) -> io::ErrorKind {
+fn kind<T: std::fmt::Debug>(r: Result<T, rouse_core::Error>) -> io::ErrorKind {
     io::Error::from(r.unwrap_err()).kind()
 }
 
@@ -412,7 +412,7 @@ fn exhausted_capacities_are_errors_that_lose_nothing() -> io::Result<()> {
         .map(|ms| base.common_timeout(Duration::from_millis(ms)))
         .collect::<Result<_, _>>()?;
     let e = base.common_timeout(Duration::from_secs(999)).unwrap_err();
-    assert_eq!(e, rouse::Error::Full);
+    assert_eq!(e, rouse_core::Error::Full);
     assert_eq!(io::Error::from(e).kind(), io::ErrorKind::OutOfMemory);
     // Those made still work, and asking again for one of them is no new one.
     assert_eq!(base.common_timeout(Duration::from_millis(1))?, commons[0]);

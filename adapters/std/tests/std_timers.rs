@@ -9,7 +9,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rouse::{Event, Exit, Fired, Key, Ready, RunFlags};
+use rouse_core::{Event, Exit, Fired, Key, Ready, RunFlags};
 use rouse_std::{Events, EventsExt, MonotonicClock, PollerKind};
 use util::{base_with_poller, default_base, run_in_thread, wait_blocked, Rng};
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rouse::{Exit, Interest, Key, Ready, RunFlags};
+use rouse_core::{Exit, Interest, Key, Ready, RunFlags};
 use rouse_std::{Base, EventsExt};
 use util::{all_kinds, base_of, default_base, drain, pair, wait_blocked, wait_until, write_byte};
 
