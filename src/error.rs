@@ -73,8 +73,16 @@ impl core::error::Error for Error {}
 
 #[cfg(feature = "std")]
 impl From<Error> for std::io::Error {
-    /// Seam failures keep their OS error code; misuse becomes `InvalidInput` (or `NotFound`
-    /// for a key that names no event), with the message of [`Error`]'s `Display`.
+    /// Seam failures keep their OS error code; the rest, with the message of [`Error`]'s
+    /// `Display` (the `Error` itself is the `io::Error`'s inner error, for `downcast`):
+    ///
+    /// | `Error` | `io::ErrorKind` |
+    /// |---|---|
+    /// | `Stale`, `NotPending` | `NotFound` |
+    /// | `Closed` | `NotConnected` |
+    /// | `AlreadyRunning` | `ResourceBusy` (never `WouldBlock`: retrying cannot help) |
+    /// | `Full` | `OutOfMemory` |
+    /// | misuse (`Foreign`, `Priority`, ...) | `InvalidInput` |
     fn from(e: Error) -> std::io::Error {
         use std::io::ErrorKind;
         let kind = match e {
@@ -84,7 +92,7 @@ impl From<Error> for std::io::Error {
             Error::Stale | Error::NotPending => ErrorKind::NotFound,
             Error::Full => ErrorKind::OutOfMemory,
             Error::Closed => ErrorKind::NotConnected,
-            Error::AlreadyRunning => ErrorKind::WouldBlock,
+            Error::AlreadyRunning => ErrorKind::ResourceBusy,
             Error::Notify(_) | Error::Poll(_) => ErrorKind::Other,
             _ => ErrorKind::InvalidInput,
         };

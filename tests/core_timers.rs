@@ -306,3 +306,40 @@ fn randomized_timers_match_a_reference_model() {
         );
     }
 }
+
+#[test]
+fn a_persistent_timer_at_the_end_of_time_never_fires_again() {
+    // `now + 1` overflowed in the re-arm (a panic in debug, a spin under the lock in release).
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let l = log.clone();
+    let k = fx
+        .base
+        .new_event(Event::timer().persist(), cb(move |_, _| l.push(())))
+        .unwrap();
+    fx.base.add(k, Some(MS)).unwrap();
+    fx.clock.advance(Duration::MAX);
+    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    assert_eq!(
+        fx.base
+            .run_with(&mut poller, rouse_core::RunFlags::ONCE_NONBLOCK),
+        Ok(Exit::Done)
+    );
+    assert_eq!(log.len(), 1, "fired once, for the deadline that passed");
+    // Re-armed for "never": a second pass runs nothing.
+    let _ = fx
+        .base
+        .run_with(&mut poller, rouse_core::RunFlags::NONBLOCK);
+    assert_eq!(log.len(), 1);
+    // A timer added at the end of time never fires either.
+    let l = log.clone();
+    let late = fx
+        .base
+        .new_event(Event::timer().persist(), cb(move |_, _| l.push(())))
+        .unwrap();
+    fx.base.add(late, Some(MS)).unwrap();
+    let _ = fx
+        .base
+        .run_with(&mut poller, rouse_core::RunFlags::NONBLOCK);
+    assert_eq!(log.len(), 1);
+}

@@ -97,12 +97,19 @@ impl<C: Config> Base<C> {
         if key.base != self.id {
             return Err(Error::Foreign);
         }
+        if st.ctl.closed {
+            return Err(Error::Closed);
+        }
         st.slots.check(&self.words, key)
     }
 
     /// Applies the queued interest changes to `poller` now, outside a run (a run applies them
     /// before every wait). `rouse-std` uses it to install signal handlers as soon as a signal
     /// event is added while the loop is not running.
+    ///
+    /// **Loop owner only**: `poller` must be the one the loop runs with, and no run may be in
+    /// progress. A runtime that lets other threads reach its base should not let them reach
+    /// this method (`rouse-std`'s handles cannot).
     pub fn apply_changes(&self, poller: &mut impl crate::Poller) {
         self.with(|st| st.apply_changes(&self.words, poller));
     }
@@ -170,6 +177,10 @@ impl<C: Config> Base<C> {
     }
 
     /// Its notifier.
+    ///
+    /// **Loop owner only**: consuming a notification from outside the loop loses the wake-up it
+    /// carried. A runtime that lets other threads reach its base should not hand them this
+    /// (`rouse-std`'s handles cannot reach it).
     pub fn notifier(&self) -> &C::Notifier {
         &self.notifier
     }
@@ -189,15 +200,22 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Full`], [`Error::Priority`], [`Error::EmptyInterest`], [`Error::SignalRange`].
-    /// The callback is dropped.
+    /// [`Error::Full`], [`Error::Priority`], [`Error::EmptyInterest`], [`Error::SignalRange`],
+    /// [`Error::Closed`]. The callback is dropped, after the base lock is released (its `Drop`
+    /// may use the base).
     pub fn new_event(&self, event: Event, callback: C::Callback) -> Result<Key, Error> {
         let r = self.with(|st| st.create(&self.words, event, callback));
-        r.map(|(index, gen)| Key {
-            base: self.id,
-            index,
-            gen,
-        })
+        match r {
+            Ok((index, gen)) => Ok(Key {
+                base: self.id,
+                index,
+                gen,
+            }),
+            Err((e, callback)) => {
+                drop(callback); // outside the lock
+                Err(e)
+            }
+        }
     }
 
     /// Makes the event pending (libevent's `event_add`): its source or signal is watched, and
@@ -243,10 +261,15 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Full`].
+    /// [`Error::Full`], [`Error::Closed`].
     pub fn common_timeout(&self, d: Duration) -> Result<CommonTimeout, Error> {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let index = self.with(|st| st.timers.common(ns))?;
+        let index = self.with(|st| {
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
+            st.timers.common(ns)
+        })?;
         Ok(CommonTimeout {
             base: self.id,
             index,
@@ -373,12 +396,15 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Notify`].
+    /// [`Error::Closed`], [`Error::Notify`].
     pub fn loop_break(&self) -> Result<(), Error> {
         let need = self.with(|st| {
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
             st.ctl.brk = true;
-            self.request(st)
-        });
+            Ok(self.request(st))
+        })?;
         self.wake(need)
     }
 
@@ -388,16 +414,19 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Notify`].
+    /// [`Error::Closed`], [`Error::Notify`].
     pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Error> {
         let at = after.map(|d| self.clock.now().saturating_add(d).as_nanos());
         let need = self.with(|st| {
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
             match at {
                 None => st.ctl.exit = true,
                 Some(at) => st.ctl.exit_at = st.ctl.exit_at.min(at),
             }
-            self.request(st)
-        });
+            Ok(self.request(st))
+        })?;
         self.wake(need)
     }
 
@@ -412,9 +441,14 @@ impl<C: Config> Base<C> {
     /// any run that was in progress in a thread that does not exist in the child. The caller
     /// replaces the notifier's and poller's OS objects (`rouse-std` does).
     ///
-    /// Only for a freshly forked child: called while a loop runs in this process, it would
-    /// make that loop miss its next wake-up.
-    pub fn reinit(&self) {
+    /// # Safety
+    ///
+    /// Only in a freshly forked child, while it is single-threaded, before any thread of the
+    /// child uses the base. Called while a loop runs in this process (or may start), it makes
+    /// that loop miss its next wake-up and lets a second loop run on the same base at once;
+    /// the safe forms (`rouse-std`'s `reinit_after_fork`) check that a fork happened.
+    #[allow(unsafe_code)]
+    pub unsafe fn reinit(&self) {
         self.with(|st| st.reinit());
     }
 }
@@ -429,9 +463,12 @@ impl<C: Config> Drop for Base<C> {
 
 impl<C: Config> Base<C> {
     /// Closes the base: it takes no more events ([`Error::Closed`]), the finalizers still
-    /// queued run, and every event is freed (their callbacks dropped, keys stale). Use it to
-    /// shut a base down while other threads may still hold keys: their calls then fail with an
-    /// error. Called from a callback, the running event is freed when it returns.
+    /// queued run, and every event is freed (their callbacks dropped, after the lock is
+    /// released). Use it to shut a base down while other threads may still hold keys: every
+    /// later call returns [`Error::Closed`]. Called from a callback, the running event is freed
+    /// when it returns.
+    ///
+    /// **Loop owner only**: the finalizers run on the calling thread.
     pub fn close(&self) {
         self.with(|st| st.ctl.closed = true);
         self.run_finalizers();
@@ -448,20 +485,24 @@ impl<C: Config> Base<C> {
     /// Runs every queued finalizer now, on the calling thread.
     fn run_finalizers(&self) {
         loop {
-            let job = self.with(|st| {
-                (0..st.opts.priorities).find_map(|p| {
-                    let mut found = None;
-                    while let Some(job) = st.begin(&self.words, p, &self.clock) {
-                        if job.finalizer {
-                            found = Some(job);
-                            break;
-                        }
-                        let _ = st.end(&self.words, job.idx, job.cb, false);
-                    }
-                    found
-                })
+            // One queued job per critical section: a finalizer to run, or another job whose
+            // callback (if the slot goes) is dropped after the lock is released.
+            let next = self.with(|st| {
+                let job =
+                    (0..st.opts.priorities).find_map(|p| st.begin(&self.words, p, &self.clock))?;
+                if job.finalizer {
+                    return Some(Ok(job));
+                }
+                Some(Err(st.end(&self.words, job.idx, job.cb, false)))
             });
-            let Some(mut job) = job else { break };
+            let mut job = match next {
+                None => break,
+                Some(Err(rest)) => {
+                    drop(rest); // outside the lock
+                    continue;
+                }
+                Some(Ok(job)) => job,
+            };
             let fired = crate::Fired {
                 key: Key {
                     base: self.id,

@@ -142,13 +142,25 @@ impl<C: Config> BaseState<C> {
 
     // ----------------------------------------------------------------- create / free
 
-    /// Creates an event (not pending) and returns its slot and generation.
+    /// Creates an event (not pending) and returns its slot and generation. On failure the
+    /// callback is handed back, so the caller drops it after the lock is released.
     pub fn create(
         &mut self,
         words: &WordsOf<C>,
         ev: Event,
         cb: C::Callback,
-    ) -> Result<(u32, u32), Error> {
+    ) -> Result<(u32, u32), (Error, C::Callback)> {
+        match self.create_slot(words, &ev) {
+            Ok((idx, gen)) => {
+                let s = self.slot(idx);
+                s.cb = Some(cb);
+                Ok((idx, gen))
+            }
+            Err(e) => Err((e, cb)),
+        }
+    }
+
+    fn create_slot(&mut self, words: &WordsOf<C>, ev: &Event) -> Result<(u32, u32), Error> {
         if self.ctl.closed {
             return Err(Error::Closed);
         }
@@ -183,7 +195,6 @@ impl<C: Config> BaseState<C> {
         s.what = what | if ev.persist { kind::PERSIST } else { 0 };
         s.source = source;
         s.prio = prio;
-        s.cb = Some(cb);
         if ev.free_after_run {
             s.flags |= flag::AUTOFREE;
         }
@@ -432,7 +443,7 @@ impl<C: Config> BaseState<C> {
     /// Activates every timer due at `now` (never one due later). A persistent one is re-armed
     /// at once from its previous deadline.
     pub fn expire(&mut self, words: &WordsOf<C>, now: u64) {
-        if self.ctl.exit_at <= now {
+        if self.ctl.exit_at != NO_TIME && self.ctl.exit_at <= now {
             self.ctl.exit_at = NO_TIME;
             self.ctl.exit = true;
         }
