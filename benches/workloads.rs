@@ -30,7 +30,7 @@ use std::thread;
 use std::time::Duration;
 
 use rouse_core::{Event, Exit, Interest, Key, Ready, RunFlags};
-use rouse_std::{raw_source, Base, Events, EventsExt, LocalBase, LocalEvents, LocalEventsExt};
+use rouse_std::{raw_source, Base, Context, Flavor, Local, LocalBase, Threaded};
 
 use common::*;
 
@@ -299,8 +299,9 @@ fn w2() -> io::Result<()> {
 // ====================================================================== the two bases
 
 /// What W3 and W4 need of a base, for the threaded [`Base`] and the single-threaded
-/// [`LocalBase`] alike. Callbacks are plain closures, wrapped without adding captures (a
-/// zero-sized closure stays zero-sized, so boxing it allocates nothing).
+/// [`LocalBase`] alike: one generic implementation over the flavor. Callbacks are plain
+/// closures, wrapped without adding captures (a zero-sized closure stays zero-sized, so boxing
+/// it allocates nothing).
 trait Bench: Sized {
     /// Appended to the impl name.
     const SUFFIX: &'static str;
@@ -308,46 +309,71 @@ trait Bench: Sized {
     const KIND: &'static str;
     fn create() -> io::Result<Self>;
     /// A persistent read event on `fd`, not yet added.
-    fn io_event<F: FnMut() + Send + 'static>(&self, fd: RawFd, f: F) -> io::Result<Key>;
+    fn io_event<C: FnMut() + Send + 'static>(&self, fd: RawFd, f: C) -> io::Result<Key>;
     /// A timer event, not yet added.
-    fn timer_event<F: FnMut() + Send + 'static>(&self, f: F) -> io::Result<Key>;
-    /// `EventsExt::add_timer`: a one-shot timer, created and added.
-    fn timer_after<F: FnMut() + Send + 'static>(&self, after: Duration, f: F) -> io::Result<Key>;
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error>;
-    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error>;
+    fn timer_event<C: FnMut() + Send + 'static>(&self, f: C) -> io::Result<Key>;
+    /// `add_timer`: a one-shot timer, created and added.
+    fn timer_after<C: FnMut() + Send + 'static>(&self, after: Duration, f: C) -> io::Result<Key>;
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> io::Result<()>;
+    fn ev_delete(&self, key: Key) -> io::Result<()>;
     fn run_flags(&self, flags: RunFlags) -> io::Result<Exit>;
     fn interest_calls(&self) -> Option<u64>;
     fn describe(&self) -> String;
 }
 
-impl Bench for Base {
+/// The per-flavor names and constructor.
+trait Named: Flavor {
+    const SUFFIX: &'static str;
+    const KIND: &'static str;
+    fn create() -> io::Result<Base<Self>>;
+    fn describe(base: &Base<Self>) -> String;
+}
+
+impl Named for Threaded {
     const SUFFIX: &'static str = "";
     const KIND: &'static str = "Base (threaded: std Mutex, notifier)";
-    fn create() -> io::Result<Self> {
+    fn create() -> io::Result<Base> {
         Base::new()
     }
-    fn io_event<F: FnMut() + Send + 'static>(&self, fd: RawFd, mut f: F) -> io::Result<Key> {
-        let e: &Events = self;
+    fn describe(base: &Base) -> String {
+        backend(base)
+    }
+}
+
+impl Named for Local {
+    const SUFFIX: &'static str = "-local";
+    const KIND: &'static str = "LocalBase (no lock, no notifier)";
+    fn create() -> io::Result<LocalBase> {
+        LocalBase::new_local()
+    }
+    fn describe(base: &LocalBase) -> String {
+        base.poller_kind().name().to_string()
+    }
+}
+
+impl<F: Named> Bench for Base<F> {
+    const SUFFIX: &'static str = F::SUFFIX;
+    const KIND: &'static str = F::KIND;
+    fn create() -> io::Result<Self> {
+        F::create()
+    }
+    fn io_event<C: FnMut() + Send + 'static>(&self, fd: RawFd, mut f: C) -> io::Result<Key> {
         let ev = Event::io(raw_source(fd)?, Interest::READ).persist();
-        e.event(ev, move |_, _| f())
+        self.event(ev, move |_, _| f())
     }
-    fn timer_event<F: FnMut() + Send + 'static>(&self, mut f: F) -> io::Result<Key> {
-        let e: &Events = self;
-        e.event(Event::timer(), move |_, _| f())
+    fn timer_event<C: FnMut() + Send + 'static>(&self, mut f: C) -> io::Result<Key> {
+        self.event(Event::timer(), move |_, _| f())
     }
-    fn timer_after<F: FnMut() + Send + 'static>(&self, d: Duration, mut f: F) -> io::Result<Key> {
-        let e: &Events = self;
-        e.add_timer(d, move |_, _| f())
+    fn timer_after<C: FnMut() + Send + 'static>(&self, d: Duration, mut f: C) -> io::Result<Key> {
+        self.add_timer(d, move |_, _| f())
     }
     #[inline]
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error> {
-        let e: &Events = self;
-        e.add(key, timeout)
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> io::Result<()> {
+        self.add(key, timeout)
     }
     #[inline]
-    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error> {
-        let e: &Events = self;
-        e.delete(key)
+    fn ev_delete(&self, key: Key) -> io::Result<()> {
+        self.delete(key)
     }
     #[inline]
     fn run_flags(&self, flags: RunFlags) -> io::Result<Exit> {
@@ -357,48 +383,7 @@ impl Bench for Base {
         self.interest_syscalls()
     }
     fn describe(&self) -> String {
-        backend(self)
-    }
-}
-
-impl Bench for LocalBase {
-    const SUFFIX: &'static str = "-local";
-    const KIND: &'static str = "LocalBase (no lock, no notifier)";
-    fn create() -> io::Result<Self> {
-        LocalBase::new()
-    }
-    fn io_event<F: FnMut() + Send + 'static>(&self, fd: RawFd, mut f: F) -> io::Result<Key> {
-        let e: &LocalEvents = self;
-        let ev = Event::io(raw_source(fd)?, Interest::READ).persist();
-        e.event(ev, move |_, _| f())
-    }
-    fn timer_event<F: FnMut() + Send + 'static>(&self, mut f: F) -> io::Result<Key> {
-        let e: &LocalEvents = self;
-        e.event(Event::timer(), move |_, _| f())
-    }
-    fn timer_after<F: FnMut() + Send + 'static>(&self, d: Duration, mut f: F) -> io::Result<Key> {
-        let e: &LocalEvents = self;
-        e.add_timer(d, move |_, _| f())
-    }
-    #[inline]
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error> {
-        let e: &LocalEvents = self;
-        e.add(key, timeout)
-    }
-    #[inline]
-    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error> {
-        let e: &LocalEvents = self;
-        e.delete(key)
-    }
-    #[inline]
-    fn run_flags(&self, flags: RunFlags) -> io::Result<Exit> {
-        self.run_with(flags)
-    }
-    fn interest_calls(&self) -> Option<u64> {
-        self.notifier().interest_syscalls()
-    }
-    fn describe(&self) -> String {
-        self.poller_kind().name().to_string()
+        F::describe(self)
     }
 }
 
@@ -648,7 +633,9 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let t1 = now_ns();
     let a1 = allocs();
     // Sanity: the timer is not pending any more.
-    let churn_ok = base.ev_delete(key) == Err(rouse_core::Error::NotPending);
+    let churn_ok = base
+        .ev_delete(key)
+        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
     drop(base);
     println!(
         "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn\",\"ops\":{},\
@@ -677,7 +664,7 @@ fn w5() -> io::Result<()> {
     let be = backend(&base);
     let fds = make_pairs(pairs);
     let mut keys = Vec::with_capacity(n);
-    let cb = |_: &Events, _: rouse_core::Fired| {};
+    let cb = |_: &Context<'_>, _: rouse_core::Fired| {};
     assert_eq!(
         std::mem::size_of_val(&cb),
         0,

@@ -3,6 +3,8 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use rouse_core::Notify;
@@ -19,6 +21,31 @@ pub struct Os {
     notifier: Notifier,
     poller: Mutex<AnyPoller>,
     poller_kind: PollerKind,
+    own: OwnFds,
+}
+
+/// The poller's own fds (kernel object, signal pipe), readable without the poller, which the
+/// running loop holds: the base refuses them as user sources.
+#[derive(Debug)]
+pub(crate) struct OwnFds([AtomicI32; 3]);
+
+impl OwnFds {
+    fn of(p: &AnyPoller) -> OwnFds {
+        let own = OwnFds([AtomicI32::new(-1), AtomicI32::new(-1), AtomicI32::new(-1)]);
+        own.refresh(p);
+        own
+    }
+
+    /// Reads them again (after the poller made its signal pipe, or was re-made).
+    pub(crate) fn refresh(&self, p: &AnyPoller) {
+        for (a, fd) in self.0.iter().zip(p.own_fds()) {
+            a.store(fd, Relaxed);
+        }
+    }
+
+    fn contains(&self, fd: RawFd) -> bool {
+        fd >= 0 && self.0.iter().any(|a| a.load(Relaxed) == fd)
+    }
 }
 
 impl Os {
@@ -33,6 +60,7 @@ impl Os {
         Ok(Os {
             notifier: n,
             poller_kind: p.kind(),
+            own: OwnFds::of(&p),
             poller: Mutex::new(p),
         })
     }
@@ -70,13 +98,23 @@ impl Os {
         self.notifier.reinit(p.kqueue_fd())?;
         let edge = p.watch_wake(self.notifier.wake_source())?;
         self.notifier.set_edge(edge);
+        self.own.refresh(&p);
         Ok(())
+    }
+
+    /// Whether `fd` belongs to the base itself (notifier, poller, signal pipe).
+    pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
+        self.notifier.owns_fd(fd) || self.own.contains(fd)
+    }
+
+    pub(crate) fn own_fds(&self) -> &OwnFds {
+        &self.own
     }
 }
 
 pub(crate) fn running() -> io::Error {
     io::Error::new(
-        io::ErrorKind::WouldBlock,
+        io::ErrorKind::ResourceBusy,
         "the loop of this base is running (on this or another thread)",
     )
 }
@@ -99,6 +137,7 @@ impl Notify for Os {
 pub struct LocalOs {
     poller: RefCell<AnyPoller>,
     poller_kind: PollerKind,
+    own: OwnFds,
 }
 
 impl LocalOs {
@@ -106,6 +145,7 @@ impl LocalOs {
         let p = AnyPoller::new(poller)?;
         Ok(LocalOs {
             poller_kind: p.kind(),
+            own: OwnFds::of(&p),
             poller: RefCell::new(p),
         })
     }
@@ -125,7 +165,19 @@ impl LocalOs {
     }
 
     pub(crate) fn reinit_after_fork(&self) -> io::Result<()> {
-        self.try_poller().ok_or_else(running)?.reinit_after_fork()
+        let mut p = self.try_poller().ok_or_else(running)?;
+        p.reinit_after_fork()?;
+        self.own.refresh(&p);
+        Ok(())
+    }
+
+    /// Whether `fd` belongs to the base itself (poller, signal pipe).
+    pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
+        self.own.contains(fd)
+    }
+
+    pub(crate) fn own_fds(&self) -> &OwnFds {
+        &self.own
     }
 }
 

@@ -12,7 +12,7 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use rouse_core::{Exit, Fired, Key, Ready, RunFlags};
-use rouse_std::{Events, EventsExt, Handle};
+use rouse_std::{Context, Handle};
 use util::{default_base, holds_for, run_in_thread, wait_blocked, wait_until, LoopThread, BOUND};
 
 /// How long a blocked `delete` is watched to stay blocked: long against a mistaken early
@@ -51,7 +51,7 @@ impl Gate {
         }
     }
 
-    fn callback(&self) -> impl FnMut(&Events, Fired) + Send + 'static {
+    fn callback(&self) -> impl FnMut(&Context<'_>, Fired) + Send + 'static {
         let (started, release, finished) = (
             self.started.clone(),
             self.release.clone(),
@@ -93,7 +93,7 @@ struct AtReturn {
 fn blocks_until_the_callback_returns(
     h: &Handle,
     gate: &Gate,
-    op: impl FnOnce(&Handle) -> Result<(), rouse_core::Error> + Send + 'static,
+    op: impl FnOnce(&Handle) -> io::Result<()> + Send + 'static,
 ) -> io::Result<AtReturn> {
     let returned = flag();
     let (h2, r) = (h.clone(), returned.clone());
@@ -296,11 +296,14 @@ fn dropping_the_base_fails_every_handle_call_without_panic() -> io::Result<()> {
     for (t, _, _) in workers {
         t.join().expect("no worker panicked");
     }
-    // Every call through a handle of a dropped base is an error.
-    let kind = |r: Result<(), rouse_core::Error>| io::Error::from(r.unwrap_err()).kind();
-    assert_eq!(kind(h.activate(key, Ready::USER)), io::ErrorKind::NotFound);
-    assert_eq!(kind(h.delete(key)), io::ErrorKind::NotFound);
-    assert_eq!(kind(h.free(key)), io::ErrorKind::NotFound);
+    // Every call through a handle of a dropped base is the closed error.
+    let kind = |r: io::Result<()>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(h.activate(key, Ready::USER)),
+        io::ErrorKind::NotConnected
+    );
+    assert_eq!(kind(h.delete(key)), io::ErrorKind::NotConnected);
+    assert_eq!(kind(h.free(key)), io::ErrorKind::NotConnected);
     assert_eq!(
         h.add_user(|_, _| {}).unwrap_err().kind(),
         io::ErrorKind::NotConnected

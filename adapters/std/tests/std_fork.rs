@@ -1,6 +1,6 @@
 #![cfg(not(miri))]
 //! `fork()`: the child re-inits its base and is woken by a thread it starts; the parent is
-//! unaffected; a child forked while the parent's loop runs gets the documented `WouldBlock`.
+//! unaffected; a child forked while the parent's loop runs gets the documented `ResourceBusy`.
 //!
 //! One `#[test]` only: forking a multi-threaded test process is safe only while no other test
 //! thread runs.
@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rouse_core::{Exit, Interest, Key, Ready, RunFlags};
-use rouse_std::{Base, EventsExt};
+use rouse_std::Base;
 use util::{all_kinds, base_of, default_base, drain, pair, wait_blocked, wait_until, write_byte};
 
 /// What a child's exit code means.
@@ -32,7 +32,7 @@ fn meaning(code: i32) -> &'static str {
         16 => "the child's thread panicked",
         17 => "the child's thread failed to activate",
         18 => "no notification was written in the child",
-        20 => "reinit_after_fork with the parent's loop running: another error than WouldBlock",
+        20 => "reinit_after_fork with the parent's loop running: another error than ResourceBusy",
         21 => "reinit_after_fork with the parent's loop running: succeeded",
         99 => "the child panicked",
         _ => "unknown",
@@ -202,7 +202,7 @@ fn fork_reinit_wakes_the_child_and_leaves_the_parent_alone() -> io::Result<()> {
 
     // 2. A notification in flight at fork: the parent's loop thread is blocked, the main thread
     //    activates (a write), and forks at once. In the child that loop thread does not exist
-    //    but still holds the poller: reinit_after_fork must say WouldBlock (documented).
+    //    but still holds the poller: reinit_after_fork must say ResourceBusy (documented).
     let base = default_base()?;
     let ticks = Arc::new(AtomicU64::new(0));
     let t = ticks.clone();
@@ -212,11 +212,11 @@ fn fork_reinit_wakes_the_child_and_leaves_the_parent_alone() -> io::Result<()> {
     thread::scope(|s| -> io::Result<()> {
         let before = base.wake_stats().blocking_polls;
         let looper = s.spawn(|| base.run_forever());
-        wait_blocked(&base, before, "the parent's loop thread");
+        wait_blocked(&base.handle(), before, "the parent's loop thread");
         let writes = base.wake_stats().writes;
         base.activate(tick, Ready::USER)?;
         let pid = fork(|| match base.reinit_after_fork() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == io::ErrorKind::ResourceBusy => 0,
             Err(_) => 20,
             Ok(()) => 21,
         });

@@ -203,6 +203,11 @@ impl SignalPipe {
         self.read
     }
 
+    /// Both ends (the base refuses them as user sources).
+    pub(crate) fn fds(&self) -> [RawFd; 2] {
+        [self.read, self.write]
+    }
+
     /// The signal numbers this pipe is subscribed to, ascending.
     fn signals(&self) -> impl Iterator<Item = usize> {
         let mask = self.subscribed;

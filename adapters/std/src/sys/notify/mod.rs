@@ -234,6 +234,23 @@ impl Notifier {
         }
     }
 
+    /// Whether `fd` is one of this notifier's fds (the base refuses them as user sources).
+    pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
+        match &self.inner {
+            #[cfg(any(
+                target_os = "freebsd",
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "dragonfly"
+            ))]
+            Inner::KqueueUser(_) => false, // no fd: an event on the poller's kqueue
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Inner::EventFd(n) => n.fd() == fd,
+            Inner::Pipe(n) => n.read_fd() == fd || n.write_fd() == fd,
+            Inner::SocketPair(n) => n.read_fd() == fd || n.write_fd() == fd,
+        }
+    }
+
     /// How the poller must watch this notifier.
     pub(crate) fn wake_source(&self) -> WakeSource {
         each!(&self.inner, n => n.wake_source())

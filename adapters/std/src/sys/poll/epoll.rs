@@ -49,6 +49,12 @@ struct KernelTimespec {
 }
 
 impl EpollPoller {
+    /// The fds this poller owns: its kernel object and its signal pipe (`-1`: none).
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        let [r, w] = self.signals.as_ref().map_or([-1, -1], SignalPipe::fds);
+        [self.epfd, r, w]
+    }
+
     /// A new epoll instance.
     ///
     /// # Errors

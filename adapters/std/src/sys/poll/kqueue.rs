@@ -59,6 +59,12 @@ fn kev(ident: usize, filter: i16, flags: u16) -> libc::kevent {
 }
 
 impl KqueuePoller {
+    /// The fds this poller owns: its kernel object and its signal pipe (`-1`: none).
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        let [r, w] = self.signals.as_ref().map_or([-1, -1], SignalPipe::fds);
+        [self.kq, r, w]
+    }
+
     /// A new kqueue.
     ///
     /// # Errors

@@ -160,6 +160,11 @@ impl AnyPoller {
         }
     }
 
+    /// The fds this poller owns (`-1`: none); see the backends' `own_fds`.
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        dispatch!(self, p => p.own_fds())
+    }
+
     /// Which mechanism this is.
     pub(crate) fn kind(&self) -> PollerKind {
         match self {

@@ -38,6 +38,12 @@ pub(crate) struct PollPoller {
 }
 
 impl PollPoller {
+    /// The fds this poller owns: its kernel object and its signal pipe (`-1`: none).
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        let [r, w] = self.signals.as_ref().map_or([-1, -1], SignalPipe::fds);
+        [-1, r, w]
+    }
+
     /// An empty poll set (no syscall: poll(2) keeps its set in user space).
     pub(crate) fn new() -> PollPoller {
         PollPoller {
