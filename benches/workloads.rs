@@ -1,4 +1,4 @@
-//! The W1-W5 benchmark workloads (see the README), run against rouse, printing one JSON object
+//! The W1-W6 benchmark workloads (see the README), run against rouse, printing one JSON object
 //! per result on stdout (progress on stderr), field for field like the peer programs that run
 //! the same workloads on libevent, libev, libuv, mio, polling and calloop, so their figures
 //! compare line by line.
@@ -8,9 +8,12 @@
 //! cargo bench --bench workloads -- W1b W3       # some (commas work too; W1 = W1a+W1b, W4 = W4a+W4b)
 //! ```
 //!
-//! - W1a/W1b/W2: a persistent user event ([`EventsExt::add_user`]) on a default [`Base`], its
+//! - W1a/W1b/W2: a persistent user event ([`Base::add_user`]) on a default [`Base`], its
 //!   loop thread in `base.run()`, activated from other threads through a [`rouse_std::Handle`].
-//!   W1 is printed unpinned and pinned (loop on CPU 0, sender on CPU 1), as the peers do.
+//!   W1 is printed unpinned and pinned (loop on CPU 0, sender on CPU 1), as the peers do; W1a
+//!   also with the opt-in spin before blocking (`"variant":"spin-3us"`, its own line).
+//! - W6: W1's shape at ~2000 wakes/s: the loop thread's CPU time per wake, for the default
+//!   base and (its own line, `"variant":"spin-3us"`) the opt-in spin before blocking.
 //! - W3: libevent's `test/bench.c` shape; every run re-arms the P existing events with
 //!   `delete` + `add` and dispatches with `ONCE_NONBLOCK` runs. Printed for the default
 //!   (threaded) base and for [`LocalBase`] (impl `rouse-<ver>-local`).
@@ -82,7 +85,21 @@ struct W1Sync {
     lat: Box<[AtomicU64]>,
 }
 
-fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
+/// The opt-in spin before blocking that the variant lines measure (what W1a was first
+/// measured with, when it was the default).
+const SPIN: Duration = Duration::from_micros(3);
+
+/// The base of a W1/W6 run: the default, or with the opt-in spin (and its JSON field).
+fn w1_base(spin: bool) -> io::Result<(Base, &'static str)> {
+    if spin {
+        let base = Base::builder().spin_before_block(SPIN).build()?;
+        Ok((base, ",\"variant\":\"spin-3us\""))
+    } else {
+        Ok((Base::new()?, ""))
+    }
+}
+
+fn w1(p: &W1Params, pinned: bool, spin: bool) -> io::Result<()> {
     let total = p.warmup + p.measured;
     let s = Arc::new(W1Sync {
         t0: AtomicU64::new(0),
@@ -90,7 +107,7 @@ fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
         ack: AtomicU64::new(0),
         lat: (0..total).map(|_| AtomicU64::new(0)).collect(),
     });
-    let base = Base::new()?;
+    let (base, variant) = w1_base(spin)?;
     let handle = base.handle();
     let be = backend(&base);
     let key = {
@@ -166,7 +183,7 @@ fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
          \"warmup\":{},\"gap_ns\":{},\"pinned\":{},\"syscw_per_wake\":{:.3},\
          \"syscr_per_wake\":{:.3},\"allocs_per_wake\":{:.3},\"notify_writes_total\":{},\
          \"blocking_polls_total\":{},\"activate_errors\":{},\
-         \"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"}}",
+         \"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"{}}}",
         imp(),
         p.name,
         pct_sorted(&m, 0.5),
@@ -186,7 +203,97 @@ fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
         stats.writes,
         stats.blocking_polls,
         errors,
-        be
+        be,
+        variant
+    );
+    Ok(())
+}
+
+// ====================================================================== W6
+
+const W6_WAKES: usize = 2_000;
+const W6_GAP_NS: u64 = 500_000;
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock exists on every supported OS.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// W6: W1's setup, 2000 wakes 500 µs apart (the loop blocked before each); the loop thread's
+/// CPU time from the first to the last callback, per wake.
+fn w6(spin: bool) -> io::Result<()> {
+    let s = Arc::new(W1Sync {
+        t0: AtomicU64::new(0),
+        seq: AtomicU64::new(0),
+        ack: AtomicU64::new(0),
+        lat: (0..W6_WAKES).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let cpu = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let (base, variant) = w1_base(spin)?;
+    let handle = base.handle();
+    let be = backend(&base);
+    let key = {
+        let (s, cpu) = (s.clone(), cpu.clone());
+        base.add_user(move |_, _| {
+            let t = now_ns();
+            let i = s.seq.load(Ordering::SeqCst) as usize;
+            if i == 0 {
+                cpu[0].store(thread_cpu_ns(), Ordering::Relaxed);
+            } else if i == W6_WAKES - 1 {
+                cpu[1].store(thread_cpu_ns(), Ordering::Relaxed);
+            }
+            let lat = t.wrapping_sub(s.t0.load(Ordering::SeqCst));
+            s.lat[i].store(lat, Ordering::Relaxed);
+            s.ack.store(i as u64 + 1, Ordering::SeqCst);
+        })?
+    };
+    let lt = thread::spawn(move || {
+        let r = base.run();
+        (base, r)
+    });
+    let mut spins = 0u64;
+    let mut errors = 0u64;
+    for i in 0..W6_WAKES as u64 {
+        s.seq.store(i, Ordering::SeqCst);
+        s.t0.store(now_ns(), Ordering::SeqCst);
+        if handle.activate(key, Ready::USER).is_err() {
+            errors += 1;
+        }
+        while s.ack.load(Ordering::SeqCst) != i + 1 {
+            spin_pause(&mut spins);
+        }
+        spin_for_ns(W6_GAP_NS);
+    }
+    handle.loop_break()?;
+    let (base, r) = lt.join().expect("loop thread");
+    assert_eq!(r?, Exit::Break, "W6 loop must end by loop_break");
+    let stats = base.wake_stats();
+    drop(base);
+    let per_wake = (cpu[1].load(Ordering::Relaxed) - cpu[0].load(Ordering::Relaxed)) as f64
+        / (W6_WAKES - 1) as f64;
+    let mut m: Vec<u64> = s.lat.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+    m.sort_unstable();
+    println!(
+        "{{\"impl\":\"{}\",\"workload\":\"W6\",\"wakes\":{},\"gap_ns\":{},\
+         \"cpu_ns_per_wake\":{:.0},\"median_ns\":{},\"p99_ns\":{},\"notify_writes_total\":{},\
+         \"blocking_polls_total\":{},\"activate_errors\":{},\"backend\":\"{}\"{}}}",
+        imp(),
+        W6_WAKES,
+        W6_GAP_NS,
+        per_wake,
+        pct_sorted(&m, 0.5),
+        pct_sorted(&m, 0.99),
+        stats.writes,
+        stats.blocking_polls,
+        errors,
+        be,
+        variant
     );
     Ok(())
 }
@@ -739,16 +846,18 @@ fn main() -> io::Result<()> {
 
     if want("W1a") {
         step("W1a");
-        w1(&W1A, false)?;
+        w1(&W1A, false, false)?;
         if can_pin() {
-            w1(&W1A, true)?;
+            w1(&W1A, true, false)?;
         }
+        step("W1a (opt-in spin)");
+        w1(&W1A, false, true)?;
     }
     if want("W1b") {
         step("W1b");
-        w1(&W1B, false)?;
+        w1(&W1B, false, false)?;
         if can_pin() {
-            w1(&W1B, true)?;
+            w1(&W1B, true, false)?;
         }
     }
     if want("W2") {
@@ -782,6 +891,12 @@ fn main() -> io::Result<()> {
         } else {
             w5()?;
         }
+    }
+    if want("W6") {
+        step("W6");
+        w6(false)?;
+        step("W6 (opt-in spin)");
+        w6(true)?;
     }
     eprintln!("# rouse: {:.1} s", (now_ns() - t_all) as f64 / 1e9);
     Ok(())

@@ -241,6 +241,11 @@ impl Base {
         Builder::new().build()
     }
 
+    /// A builder (of either flavor: [`Builder::build`], [`Builder::build_local`]).
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
     /// The notifier chosen.
     pub fn notifier_kind(&self) -> NotifierKind {
         self.core.notifier().notifier_kind()
@@ -291,11 +296,6 @@ impl<F: Flavor> Base<F> {
     /// The shared operations, for helpers that also serve a handle or a callback.
     pub fn events(&self) -> crate::Events<'_, F> {
         crate::Events::new(&self.core)
-    }
-
-    /// A builder.
-    pub fn builder() -> Builder {
-        Builder::new()
     }
 
     /// Runs the loop until no event is pending or active, or a break or exit
