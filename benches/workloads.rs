@@ -556,7 +556,7 @@ fn w3_one<B: Bench>(p_req: usize) -> io::Result<()> {
                 }
             }
         })?;
-        base.ev_add(key, None).map_err(io::Error::from)?;
+        base.ev_add(key, None)?;
         keys.push(key);
     }
     let t_reg = now_ns() - t_reg;
@@ -574,8 +574,8 @@ fn w3_one<B: Bench>(p_req: usize) -> io::Result<()> {
         }
         let t0 = now_ns();
         for &k in &keys {
-            base.ev_delete(k).map_err(io::Error::from)?;
-            base.ev_add(k, None).map_err(io::Error::from)?;
+            base.ev_delete(k)?;
+            base.ev_add(k, None)?;
         }
         let t1 = now_ns();
         for i in 0..W3_ACTIVE {
@@ -734,8 +734,8 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let a0 = allocs();
     let t0 = now_ns();
     for _ in 0..W4_CHURN {
-        base.ev_add(key, Some(one_s)).map_err(io::Error::from)?;
-        base.ev_delete(key).map_err(io::Error::from)?;
+        base.ev_add(key, Some(one_s))?;
+        base.ev_delete(key)?;
     }
     let t1 = now_ns();
     let a1 = allocs();

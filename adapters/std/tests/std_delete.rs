@@ -143,7 +143,7 @@ fn free_from_another_thread_waits_and_drops_the_callback_before_returning() -> i
     let at = blocks_until_the_callback_returns(&h, &gate, move |h| h.free(key))?;
     assert!(at.dropped, "free returned before dropping the callback");
     let e = h.activate(key, Ready::USER).unwrap_err();
-    assert_eq!(io::Error::from(e).kind(), io::ErrorKind::NotFound);
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
     lt.expect_exit(Exit::Empty);
     Ok(())
 }
@@ -253,10 +253,8 @@ fn dropping_the_base_fails_every_handle_call_without_panic() -> io::Result<()> {
             let t = thread::spawn(move || {
                 while !stop.load(SeqCst) {
                     let r = match i {
-                        0 => h.activate(key, Ready::USER).map_err(io::Error::from),
-                        1 => h
-                            .add_user(|_, _| {})
-                            .and_then(|k| h.free(k).map_err(io::Error::from)),
+                        0 => h.activate(key, Ready::USER),
+                        1 => h.add_user(|_, _| {}).and_then(|k| h.free(k)),
                         _ => h.add_timer(Duration::from_secs(60), |_, _| {}).map(drop),
                     };
                     match r {
