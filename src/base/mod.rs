@@ -42,6 +42,14 @@ impl CommonTimeout {
 /// or `rouse-std`'s lock), the base is `Sync` and any thread may add, delete and activate
 /// events while the loop thread sleeps in its poller: such a change wakes the loop through the
 /// config's [`Notify`], at most one write per sleep (the notify protocol, see the crate docs).
+///
+/// # Loop-owner operations
+///
+/// `run*`, [`apply_changes`](Base::apply_changes), [`notifier`](Base::notifier),
+/// [`close`](Base::close) and the `unsafe` [`reinit`](Base::reinit) belong to the one thread
+/// (or runtime) that owns the loop and its poller: public for custom runtimes, but a runtime
+/// that lets other threads or callbacks reach its base should hand them a narrower type
+/// (`rouse-std`'s `Handle` and `Context` offer add, delete, activate, break and exit only).
 pub struct Base<C: Config> {
     id: u32,
     state: <C::Lock as Lock>::Cell<BaseState<C>>,

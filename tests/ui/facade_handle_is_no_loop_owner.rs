@@ -10,3 +10,8 @@ fn main() {
     let _ = handle.apply_changes(&mut rouse_core::mock::Poller::new());
     let _ = handle.events().run();
 }
+
+// Nor close it (which would run finalizers on that thread).
+fn closes(handle: rouse_std::Handle) {
+    handle.close();
+}

@@ -1,5 +1,5 @@
-//! The OS half of a base: its notifier and its poller, held where every part of the system can
-//! reach them (the core keeps it in its notifier slot, so a callback's `&Events` reaches it).
+//! The OS half of a base: its notifier and its poller, kept in the core's notifier slot; only
+//! the loop owner ([`Base`](crate::Base) and its flavor) reaches the poller through it.
 
 use std::cell::RefCell;
 use std::io;

@@ -186,3 +186,67 @@ fn a_local_base_takes_closures_that_are_not_send() -> io::Result<()> {
     assert_eq!(*log.borrow(), ["timer", "nested"]);
     Ok(())
 }
+
+/// A worker pool, written from the docs: the loop hands jobs to worker threads, which post
+/// their results back through a `Handle` (a shared queue plus one user event, activated from
+/// each worker); the loop's callback collects them and stops the loop when all are in.
+#[test]
+fn a_worker_pool_posts_results_back_through_handles() -> io::Result<()> {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    const JOBS: u64 = 200;
+    const WORKERS: usize = 4;
+
+    let base = Base::new()?;
+    let results = Arc::new(Mutex::new(VecDeque::new()));
+    let sum = Arc::new(AtomicU32::new(0));
+    let (r, s) = (results.clone(), sum.clone());
+    let mut seen = 0;
+    let done = base.add_user(move |cx, _| {
+        // Coalesced: one run may carry many results.
+        while let Some(v) = r.lock().unwrap().pop_front() {
+            s.fetch_add(v, SeqCst);
+            seen += 1;
+        }
+        if seen == JOBS {
+            cx.loop_break().unwrap();
+        }
+    })?;
+    // A watchdog: the test fails instead of hanging.
+    let watchdog = base.add_timer(BOUND, |_, _| panic!("the workers' results never arrived"))?;
+
+    let (tx, rx) = mpsc::channel::<u64>();
+    let rx = Arc::new(Mutex::new(rx));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (rx, results, handle) = (rx.clone(), results.clone(), base.handle());
+            thread::spawn(move || -> io::Result<()> {
+                loop {
+                    let job = rx.lock().unwrap().recv();
+                    let Ok(n) = job else { return Ok(()) };
+                    results.lock().unwrap().push_back((n * 2) as u32);
+                    handle.activate(done, Ready::USER)?; // wakes the loop if it sleeps
+                }
+            })
+        })
+        .collect();
+    // Jobs are handed out from the loop thread, by a timer.
+    base.add_timer(Duration::ZERO, move |_, _| {
+        for n in 0..JOBS {
+            tx.send(n).unwrap();
+        }
+    })?;
+    assert_eq!(base.run()?, Exit::Break);
+    assert_eq!(
+        sum.load(SeqCst) as u64,
+        (0..JOBS).map(|n| n * 2).sum::<u64>()
+    );
+    // The job sender went with its timer: the workers end; then the rest is cleaned up.
+    for w in workers {
+        w.join().expect("worker")?;
+    }
+    base.free(watchdog)?;
+    base.finalize_with(done, |cx| assert!(cx.counts().events <= 1))?;
+    assert_eq!(base.run()?, Exit::Empty);
+    Ok(())
+}
