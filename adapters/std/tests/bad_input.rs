@@ -695,7 +695,7 @@ fn a_local_base_refuses_the_same_bad_input() -> io::Result<()> {
         r.set(r.get() + 1);
     })?;
     let never = base.event(Event::user(), |_, _| {})?;
-    let checks: [(&str, io::ErrorKind, io::Result<()>); 6] = [
+    let checks: [(&str, io::ErrorKind, io::Result<()>); 5] = [
         (
             "empty interest",
             io::ErrorKind::InvalidInput,
