@@ -261,7 +261,7 @@ impl Model {
                                 self.enqueue(id, Ready::SIGNAL);
                             }
                         }
-                        Readiness::Wake => {}
+                        _ => {}
                     }
                 }
                 first = false;
@@ -483,7 +483,7 @@ impl Harness {
                     Kind::Io(s, i) => Event::io(s, i),
                     Kind::Signal(n) => Event::signal(n),
                     Kind::Timer => Event::timer(),
-                    Kind::User => Event::user(),
+                    _ => Event::user(),
                 };
                 let persist = rng.chance(50);
                 if persist {

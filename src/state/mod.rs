@@ -66,6 +66,7 @@ pub(crate) struct Job<F> {
 
 /// Counts of events, for introspection and for "run until empty".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counts {
     /// Events that exist (created and not freed).
     pub events: u32,
