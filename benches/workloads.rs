@@ -15,10 +15,12 @@
 //!   `delete` + `add` and dispatches with `ONCE_NONBLOCK` runs. Printed for the default
 //!   (threaded) base and for [`LocalBase`] (impl `rouse-<ver>-local`).
 //! - W4a/W4b: one-shot timers with zero-sized callbacks; add/delete churn. Both bases.
+//! - W2ch: W2's storm sent through [`Base::channel`] (4 threads x 250 000 messages).
 //! - W5: RSS per registered fd event, in a fresh process (the harness re-executes itself).
 //!
 //! A counting global allocator reports allocations per event/op/wake (`allocs_per_*`).
 
+mod channel;
 mod common;
 
 use std::io;
@@ -767,6 +769,10 @@ fn main() -> io::Result<()> {
     if want("W2") {
         step("W2");
         w2()?;
+    }
+    if want("W2ch") {
+        step("W2ch");
+        channel::w2_channel()?;
     }
     if want("W3") {
         for p in W3_SIZES {
