@@ -38,6 +38,15 @@ pub struct Request {
     pub modes: Vec<&'static str>,
     /// `W7server base|local [spin_us=N]`: be the server (the harness's child process).
     pub server: Option<Opts>,
+    /// `spin_us=N` next to W7/W7check: the servers' `Builder::spin_before_block` (an
+    /// experiment; the default is the builder's).
+    pub spin: Option<Duration>,
+}
+
+fn spin_arg(t: &str) -> Option<Duration> {
+    t.strip_prefix("spin_us=")
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros)
 }
 
 /// Takes the W7 words out of the command line; returns the rest and what W7 is to do.
@@ -45,11 +54,7 @@ pub fn take_args(args: Vec<String>) -> (Vec<String>, Request) {
     let mut req = Request::default();
     if args.first().map(String::as_str) == Some("W7server") {
         let kind = args.get(1).and_then(|a| Kind::from_arg(a));
-        let spin = args
-            .iter()
-            .find_map(|a| a.strip_prefix("spin_us="))
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_micros);
+        let spin = args.iter().find_map(|a| spin_arg(a));
         req.server = Some(Opts {
             kind: kind.unwrap_or(Kind::Threaded),
             spin,
@@ -64,6 +69,7 @@ pub fn take_args(args: Vec<String>) -> (Vec<String>, Request) {
                 "W7" if !req.modes.contains(&"W7") => req.modes.push("W7"),
                 "W7check" if !req.modes.contains(&"W7check") => req.modes.push("W7check"),
                 "W7" | "W7check" => {}
+                t if spin_arg(t).is_some() => req.spin = spin_arg(t),
                 t => others.push(t),
             }
         }
@@ -85,7 +91,7 @@ pub fn run(req: &Request) -> io::Result<()> {
     for &mode in &req.modes {
         for kind in Kind::ALL {
             eprintln!("# rouse {mode} ({}) ...", kind.arg());
-            if let Err(e) = pair(mode, kind, &client) {
+            if let Err(e) = pair(mode, kind, req.spin, &client) {
                 eprintln!("# {mode} {}: {e}", kind.impl_name());
                 failed.push(format!("{mode} {}", kind.impl_name()));
             }
@@ -99,10 +105,14 @@ pub fn run(req: &Request) -> io::Result<()> {
 }
 
 /// One server + one client run.
-fn pair(mode: &str, kind: Kind, client: &PathBuf) -> io::Result<()> {
+fn pair(mode: &str, kind: Kind, spin: Option<Duration>, client: &PathBuf) -> io::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut srv = Command::new(exe)
-        .args(["W7server", kind.arg()])
+    let mut srv = Command::new(exe);
+    srv.args(["W7server", kind.arg()]);
+    if let Some(d) = spin {
+        srv.arg(format!("spin_us={}", d.as_micros()));
+    }
+    let mut srv = srv
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -113,7 +123,10 @@ fn pair(mode: &str, kind: Kind, client: &PathBuf) -> io::Result<()> {
         let line = first_line(srv.stdout.take().expect("piped"), ANNOUNCE_LIMIT)?;
         let port = field(&line, "port")?;
         let pid = field(&line, "pid")?;
-        let imp = kind.impl_name();
+        let imp = line
+            .split_once("\"impl\":\"")
+            .and_then(|(_, r)| r.split_once('"'))
+            .map_or_else(|| kind.impl_name(), |(v, _)| v.to_string());
         let mut cmd = Command::new(client);
         cmd.args(["--port", &port, "--impl", &imp]);
         if mode == "W7" {

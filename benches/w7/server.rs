@@ -76,6 +76,16 @@ pub struct Opts {
     pub spin: Option<Duration>,
 }
 
+impl Opts {
+    /// The kind's name, plus `-spin<N>us` when the spin was set.
+    pub fn impl_name(&self) -> String {
+        match self.spin {
+            None => self.kind.impl_name(),
+            Some(d) => format!("{}-spin{}us", self.kind.impl_name(), d.as_micros()),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the echo rule (no rouse)
 
 /// What one `Echo::read_echo` or `Echo::flush` did.
@@ -239,7 +249,7 @@ macro_rules! glue {
                 base.add_owned(listener, Interest::READ, |events, _, l| {
                     accept_all(events, l)
                 })?;
-                announce(&opts.kind.impl_name(), port, base.poller_kind().name());
+                announce(&opts.impl_name(), port, base.poller_kind().name());
                 base.run_forever()?;
                 Ok(())
             }
