@@ -68,7 +68,7 @@ impl Kind {
     }
 }
 
-/// Server options (from the command line; the harness uses the defaults).
+/// Server options (from the command line).
 #[derive(Clone, Copy, Debug)]
 pub struct Opts {
     pub kind: Kind,
