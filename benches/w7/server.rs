@@ -238,8 +238,13 @@ macro_rules! glue {
 
             type Cell = $Cell;
 
-            /// Builds the base, watches the listener, announces, runs until killed.
-            pub(super) fn serve(listener: TcpListener, opts: Opts) -> io::Result<()> {
+            /// Builds the base, watches the listener, calls `ready(port, poller name)`, runs
+            /// until killed.
+            pub(super) fn serve(
+                listener: TcpListener,
+                opts: Opts,
+                ready: impl FnOnce(u16, &str),
+            ) -> io::Result<()> {
                 let mut b = rouse_std::Builder::new();
                 if let Some(spin) = opts.spin {
                     b = b.spin_before_block(spin);
@@ -249,7 +254,7 @@ macro_rules! glue {
                 base.add_owned(listener, Interest::READ, |events, _, l| {
                     accept_all(events, l)
                 })?;
-                announce(&opts.impl_name(), port, base.poller_kind().name());
+                ready(port, base.poller_kind().name());
                 base.run_forever()?;
                 Ok(())
             }
@@ -365,12 +370,21 @@ fn announce(imp: &str, port: u16, poller: &str) {
     let _ = out.flush();
 }
 
-/// Runs the server (never returns unless the base fails).
+/// Runs the server process: SIGPIPE ignored, the alarm armed, the server line printed
+/// (never returns unless the base fails).
 pub fn serve(opts: Opts) -> io::Result<()> {
+    serve_with(opts, |port, poller| {
+        announce(&opts.impl_name(), port, poller)
+    })
+}
+
+/// Runs the server on this thread: binds 127.0.0.1:0, calls `ready(port, poller name)` once
+/// it accepts connections, then serves (never returns unless the base fails).
+pub fn serve_with(opts: Opts, ready: impl FnOnce(u16, &str)) -> io::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     match opts.kind {
-        Kind::Threaded => threaded::serve(listener, opts),
-        Kind::Local => local::serve(listener, opts),
+        Kind::Threaded => threaded::serve(listener, opts, ready),
+        Kind::Local => local::serve(listener, opts, ready),
     }
 }
