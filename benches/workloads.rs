@@ -22,6 +22,7 @@
 
 mod channel;
 mod common;
+mod w7;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -745,8 +746,16 @@ fn w5_fresh() -> io::Result<()> {
 // ====================================================================== main
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let sel = selection(&args);
+    let (args, w7) = w7::take_args(std::env::args().skip(1).collect());
+    if let Some(opts) = w7.server {
+        return w7::server::serve(opts);
+    }
+    let only_w7 = !w7.modes.is_empty() && args.iter().all(|a| a.starts_with('-'));
+    let sel = if only_w7 {
+        Vec::new()
+    } else {
+        selection(&args)
+    };
     let want = |w: &str| sel.contains(&w);
     max_pairs(W5_PAIRS); // raise RLIMIT_NOFILE once, as the peers do
     let t_all = now_ns();
@@ -802,6 +811,7 @@ fn main() -> io::Result<()> {
             w5()?;
         }
     }
+    w7::run(&w7)?;
     eprintln!("# rouse: {:.1} s", (now_ns() - t_all) as f64 / 1e9);
     Ok(())
 }
