@@ -1,3 +1,4 @@
+#![cfg(not(miri))]
 //! The W7 echo server's short-write rule (benches/w7/server.rs), without the peers' client:
 //! a connection whose reader does not read must make the server stop reading (so the writer
 //! stalls after a bounded amount), and every byte must come back in order once it reads.
