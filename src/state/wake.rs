@@ -6,6 +6,7 @@
 
 /// Counters of wake requests and what became of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WakeStats {
     /// Changes, made under the lock, that would need a sleeping loop to wake up.
     pub requests: u64,

@@ -27,10 +27,8 @@ pub(crate) fn event<F: Flavor>(
     callback: F::Callback,
 ) -> io::Result<Key> {
     match event.kind() {
-        Kind::Io(src, _) => {
-            if i32::try_from(src.id()).is_ok_and(|fd| F::owns_fd(core, fd)) {
-                return Err(own_fd());
-            }
+        Kind::Io(src, _) if i32::try_from(src.id()).is_ok_and(|fd| F::owns_fd(core, fd)) => {
+            return Err(own_fd());
         }
         Kind::Signal(n) => {
             let n = i32::try_from(n).map_err(|_| {
@@ -38,7 +36,7 @@ pub(crate) fn event<F: Flavor>(
             })?;
             check_signal(n)?;
         }
-        Kind::Timer | Kind::User => {}
+        _ => {} // timers, user events (`Kind` is non-exhaustive)
     }
     Ok(core.new_event(event, callback)?)
 }
@@ -247,7 +245,7 @@ macro_rules! shared_api {
             ///
             /// # Errors
             ///
-            /// `NotFound` for a stale key or an event that is not pending; `NotConnected` once
+            /// `NotFound` for a stale key; `NotConnected` once
             /// the base is closed.
             pub fn delete(&self, key: rouse_core::Key) -> std::io::Result<()> {
                 Ok(self.core().delete(key)?)

@@ -56,7 +56,7 @@
 //!
 //! | kind | when |
 //! |---|---|
-//! | `NotFound` | the key names no live event (stale: freed, or a one-shot that ran), or `delete` of an event that is not pending |
+//! | `NotFound` | the key names no live event (stale: freed, or a one-shot that ran) |
 //! | `NotConnected` | the base was dropped (closed): every call through a surviving handle |
 //! | `ResourceBusy` | `run*` while the loop runs (another thread, or from a callback), `reinit_after_fork` likewise; retrying in a loop does not help, so it is not `WouldBlock` |
 //! | `InvalidInput` | bad input: an fd out of range or the base's own, a signal that cannot be caught, a priority out of range, a foreign key, `reinit_after_fork` without a fork |
@@ -75,6 +75,7 @@ compile_error!("rouse-std supports Unix (Linux, FreeBSD, macOS and other BSDs)")
 
 mod api;
 mod base;
+mod channel;
 mod clock;
 mod config;
 mod context;
@@ -86,6 +87,7 @@ mod os;
 mod sys;
 
 pub use base::{Base, Builder, Handle, LocalBase};
+pub use channel::{SendError, Sender};
 pub use clock::MonotonicClock;
 pub use config::{Callback, Local, LocalCallback, Threaded};
 pub use context::{Context, Events};
@@ -102,5 +104,5 @@ pub use rouse_core;
 
 /// The README's code, compiled and run as doctests so it cannot rot.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
