@@ -138,7 +138,7 @@ where
         let pos = &mut self.pos;
         let _ = self
             .heap
-            .push(Entry { at, idx }, &mut |i, p| pos[i as usize] = p);
+            .push(at, idx, &mut |i, p| pos[i as usize] = p);
         self.pos[idx as usize] == 0
     }
 
