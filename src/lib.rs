@@ -43,7 +43,7 @@
 //!     .unwrap();
 //! base.add(rx, Some(Duration::from_secs(1))).unwrap();
 //!
-//! let mut poller = mock::Poller::new().with_clock(&CLOCK);
+//! let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
 //! poller.script(Duration::from_millis(10), &[Readiness::Io(uart, Ready::READ)]);
 //! assert_eq!(base.run(&mut poller), Ok(Exit::Exit));
 //! assert_eq!(poller.registered(uart), Interest::READ); // applied before the wait

@@ -26,7 +26,7 @@ static CLOCK: ManualClock = ManualClock::new();
 struct Cfg;
 impl Config for Cfg {
     type Lock = NoLock;
-    type Notifier = Arc<Notifier>;
+    type Notifier = &'static Notifier;
     type Clock = &'static ManualClock;
     type Storage = Fixed<CAP>;
     type Callback = Box<dyn FnMut(&Base<Cfg>, Fired) + Send>;
@@ -318,14 +318,16 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        // Leaked so that the poller, linked to it, can live in the harness.
+        let notifier: &'static Notifier = Box::leak(Box::new(Notifier::new()));
         let base = Base::new(
-            Arc::new(Notifier::new()),
+            notifier,
             &CLOCK,
             Options::new().priorities(PRIOS),
         )
         .unwrap();
         let other: Base<Cfg> =
-            Base::new(Arc::new(Notifier::new()), &CLOCK, Options::new()).unwrap();
+            Base::new(&*Box::leak(Box::new(Notifier::new())), &CLOCK, Options::new()).unwrap();
         let foreign = other.new_event(Event::user(), Box::new(|_, _| {})).unwrap();
         let cts = CTS
             .iter()
@@ -334,7 +336,7 @@ impl Harness {
         Harness {
             base,
             foreign,
-            poller: mock::Poller::new().with_clock(&CLOCK),
+            poller: mock::Poller::new(notifier, &CLOCK),
             model: Model {
                 ev: BTreeMap::new(),
                 lists: HashMap::new(),
@@ -546,7 +548,9 @@ impl Harness {
             );
             return;
         }
-        self.poller.script(Duration::from_nanos(sleep), &found);
+        // Time passes, then a non-blocking run finds `found` (a non-blocking poll never sleeps).
+        CLOCK.advance(Duration::from_nanos(sleep));
+        self.poller.script(Duration::ZERO, &found);
         let want = self.model.run(sleep, &found);
         let r = self
             .base

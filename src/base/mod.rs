@@ -1,6 +1,7 @@
 //! The event base: the lock-generic shell around [`BaseState`], its public API, and (in
 //! [`run`](self::run)) the loop.
 
+mod drive;
 mod introspect;
 mod run;
 
