@@ -67,7 +67,11 @@ fn time_the_hook_spends_inside_a_wait_counts_toward_its_timeout() {
     let hook = |_| fx.clock.advance(MS * 4); // another thread's work takes 4 ms
     let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
-    assert_eq!(log.take(), [10], "the wait ended at start + timeout, not 4 ms later");
+    assert_eq!(
+        log.take(),
+        [10],
+        "the wait ended at start + timeout, not 4 ms later"
+    );
     assert_eq!(fx.clock.now_nanos(), 10_000_000);
 }
 
@@ -119,7 +123,11 @@ fn the_mock_poller_has_no_fixed_limits_with_alloc() {
         .collect();
     poller.script(MS, &many);
     assert_eq!(base.run_until_idle(&mut poller), Ok(Exit::Done));
-    assert_eq!(base.poll_errors(), 0, "all 100 sources registered (the old limit was 64)");
+    assert_eq!(
+        base.poll_errors(),
+        0,
+        "all 100 sources registered (the old limit was 64)"
+    );
     assert_eq!(errors.get(), 0);
     assert_eq!(fired.get(), 20);
     assert_eq!(poller.registered(Source::new(99)), Interest::READ);
@@ -200,10 +208,7 @@ fn the_mock_poller_of_a_base_sees_a_wake_without_opting_in() {
     let (l, clock) = (log.clone(), fx.clock.clone());
     let k = fx
         .base
-        .new_event(
-            Event::user(),
-            cb(move |_, _| l.push(clock.now_nanos())),
-        )
+        .new_event(Event::user(), cb(move |_, _| l.push(clock.now_nanos())))
         .unwrap();
     let t = fx.base.new_event(Event::timer(), nop()).unwrap();
     fx.base.add(t, Some(Duration::from_secs(1))).unwrap();
@@ -257,7 +262,11 @@ fn run_until_idle_returns_with_an_interval_timer_once_the_script_is_used_up() {
     fx.base.add(k, Some(MS * 10)).unwrap();
     let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
-    assert_eq!(log.take(), Vec::<u64>::new(), "nothing scripted: no time passes");
+    assert_eq!(
+        log.take(),
+        Vec::<u64>::new(),
+        "nothing scripted: no time passes"
+    );
     poller.script(MS * 35, &[]);
     assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
     assert_eq!(log.take(), [10, 20, 30]);
@@ -285,7 +294,11 @@ fn run_until_idle_takes_a_wake_the_hook_makes_on_its_last_poll() {
     let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
     assert_eq!(log.len(), 1);
-    assert_eq!(poller.last_timeout(), Some(None), "the loop's own timeout is reported");
+    assert_eq!(
+        poller.last_timeout(),
+        Some(None),
+        "the loop's own timeout is reported"
+    );
 }
 
 #[test]
@@ -331,14 +344,15 @@ fn advance_moves_the_clock_of_an_empty_base_and_stops_at_a_break() {
     assert_eq!(fx.clock.now_nanos(), 5_000_000);
     let k = fx
         .base
-        .new_event(
-            Event::timer().persist(),
-            cb(|b, _| b.loop_break().unwrap()),
-        )
+        .new_event(Event::timer().persist(), cb(|b, _| b.loop_break().unwrap()))
         .unwrap();
     fx.base.add(k, Some(MS * 10)).unwrap();
     assert_eq!(fx.base.advance(&mut poller, MS * 100), Ok(Exit::Break));
-    assert_eq!(fx.clock.now_nanos(), 15_000_000, "the clock stays where the break was");
+    assert_eq!(
+        fx.clock.now_nanos(),
+        15_000_000,
+        "the clock stays where the break was"
+    );
 }
 
 // ---------------------------------------------------------------------------- closures
@@ -356,7 +370,10 @@ fn a_single_threaded_boxed_mock_takes_closures_that_are_not_send() {
         )
         .unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
-    assert_eq!(fx.base.run_until_idle(&mut fx.base.mock_poller()), Ok(Exit::Empty));
+    assert_eq!(
+        fx.base.run_until_idle(&mut fx.base.mock_poller()),
+        Ok(Exit::Empty)
+    );
     assert_eq!(*seen.borrow(), [Ready::USER]);
 }
 

@@ -320,14 +320,13 @@ impl Harness {
     fn new() -> Harness {
         // Leaked so that the poller, linked to it, can live in the harness.
         let notifier: &'static Notifier = Box::leak(Box::new(Notifier::new()));
-        let base = Base::new(
-            notifier,
+        let base = Base::new(notifier, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
+        let other: Base<Cfg> = Base::new(
+            &*Box::leak(Box::new(Notifier::new())),
             &CLOCK,
-            Options::new().priorities(PRIOS),
+            Options::new(),
         )
         .unwrap();
-        let other: Base<Cfg> =
-            Base::new(&*Box::leak(Box::new(Notifier::new())), &CLOCK, Options::new()).unwrap();
         let foreign = other.new_event(Event::user(), Box::new(|_, _| {})).unwrap();
         let cts = CTS
             .iter()

@@ -63,8 +63,7 @@ fn a_change_while_the_loop_blocks_wakes_it_with_one_write() {
             fx.base.loop_exit(None).unwrap(); // a request, coalesced
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook);
+    let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
     assert_eq!(log.take(), [Ready::USER | Ready::READ]);
     assert_eq!(fx.notifier.writes(), 1, "one write for four requests");
@@ -96,8 +95,7 @@ fn a_failed_write_is_reported_and_does_not_leave_the_flag_stuck() {
             fx.base.loop_exit(None).unwrap();
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook);
+    let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
     assert_eq!(log.len(), 1);
     let s = fx.base.wake_stats();
@@ -130,8 +128,7 @@ fn deleting_the_last_event_or_the_earliest_timer_wakes_the_loop() {
             _ => unreachable!("the loop must have returned"),
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook);
+    let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
     assert_eq!(fx.clock.now_nanos(), 0, "woken, not timed out");
 }
@@ -159,8 +156,7 @@ fn adding_a_later_timer_does_not_wake_an_earlier_one_does() {
             assert!(fx.notifier.is_signalled(), "earlier deadline: wake");
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook);
+    let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
     assert_eq!(fx.clock.now_nanos(), 2_000_000_000);
 }
@@ -183,8 +179,7 @@ fn an_io_add_while_blocked_wakes_the_loop_to_register_it() {
             _ => fx.base.loop_break().unwrap(),
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook);
+    let mut poller = fx.base.mock_poller().on_wait(&hook);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
     assert_eq!(poller.registered(s), Interest::READ);
     assert_eq!(fx.notifier.writes(), 2);
@@ -206,8 +201,7 @@ fn a_notification_in_flight_at_fork_is_forgotten_by_reinit() {
             fx.notifier.consume(); // (the child's new notifier is empty)
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook);
+    let mut poller = fx.base.mock_poller().on_wait(&hook);
     // The child's loop: the activation itself is queued; run it.
     assert!(
         fx.base.run(&mut poller).is_err(),
@@ -225,7 +219,6 @@ fn a_notification_in_flight_at_fork_is_forgotten_by_reinit() {
             );
         }
     };
-    let mut poller = fx.base.mock_poller()
-        .on_wait(&hook2);
+    let mut poller = fx.base.mock_poller().on_wait(&hook2);
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
 }

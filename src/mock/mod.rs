@@ -48,8 +48,8 @@ mod notifier;
 pub(crate) mod poller;
 
 pub use clock::ManualClock;
+pub use config::{thread_id, Mock};
 #[cfg(feature = "alloc")]
 pub use config::{BoxedLock, BoxedMock};
-pub use config::{thread_id, Mock};
 pub use notifier::Notifier;
 pub use poller::{Poller, STALE_OLD_INTEREST, TOO_MANY_SOURCES, WOULD_BLOCK_FOREVER};

@@ -26,8 +26,10 @@ impl Entry {
     /// difference below 2^31), so this is a strict total order and `!b.before(a)` is `a <= b`.
     #[inline(always)]
     fn before(&self, other: &Entry) -> bool {
-        self.at < other.at
-            || (self.at == other.at && (self.seq.wrapping_sub(other.seq) as i32) < 0)
+        // Non-short-circuit `|` and `&`: no branch on a comparison (a heap's comparisons are
+        // unpredictable), so the tournament in `min_child` still compiles to conditional moves.
+        (self.at < other.at)
+            | ((self.at == other.at) & ((self.seq.wrapping_sub(other.seq) as i32) < 0))
     }
 }
 
