@@ -22,6 +22,8 @@ use rouse_core::{
 /// One clock for every harness (they run one after another); the model starts from its
 /// reading.
 static CLOCK: ManualClock = ManualClock::new();
+/// Likewise one notifier (nothing in the model notifies: the loop never blocks).
+static NOTIFIER: Notifier = Notifier::new();
 
 struct Cfg;
 impl Config for Cfg {
@@ -318,15 +320,8 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        // Leaked so that the poller, linked to it, can live in the harness.
-        let notifier: &'static Notifier = Box::leak(Box::new(Notifier::new()));
-        let base = Base::new(notifier, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
-        let other: Base<Cfg> = Base::new(
-            &*Box::leak(Box::new(Notifier::new())),
-            &CLOCK,
-            Options::new(),
-        )
-        .unwrap();
+        let base = Base::new(&NOTIFIER, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
+        let other: Base<Cfg> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
         let foreign = other.new_event(Event::user(), Box::new(|_, _| {})).unwrap();
         let cts = CTS
             .iter()
@@ -335,7 +330,7 @@ impl Harness {
         Harness {
             base,
             foreign,
-            poller: mock::Poller::new(notifier, &CLOCK),
+            poller: mock::Poller::new(&NOTIFIER, &CLOCK),
             model: Model {
                 ev: BTreeMap::new(),
                 lists: HashMap::new(),
