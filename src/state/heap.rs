@@ -26,11 +26,21 @@ impl Entry {
     /// difference below 2^31), so this is a strict total order and `!b.before(a)` is `a <= b`.
     #[inline(always)]
     fn before(&self, other: &Entry) -> bool {
-        // Non-short-circuit `|` and `&`: no branch on a comparison (a heap's comparisons are
-        // unpredictable), so the tournament in `min_child` still compiles to conditional moves.
-        (self.at < other.at)
-            | ((self.at == other.at) & ((self.seq.wrapping_sub(other.seq) as i32) < 0))
+        // Equal deadlines are rare with a real clock: the tiebreak is a cold call behind a
+        // well-predicted branch, so the common path stays one compare that compiles to a
+        // conditional move (the heap's `<` itself is unpredictable).
+        if self.at == other.at {
+            return seq_before(self.seq, other.seq);
+        }
+        self.at < other.at
     }
+}
+
+/// Whether sequence number `a` was issued before `b` (wrapping).
+#[cold]
+#[inline(never)]
+fn seq_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
 }
 
 const D: usize = 4;
