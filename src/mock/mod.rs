@@ -18,9 +18,11 @@
 //! [`Base::advance`](crate::Base::advance) moves the clock forward, running everything that falls
 //! due on the way (tokio's `time::advance`).
 //!
-//! Timers due at the same instant fire in the order they were armed (under a manual clock,
-//! every timer added at one moment with one timeout ties); a common timeout's queue enters
-//! that order when its next member becomes the queue's head.
+//! Timers due at the same instant fire in heap order, not in the order they were added (the
+//! tiebreak that would fix it costs the real timer heap measurably; see `Base::add`). Under a
+//! manual clock every timer added at one moment with one timeout ties: to assert their order,
+//! add them to one [common timeout](crate::Base::common_timeout), whose members fire in add
+//! order.
 //!
 //! Limits: with the `alloc` feature none in the mocks; without it, a [`Poller`] holds 32
 //! scripted waits, 16 readinesses per wait and 64 registered sources (see [`Poller`]).

@@ -136,7 +136,9 @@ where
 
     fn push(&mut self, idx: u32, at: u64) -> bool {
         let pos = &mut self.pos;
-        let _ = self.heap.push(at, idx, &mut |i, p| pos[i as usize] = p);
+        let _ = self
+            .heap
+            .push(Entry { at, idx }, &mut |i, p| pos[i as usize] = p);
         self.pos[idx as usize] == 0
     }
 
