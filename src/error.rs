@@ -15,9 +15,6 @@ pub enum Error {
     Full,
     /// The priority is not below the base's number of priorities.
     Priority,
-    /// `delete` of an event that is not pending (never added, already deleted, or a one-shot
-    /// event that already fired).
-    NotPending,
     /// An I/O event with no `READ`, `WRITE` or `CLOSED` interest.
     EmptyInterest,
     /// Events on one source disagree on edge-triggering, which the kernel keeps per source.
@@ -53,7 +50,6 @@ impl fmt::Display for Error {
             Error::Foreign => f.write_str("the key belongs to another base"),
             Error::Full => f.write_str("the base's storage is full"),
             Error::Priority => f.write_str("priority out of range"),
-            Error::NotPending => f.write_str("the event is not pending"),
             Error::EmptyInterest => f.write_str("an I/O event needs READ, WRITE or CLOSED"),
             Error::EdgeConflict => {
                 f.write_str("events on one source must agree on edge-triggering")
@@ -81,7 +77,7 @@ impl From<Error> for std::io::Error {
             Error::Notify(code) | Error::Poll(code) if code > 0 => {
                 return std::io::Error::from_raw_os_error(code)
             }
-            Error::Stale | Error::NotPending => ErrorKind::NotFound,
+            Error::Stale => ErrorKind::NotFound,
             Error::Full => ErrorKind::OutOfMemory,
             Error::Closed => ErrorKind::NotConnected,
             Error::AlreadyRunning => ErrorKind::WouldBlock,

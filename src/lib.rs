@@ -67,6 +67,29 @@
 //! ([`Base::mock_poller`]), and bounded runs ([`Base::run_until_idle`], [`Base::advance`]) end
 //! when the test's script does.
 //!
+//! # How the loop dispatches
+//!
+//! Each iteration applies the queued interest changes, waits in the poller (not at all if
+//! something is queued), queues what the poller found and the timers that are due, and runs
+//! the callbacks of the highest priority that has any (lower number first, FIFO within a
+//! priority). Then it polls again before it looks at lower priorities, so a newly active
+//! higher-priority event is never starved (libevent's rule). Within that:
+//!
+//! - **Preemption**: a callback (or another thread) that activates an event of *higher*
+//!   priority than the one running ends the pass after the current callback: the loop polls
+//!   and starts again from the highest priority (libevent's `event_continue`).
+//! - **No starvation by re-activation**: an event queued during a pass at the running
+//!   priority or below runs after the next poll and timer expiry, not in the same pass
+//!   (libevent's `active_later`): a callback that re-activates itself runs once per
+//!   iteration and cannot starve I/O, timers or signals. (libevent runs such an event again
+//!   in the same pass, forever.)
+//! - **Dispatch limits** ([`Options::dispatch_limits`]) bound the callbacks and time of one
+//!   pass at priorities `from_priority` and below (numerically at least it).
+//! - **Delete**: [`Base::delete`] of a live event that is not pending succeeds (libevent's
+//!   `event_del`). From another thread while the event's callback runs, it removes the event
+//!   first and then waits for the callback to return: once it returns, the callback is not
+//!   running and will not run again.
+//!
 //! # The notify protocol
 //!
 //! State under the base lock: `polling` (the loop is about to block, or blocked) and `pending`

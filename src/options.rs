@@ -75,8 +75,10 @@ impl Default for Options {
     }
 }
 
-/// How a run behaves (libevent's `EVLOOP_*` flags).
+/// How a run behaves (libevent's `EVLOOP_*` flags): one of the constants, e.g.
+/// [`RunFlags::ONCE_NONBLOCK`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunFlags {
     /// Block until some event is active, run the active callbacks, return (`EVLOOP_ONCE`).
     pub once: bool,
@@ -119,6 +121,7 @@ impl RunFlags {
 
 /// Why a run returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Exit {
     /// No event was pending or active any more.
     Empty,

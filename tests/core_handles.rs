@@ -66,14 +66,21 @@ fn bad_event_descriptions_are_refused() {
 }
 
 #[test]
-fn delete_of_a_never_added_or_already_deleted_event_is_not_pending() {
+fn delete_of_a_never_added_or_already_deleted_event_succeeds_and_keeps_the_key() {
+    // libevent's event_del succeeds on a non-pending event: re-arm code (delete+add) need not
+    // check first. The key stays valid; a stale key is still an error.
     let fx = fixture(Options::new());
     let k = fx.base.new_event(Event::timer(), nop()).unwrap();
-    assert_eq!(fx.base.delete(k), Err(Error::NotPending));
+    assert_eq!(fx.base.delete(k), Ok(()));
     fx.base.add(k, Some(Duration::from_secs(1))).unwrap();
     fx.base.delete(k).unwrap();
-    assert_eq!(fx.base.delete(k), Err(Error::NotPending));
+    assert_eq!(fx.base.delete(k), Ok(()));
     assert_eq!(fx.base.counts().timers, 0);
+    assert!(!fx.base.is_pending(k).unwrap(), "the key is still valid");
+    fx.base.add(k, Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(fx.base.counts().timers, 1);
+    fx.base.free(k).unwrap();
+    assert_eq!(fx.base.delete(k), Err(Error::Stale));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use super::Base;
 
 /// A snapshot of one event, for introspection and debugging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventInfo {
     /// Its key.
     pub key: Key,

@@ -134,35 +134,46 @@ impl<C: Config> Base<C> {
         Ok(())
     }
 
-    /// Runs `f` on the live event `key` once its callback is not running on the loop thread,
-    /// waiting for it if the caller is another thread (libevent's blocking `event_del`).
-    fn when_idle<R>(
+    /// Removes the live event `key` (libevent's `event_del`: remove first, wait second).
+    ///
+    /// `f(st, idx, last)` removes it and returns a callback to drop unlocked and the wake
+    /// need. Called from another thread while the event's callback runs on the loop thread,
+    /// `f` runs first with `last == false` (the event leaves every list and the poller, so
+    /// the loop cannot start it again), then this waits until the callback has returned and
+    /// runs `f` again with `last == true` (undoing a re-add by that callback, or freeing).
+    /// Otherwise `f` runs once, with `last == true`.
+    fn remove(
         &self,
         key: Key,
-        mut f: impl FnMut(&mut BaseState<C>, u32) -> R,
-    ) -> Result<R, Error> {
+        mut f: impl FnMut(&mut BaseState<C>, u32, bool) -> (Option<C::Callback>, bool),
+    ) -> Result<(), Error> {
         let me = C::thread_id();
-        let mut out = None;
-        let mut waiting = false;
-        C::Lock::wait(&self.state, |st| {
-            let idx = match self.check(st, key) {
-                Ok(idx) => idx,
-                Err(e) => {
-                    st.waiters -= waiting as u32;
-                    out = Some(Err(e));
-                    return true;
+        let (cb, need, wait) = self.with(|st| {
+            let idx = self.check(st, key)?;
+            let wait = st.current == idx && st.ctl.running && st.ctl.loop_thread != me;
+            let (cb, wake) = f(st, idx, !wait);
+            st.waiters += u32::from(wait);
+            Ok::<_, Error>((cb, wake && self.request(st), wait.then_some(idx)))
+        })?;
+        drop(cb); // user state is dropped outside the lock
+        let mut woke = self.wake(need);
+        if let Some(idx) = wait {
+            C::Lock::wait(&self.state, |st| {
+                let done = st.current != idx || !st.ctl.running;
+                st.waiters -= u32::from(done);
+                done
+            });
+            let (cb, need) = self.with(|st| match self.check(st, key) {
+                Ok(idx) => {
+                    let (cb, wake) = f(st, idx, true);
+                    (cb, wake && self.request(st))
                 }
-            };
-            if st.current == idx && st.ctl.running && st.ctl.loop_thread != me {
-                st.waiters += !waiting as u32;
-                waiting = true;
-                return false;
-            }
-            st.waiters -= waiting as u32;
-            out = Some(Ok(f(st, idx)));
-            true
-        });
-        out.unwrap_or(Err(Error::Stale))
+                Err(_) => (None, false), // its own callback freed it meanwhile
+            });
+            drop(cb);
+            woke = woke.and(self.wake(need));
+        }
+        woke
     }
 
     /// The base's id (keys carry it, so a key of another base is refused).
@@ -256,41 +267,45 @@ impl<C: Config> Base<C> {
         })
     }
 
-    /// Makes the event non-pending and takes it off the active queue (libevent's `event_del`).
-    /// Called from another thread while the event's callback runs, it waits until the callback
-    /// has returned, so afterwards the callback is not running and will not run.
+    /// Makes the event non-pending and takes it off the active queue (libevent's `event_del`);
+    /// an event that is neither pending nor queued stays as it is, and the call succeeds (the
+    /// key stays valid).
+    ///
+    /// Called from another thread while the event's callback runs, it removes the event
+    /// first — the loop cannot start it again — and then waits until the callback has
+    /// returned: afterwards the callback is not running and will not run (unless it is added
+    /// or activated again). Called from the loop thread (a callback), it never waits.
     ///
     /// # Errors
     ///
-    /// [`Error::NotPending`] if it is neither pending nor queued, [`Error::Stale`],
-    /// [`Error::Foreign`], [`Error::Notify`].
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`] (the event was deleted; the
+    /// loop could not be woken).
     pub fn delete(&self, key: Key) -> Result<(), Error> {
-        let (cb, need) = self.when_idle(key, |st, idx| {
-            if st.frees_on_delete(idx) {
-                let (cb, wake) = st.free(&self.words, idx);
-                return Ok((cb, wake && self.request(st)));
+        self.remove(key, |st, idx, last| {
+            if last && st.frees_on_delete(idx) {
+                st.free(&self.words, idx)
+            } else {
+                (None, st.delete(&self.words, idx))
             }
-            let wake = st.delete(&self.words, idx)?;
-            Ok::<_, Error>((None, wake && self.request(st)))
-        })??;
-        drop(cb); // outside the lock
-        self.wake(need)
+        })
     }
 
     /// Deletes the event and frees its slot: the key is stale from now on (libevent's
-    /// `event_free`). Waits for a running callback like [`delete`](Base::delete); called from
-    /// the event's own callback, the slot is released when the callback returns.
+    /// `event_free`). Waits for a running callback like [`delete`](Base::delete) (removing
+    /// the event first); called from the event's own callback, the slot is released when the
+    /// callback returns.
     ///
     /// # Errors
     ///
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`].
     pub fn free(&self, key: Key) -> Result<(), Error> {
-        let (cb, need) = self.when_idle(key, |st, idx| {
-            let (cb, wake) = st.free(&self.words, idx);
-            (cb, wake && self.request(st))
-        })?;
-        drop(cb); // user code (captured state) runs outside the lock
-        self.wake(need)
+        self.remove(key, |st, idx, last| {
+            if last {
+                st.free(&self.words, idx)
+            } else {
+                (None, st.delete(&self.words, idx))
+            }
+        })
     }
 
     /// Deletes the event without waiting, and runs `finalizer` on the loop thread once the
@@ -435,7 +450,10 @@ impl<C: Config> Base<C> {
     /// shut a base down while other threads may still hold keys: their calls then fail with an
     /// error. Called from a callback, the running event is freed when it returns.
     pub fn close(&self) {
-        self.with(|st| st.ctl.closed = true);
+        self.with(|st| {
+            st.ctl.closed = true;
+            st.promote_later();
+        });
         self.run_finalizers();
         let mut from = 0;
         while let Some(cb) = self.with(|st| {

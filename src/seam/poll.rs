@@ -73,9 +73,10 @@ macro_rules! bitset {
                 self.0 & other.0 != 0
             }
 
-            /// `self` without the flags of `other`.
+            /// `self` without the flags of `other` (a new value: `self` is unchanged).
             #[inline]
-            pub const fn remove(self, other: $name) -> $name {
+            #[must_use = "`without` returns a new set; it does not change `self`"]
+            pub const fn without(self, other: $name) -> $name {
                 $name(self.0 & !other.0)
             }
         }
@@ -175,6 +176,7 @@ bitset! {
 
 /// One thing a [`Poller::wait`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Readiness {
     /// `source` is ready for `ready` (any of `READ | WRITE | CLOSED`).
     Io(Source, Ready),

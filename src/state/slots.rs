@@ -41,6 +41,9 @@ pub(crate) mod flag {
     pub const ZOMBIE: u8 = 8;
     /// Freed after its callback runs, or when deleted (`Event::free_after_run`).
     pub const AUTOFREE: u8 = 16;
+    /// Queued during a pass at the running priority or below: on the base's `later` list,
+    /// moved to its active queue after the next poll (see `BaseState::enqueue`).
+    pub const LATER: u8 = 32;
 }
 
 /// One event record: only what dispatch touches (40 bytes with a boxed-closure callback).

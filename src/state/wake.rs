@@ -7,6 +7,7 @@
 /// Counters of wake requests and what became of them. Every request ends as exactly one of
 /// `writes`, `coalesced` or `awake`: `requests == writes + coalesced + awake`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WakeStats {
     /// Changes the loop must see (an add or delete that changes what it waits for, an
     /// activation that queued an event, a break or an exit), made under the lock by any

@@ -41,6 +41,7 @@
 compile_error!("rouse-std supports Unix (Linux, FreeBSD, macOS and other BSDs)");
 
 mod base;
+mod channel;
 mod clock;
 mod config;
 mod events;
@@ -51,6 +52,7 @@ mod run;
 mod sys;
 
 pub use base::{Base, Builder, Handle, DEFAULT_SPIN};
+pub use channel::{SendError, Sender};
 pub use clock::MonotonicClock;
 pub use config::{Callback, Events, Local, LocalCallback, LocalEvents, Threaded};
 pub use events::{raw_source, source, EventsExt, LocalEventsExt, NotifierKindExt};
@@ -65,5 +67,5 @@ pub use rouse_core;
 
 /// The README's code, compiled and run as doctests so it cannot rot.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

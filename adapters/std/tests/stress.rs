@@ -488,13 +488,9 @@ fn worker(
             5 if n_timers > 0 => {
                 let j = rng.below(n_timers as u64) as usize;
                 let (key, tm) = &sh.timers[w][j];
-                match h.delete(*key) {
-                    Ok(()) => t.timer_deletes_ok[j] += 1,
-                    // Not pending: it fired (its callback ran, or is done running) or was
-                    // never added.
-                    Err(rouse_core::Error::NotPending) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                // Succeeds whether or not it was still pending (libevent's event_del).
+                h.delete(*key)?;
+                t.timer_deletes_ok[j] += 1;
                 tm.dead.store(true, SeqCst);
                 t.timer_last_was_add[j] = false;
             }
@@ -733,11 +729,11 @@ fn stress(base: Base, plan: &Plan) -> io::Result<()> {
                 t.timer_deletes_ok[j],
                 tm.fires.load(SeqCst),
             );
-            // Each add starts or extends one arming; each arming ends in one firing or one
-            // successful delete.
+            // Each add starts or extends one arming; each arming ends in at most one firing
+            // (a delete ends it without one, or finds it already fired).
             assert!(
-                fires + dels <= adds,
-                "{what}: timer {w}.{j}: {fires} firings + {dels} deletes > {adds} adds"
+                fires <= adds,
+                "{what}: timer {w}.{j}: {fires} firings > {adds} adds ({dels} deletes)"
             );
         }
     }

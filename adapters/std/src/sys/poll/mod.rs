@@ -446,7 +446,7 @@ mod testutil {
                     *m.entry(s.id() as RawFd).or_insert(Ready::NONE) |= ready
                 }
                 Readiness::Wake => wakes += 1,
-                Readiness::Signal(_) => {}
+                _ => {}
             }
         }
         (m, wakes)
