@@ -43,7 +43,7 @@
 //!     .unwrap();
 //! base.add(rx, Some(Duration::from_secs(1))).unwrap();
 //!
-//! let mut poller = mock::Poller::new().with_clock(&CLOCK);
+//! let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
 //! poller.script(Duration::from_millis(10), &[Readiness::Io(uart, Ready::READ)]);
 //! assert_eq!(base.run(&mut poller), Ok(Exit::Exit));
 //! assert_eq!(poller.registered(uart), Interest::READ); // applied before the wait
@@ -62,7 +62,10 @@
 //! and is generic over the seams a runtime supplies. `rouse-std` supplies them for Linux,
 //! FreeBSD and macOS (eventfd/pipe/kqueue, epoll/kqueue/poll, OS locks); on bare metal or in a
 //! custom runtime you supply your own. [`mock`] ships a counting notifier, a scripted poller
-//! and a manual clock, with which the whole loop runs deterministically in a unit test.
+//! and a manual clock, with which the whole loop runs deterministically in a unit test: the
+//! mock poller keeps time as a real one does and is linked to the base's notifier
+//! ([`Base::mock_poller`]), and bounded runs ([`Base::run_until_idle`], [`Base::advance`]) end
+//! when the test's script does.
 //!
 //! # How the loop dispatches
 //!
@@ -103,14 +106,17 @@
 //! 5. Activating an already-queued event costs one fence and one atomic load: no lock, no
 //!    syscall.
 //! 6. At most one notification is outstanding per base; writes never exceed blocking polls.
-//!    [`Base::wake_stats`] counts requests, writes and coalesced requests.
+//!    [`Base::wake_stats`] counts requests (from every thread, the loop's own included),
+//!    writes, coalesced requests and requests made while the loop was awake.
 //!
 //! The protocol is model-checked with loom (`tests/loom_notify.rs`).
 //!
 //! # Features
 //!
-//! - `alloc` (default): [`Growable`] storage and [`mock::BoxedMock`].
-//! - `std`: `From<Error> for std::io::Error` (implies `alloc`).
+//! - `alloc` (default): [`Growable`] storage, [`mock::BoxedMock`], and a mock poller without
+//!   fixed limits.
+//! - `std`: `From<Error> for std::io::Error`, and real thread identities for the mock configs
+//!   ([`mock::thread_id`]) (implies `alloc`).
 
 #![no_std]
 #![deny(unsafe_code)]

@@ -129,6 +129,8 @@ pub enum Exit {
     Break,
     /// `loop_exit` was called, or its deadline passed.
     Exit,
-    /// A `once` or `nonblock` run did what it was asked.
+    /// A `once` or `nonblock` run did what it was asked, or a bounded run on the mocks
+    /// ([`Base::run_until_idle`](crate::Base::run_until_idle),
+    /// [`Base::advance`](crate::Base::advance)) reached its bound.
     Done,
 }

@@ -22,11 +22,13 @@ use rouse_core::{
 /// One clock for every harness (they run one after another); the model starts from its
 /// reading.
 static CLOCK: ManualClock = ManualClock::new();
+/// Likewise one notifier (nothing in the model notifies: the loop never blocks).
+static NOTIFIER: Notifier = Notifier::new();
 
 struct Cfg;
 impl Config for Cfg {
     type Lock = NoLock;
-    type Notifier = Arc<Notifier>;
+    type Notifier = &'static Notifier;
     type Clock = &'static ManualClock;
     type Storage = Fixed<CAP>;
     type Callback = Box<dyn FnMut(&Base<Cfg>, Fired) + Send>;
@@ -382,14 +384,8 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let base = Base::new(
-            Arc::new(Notifier::new()),
-            &CLOCK,
-            Options::new().priorities(PRIOS),
-        )
-        .unwrap();
-        let other: Base<Cfg> =
-            Base::new(Arc::new(Notifier::new()), &CLOCK, Options::new()).unwrap();
+        let base = Base::new(&NOTIFIER, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
+        let other: Base<Cfg> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
         let foreign = other.new_event(Event::user(), Box::new(|_, _| {})).unwrap();
         let cts = CTS
             .iter()
@@ -398,7 +394,7 @@ impl Harness {
         Harness {
             base,
             foreign,
-            poller: mock::Poller::new().with_clock(&CLOCK),
+            poller: mock::Poller::new(&NOTIFIER, &CLOCK),
             model: Model {
                 ev: BTreeMap::new(),
                 lists: HashMap::new(),
@@ -643,7 +639,9 @@ impl Harness {
             );
             return;
         }
-        self.poller.script(Duration::from_nanos(sleep), &found);
+        // Time passes, then a non-blocking run finds `found` (a non-blocking poll never sleeps).
+        CLOCK.advance(Duration::from_nanos(sleep));
+        self.poller.script(Duration::ZERO, &found);
         let want = self.model.run(sleep, &found);
         let r = self
             .base

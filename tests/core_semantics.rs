@@ -9,7 +9,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, Log};
-use rouse_core::{mock, Event, Interest, Key, Options, Readiness, Ready, RunFlags, Source};
+use rouse_core::{Event, Interest, Key, Options, Readiness, Ready, RunFlags, Source};
 
 /// Five low-priority events are queued; the first one's callback activates a high-priority
 /// event. libevent's rule (`event_continue`): the high one runs next, before the other four.
@@ -45,7 +45,7 @@ fn a_higher_priority_activation_preempts_the_running_pass() {
     for &k in &low {
         fx.base.activate(k, Ready::USER).unwrap();
     }
-    fx.base.run(&mut mock::Poller::new()).unwrap();
+    fx.base.run(&mut fx.base.mock_poller()).unwrap();
     assert_eq!(
         log.take(),
         ["low0", "high", "low1", "low2", "low3", "low4"],
@@ -81,7 +81,7 @@ fn a_higher_priority_activation_preempts_a_pass_of_io_events() {
         fx.base.add(k, None).unwrap();
         found.push(Readiness::Io(Source::new(i), Ready::READ));
     }
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     poller.script(Duration::ZERO, &found);
     fx.base.run_with(&mut poller, RunFlags::ONCE).unwrap();
     assert_eq!(log.take(), [0, 99, 1, 2, 3, 4]);
@@ -111,7 +111,7 @@ fn a_self_activating_event_runs_once_per_iteration() {
         .unwrap();
     me.set(k).unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     fx.base.run(&mut poller).unwrap();
     assert_eq!(log.take(), ["again"; 4]);
     assert_eq!(
@@ -167,7 +167,7 @@ fn self_activating_events_do_not_starve_a_timer() {
         me.set(k).unwrap();
         fx.base.activate(k, Ready::USER).unwrap();
     }
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     fx.base.run(&mut poller).unwrap();
     let fires = fires.take();
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The event base: the lock-generic shell around [`BaseState`], its public API, and (in
 //! [`run`](self::run)) the loop.
 
+mod drive;
 mod introspect;
 mod run;
 
@@ -240,7 +241,8 @@ impl<C: Config> Base<C> {
     /// Makes the event pending (libevent's `event_add`): its source or signal is watched, and
     /// with `Some(timeout)` its timeout is (re-)armed to fire `timeout` from now. With `None`,
     /// an armed timeout is kept. A zero timeout fires at the next loop iteration;
-    /// `Duration::MAX` never fires.
+    /// `Duration::MAX` never fires. Timeouts due at the same instant fire in an unspecified
+    /// (heap) order; those of one [common timeout](Base::common_timeout) in add order.
     ///
     /// # Errors
     ///
