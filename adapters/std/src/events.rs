@@ -62,20 +62,25 @@ fn read_fd_limit(cache: &std::sync::atomic::AtomicU64) -> u64 {
     limit
 }
 
-/// Checks a signal number: a real, catchable signal of this OS.
+/// Checks a signal number: a real, catchable signal of this OS (the rule is
+/// [`check_catchable`](crate::sys::signal::check_catchable)'s).
 fn check_signal(signo: i32) -> io::Result<u32> {
-    let max = if cfg!(any(target_os = "linux", target_os = "android")) {
-        64
-    } else {
-        31
-    };
-    if signo <= 0 || signo > max || signo == libc::SIGKILL || signo == libc::SIGSTOP {
-        return Err(io::Error::new(
+    let n = u32::try_from(signo).map_err(|_| {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("signal {signo} cannot be caught"),
-        ));
+            format!("signal {signo}: no such signal on this OS"),
+        )
+    })?;
+    crate::sys::signal::check_catchable(n)?;
+    Ok(n)
+}
+
+/// Checks the signal number of a signal event (the generic `Event::signal` path).
+fn check_event(event: &Event) -> io::Result<()> {
+    match event.kind() {
+        rouse_core::Kind::Signal(n) => crate::sys::signal::check_catchable(n),
+        _ => Ok(()),
     }
-    Ok(signo as u32)
 }
 
 macro_rules! events_ext {
@@ -182,6 +187,7 @@ macro_rules! events_ext {
             where
                 F: FnMut(&$Events, Fired) $($send)* + 'static,
             {
+                check_event(&event)?;
                 Ok(self.new_event(event, Box::new(callback))?)
             }
 
@@ -189,6 +195,7 @@ macro_rules! events_ext {
             where
                 F: FnMut(&$Events, Fired) $($send)* + 'static,
             {
+                check_event(&event)?;
                 let key = self.new_event(event, Box::new(callback))?;
                 if let Err(e) = self.add(key, timeout) {
                     let _ = self.free(key);

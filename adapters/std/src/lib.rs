@@ -49,6 +49,7 @@ mod local;
 mod lock;
 mod os;
 mod run;
+mod signal;
 mod sys;
 
 pub use base::{Base, Builder, Handle, DEFAULT_SPIN};
@@ -59,6 +60,7 @@ pub use events::{raw_source, source, EventsExt, LocalEventsExt, NotifierKindExt}
 pub use local::LocalBase;
 pub use lock::{StdCell, StdLock};
 pub use os::{LocalOs, Os};
+pub use signal::Signal;
 pub use sys::notify::NotifierKind;
 pub use sys::poll::PollerKind;
 
