@@ -65,16 +65,17 @@ macro_rules! loop_methods {
             /// child can be woken by a thread it starts). Call it before starting threads in
             /// the child.
             ///
-            /// If the parent's loop was running in another thread when it forked, that thread
-            /// does not exist in the child and still holds the poller: this returns
-            /// `WouldBlock`, and the child should build a new base (as with any lock, forking
-            /// while another thread is inside a base call leaves that call's lock held in the
-            /// child).
+            /// If the parent's loop was running in another thread when it forked (blocked in
+            /// its poller, or running a callback), that thread does not exist in the child:
+            /// the child takes over, with a new poller of the same kind, every event kept (a
+            /// callback that was running is not resumed). As with any lock, forking while
+            /// another thread holds the base's lock (briefly, inside a base call) leaves it
+            /// held in the child.
             ///
             /// # Errors
             ///
             /// The OS error of creating the new poller or notifier; `WouldBlock` if the loop
-            /// runs (or ran in a thread that did not survive the fork).
+            /// runs in this process.
             pub fn reinit_after_fork(&self) -> std::io::Result<()> {
                 self.events.notifier().reinit_after_fork()?;
                 self.events.reinit();

@@ -1,6 +1,7 @@
 #![cfg(not(miri))]
 //! `fork()`: the child re-inits its base and is woken by a thread it starts; the parent is
-//! unaffected; a child forked while the parent's loop runs gets the documented `WouldBlock`.
+//! unaffected; a child forked while the parent's loop runs (with a notification in flight)
+//! takes the base over (more in `std_fork_takeover.rs`).
 //!
 //! One `#[test]` only: forking a multi-threaded test process is safe only while no other test
 //! thread runs.
@@ -32,8 +33,9 @@ fn meaning(code: i32) -> &'static str {
         16 => "the child's thread panicked",
         17 => "the child's thread failed to activate",
         18 => "no notification was written in the child",
-        20 => "reinit_after_fork with the parent's loop running: another error than WouldBlock",
-        21 => "reinit_after_fork with the parent's loop running: succeeded",
+        20 => "reinit_after_fork with the parent's loop running failed",
+        21 => "after that reinit, a run failed",
+        22 => "after that reinit, the child's thread did not wake the child's loop",
         99 => "the child panicked",
         _ => "unknown",
     }
@@ -73,8 +75,8 @@ fn wait_child(pid: libc::pid_t, what: &str) -> i32 {
 /// returning. Returns the child's pid in the parent.
 fn fork(child: impl FnOnce() -> i32) -> libc::pid_t {
     // SAFETY: the caller runs no other thread that could hold a lock the child needs, except
-    // where the test documents it (the in-flight case, whose child only calls
-    // `reinit_after_fork`, which fails before taking any lock held at fork).
+    // where the test documents it (the in-flight case, whose other thread is the loop thread,
+    // blocked in its poller: it holds neither the base lock nor the poller slot's).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
@@ -201,8 +203,9 @@ fn fork_reinit_wakes_the_child_and_leaves_the_parent_alone() -> io::Result<()> {
     }
 
     // 2. A notification in flight at fork: the parent's loop thread is blocked, the main thread
-    //    activates (a write), and forks at once. In the child that loop thread does not exist
-    //    but still holds the poller: reinit_after_fork must say WouldBlock (documented).
+    //    activates (a write), and forks at once. In the child that loop thread does not exist:
+    //    the child takes over, and its own thread wakes it (the parent's notification is not
+    //    left pending in the child).
     let base = default_base()?;
     let ticks = Arc::new(AtomicU64::new(0));
     let t = ticks.clone();
@@ -215,12 +218,34 @@ fn fork_reinit_wakes_the_child_and_leaves_the_parent_alone() -> io::Result<()> {
         wait_blocked(&base, before, "the parent's loop thread");
         let writes = base.wake_stats().writes;
         base.activate(tick, Ready::USER)?;
-        let pid = fork(|| match base.reinit_after_fork() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(_) => 20,
-            Ok(()) => 21,
+        let pid = fork(|| {
+            if base.reinit_after_fork().is_err() {
+                return 20;
+            }
+            // Whatever was active at fork runs now; then the child's thread must wake it.
+            if base.run_with(RunFlags::ONCE_NONBLOCK).is_err() {
+                return 21;
+            }
+            let seen = ticks.load(SeqCst);
+            let h = base.handle();
+            let before = base.wake_stats().blocking_polls;
+            let t = thread::spawn(move || {
+                wait_blocked(&h, before, "the child's loop");
+                h.activate(tick, Ready::USER)
+            });
+            if !matches!(base.run_once(), Ok(Exit::Done)) {
+                return 21;
+            }
+            if !matches!(t.join(), Ok(Ok(()))) || ticks.load(SeqCst) != seen + 1 {
+                return 22;
+            }
+            0
         });
         let code = wait_child(pid, "in-flight notification");
+        if code != 0 {
+            // Let the scope end: it joins the loop thread.
+            base.loop_break()?;
+        }
         assert_eq!(code, 0, "in-flight notification: child: {}", meaning(code));
         assert_eq!(
             base.wake_stats().writes,
