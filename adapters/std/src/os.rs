@@ -21,7 +21,7 @@ use crate::sys::poll::{AnyPoller, InheritedFds, PollerKind};
 /// run), never across the poll. The slot records the process whose thread took it, so a child
 /// forked while the loop ran in another thread (which does not exist in the child) can tell
 /// that the poller is gone for good, and take over with a new one
-/// ([`reinit_after_fork`](Os::reinit_after_fork)).
+/// ([`Base::reinit_after_fork`](crate::Base::reinit_after_fork)).
 #[derive(Debug)]
 pub struct Os {
     notifier: Notifier,
@@ -38,6 +38,8 @@ struct Slot {
     poller: Option<AnyPoller>,
     /// The pid of the process whose thread has it out (0 while it is in).
     owner: u32,
+    /// And that thread ([`thread_mark`]).
+    owner_thread: usize,
 }
 
 /// The pid of this process, cached (no syscall on the loop's path): refreshed by
@@ -49,6 +51,16 @@ fn pid() -> u32 {
         0 => refresh_pid(),
         p => p,
     }
+}
+
+thread_local! {
+    static MARK: u8 = const { 0 };
+}
+
+/// The address of a thread-local: unique among the running threads of a process, free to
+/// read, and the same for the thread that calls `fork()` and its continuation in the child.
+fn thread_mark() -> usize {
+    MARK.with(|m| std::ptr::from_ref(m) as usize)
 }
 
 fn refresh_pid() -> u32 {
@@ -87,6 +99,7 @@ impl Drop for PollerGuard<'_> {
         let mut slot = self.os.lock();
         slot.poller = self.poller.take();
         slot.owner = 0;
+        slot.owner_thread = 0;
     }
 }
 
@@ -106,6 +119,7 @@ impl Os {
             slot: Mutex::new(Slot {
                 poller: Some(p),
                 owner: 0,
+                owner_thread: 0,
             }),
         })
     }
@@ -137,6 +151,7 @@ impl Os {
         let mut slot = self.lock();
         let poller = slot.poller.take()?;
         slot.owner = pid();
+        slot.owner_thread = thread_mark();
         Some(PollerGuard {
             os: self,
             poller: Some(poller),
@@ -149,6 +164,9 @@ impl Os {
     /// another process (the parent, whose loop thread ran) had it out, that thread does not
     /// exist here: its poller is never touched again (its memory is left as it is), the
     /// inherited fds it published are closed or taken over, and a new poller takes its place.
+    /// If the thread that had it out is this one (the child of a fork made inside a callback
+    /// of the run), the run is still in progress here: `WouldBlock`, as in the parent (break
+    /// the loop, let `run` return, then re-init).
     ///
     /// # Errors
     ///
@@ -168,10 +186,11 @@ impl Os {
                 p.reinit_after_fork()?;
                 p
             }
-            None if slot.owner == me => return Err(running()),
+            None if slot.owner == me || slot.owner_thread == thread_mark() => return Err(running()),
             None => {
                 let p = AnyPoller::take_over(self.poller_kind, self.inherited.clone())?;
                 slot.owner = 0;
+                slot.owner_thread = 0;
                 slot.poller.insert(p)
             }
         };

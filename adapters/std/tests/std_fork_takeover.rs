@@ -37,6 +37,8 @@ fn meaning(code: i32) -> &'static str {
         16 => "the child's thread panicked or failed to activate",
         17 => "the child's loop was not woken within 1 s",
         18 => "a second reinit_after_fork failed",
+        30 => "reinit_after_fork inside the forked callback: another error than WouldBlock",
+        31 => "reinit_after_fork inside the forked callback took over the poller its run holds",
         99 => "the child panicked",
         _ => "unknown",
     }
@@ -226,5 +228,31 @@ fn a_child_forked_while_the_loop_runs_in_another_thread_takes_the_base_over() ->
         base.activate(user, Ready::USER)?;
         assert_eq!(base.run()?, Exit::Break, "{what}");
     }
+
+    // A fork made inside a callback: the child's only thread is the loop thread itself, still
+    // inside its run, which holds the poller. Taking over would pull the poller from under
+    // that run: the child gets WouldBlock, as the parent would.
+    let base = Arc::new(util::default_base()?);
+    let me: Arc<std::sync::OnceLock<std::sync::Weak<Base>>> = Arc::default();
+    let code = Arc::new(AtomicU64::new(u64::MAX));
+    let (c, m) = (code.clone(), me.clone());
+    let user = base.add_user(move |events, _| {
+        let base = m
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .expect("the base");
+        let pid = fork(|| match base.reinit_after_fork() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => 30,
+            Ok(()) => 31,
+        });
+        c.store(wait_child(pid, "fork in a callback") as u64, SeqCst);
+        events.loop_break().unwrap();
+    })?;
+    me.set(Arc::downgrade(&base)).expect("set once");
+    base.activate(user, Ready::USER)?;
+    assert_eq!(base.run()?, Exit::Break);
+    let code = code.load(SeqCst) as i32;
+    assert_eq!(code, 0, "fork in a callback: child: {}", meaning(code));
     Ok(())
 }
