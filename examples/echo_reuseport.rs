@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // `main` only waits for a signal: a base of its own that watches SIGINT and SIGTERM (the
     // handlers are installed here, before anyone is told where to connect).
     let signals = LocalBase::new_local()?;
-    for signo in [libc::SIGINT, libc::SIGTERM] {
+    for signo in [rouse_std::Signal::INT, rouse_std::Signal::TERM] {
         signals.add_signal(signo, |events, _| {
             let _ = events.loop_break();
         })?;

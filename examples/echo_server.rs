@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         },
     )?;
-    for signo in [libc::SIGINT, libc::SIGTERM] {
+    for signo in [rouse_std::Signal::INT, rouse_std::Signal::TERM] {
         base.add_signal(signo, |events, _| {
             let _ = events.loop_break();
         })?;

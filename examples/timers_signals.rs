@@ -82,7 +82,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // SIGINT breaks the loop. The handler is installed now (the loop does not run yet), and
     // the previous one comes back when the event goes.
-    base.add_signal(libc::SIGINT, |events, _| {
+    base.add_signal(rouse_std::Signal::INT, |events, _| {
         println!("SIGINT: stopping");
         let _ = events.loop_break();
     })?;

@@ -181,18 +181,19 @@ macro_rules! shared_api {
                 self.add_event(rouse_core::Event::timer().persist(), Some(every), callback)
             }
 
-            /// A persistent event for signal `signo`. Its handler is installed at once if the
+            /// A persistent event for `signal` (a [`Signal`](crate::Signal) such as `Signal::TERM`, or a raw number). Its handler is installed at once if the
             /// loop is not running, else by the loop right away (the add wakes it).
             ///
             /// # Errors
             ///
             /// `InvalidInput` for a signal that cannot be caught; as
             #[doc = concat!("[`add_event`](", stringify!($Ty), "::add_event).")]
-            pub fn add_signal<C>(&self, signo: i32, callback: C) -> std::io::Result<rouse_core::Key>
+            pub fn add_signal<S, C>(&self, signal: S, callback: C) -> std::io::Result<rouse_core::Key>
             where
+                S: $crate::IntoSignal,
                 C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
             {
-                let n = $crate::events::check_signal(signo)?;
+                let n = $crate::events::check_signal(signal.into_signal()?.as_raw())?;
                 self.add_event(rouse_core::Event::signal(n).persist(), None, callback)
             }
 

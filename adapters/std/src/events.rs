@@ -57,21 +57,18 @@ fn read_fd_limit(cache: &std::sync::atomic::AtomicU64) -> u64 {
     limit
 }
 
-/// Checks a signal number: a real, catchable signal of this OS. Every path that creates a
+/// Checks a signal number: a real, catchable signal of this OS (the rule is
+/// [`check_catchable`](crate::sys::signal::check_catchable)'s). Every path that creates a
 /// signal event goes through it.
 pub(crate) fn check_signal(signo: i32) -> io::Result<u32> {
-    let max = if cfg!(any(target_os = "linux", target_os = "android")) {
-        64
-    } else {
-        31
-    };
-    if signo <= 0 || signo > max || signo == libc::SIGKILL || signo == libc::SIGSTOP {
-        return Err(io::Error::new(
+    let n = u32::try_from(signo).map_err(|_| {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("signal {signo} cannot be caught"),
-        ));
-    }
-    Ok(signo as u32)
+            format!("signal {signo}: no such signal on this OS"),
+        )
+    })?;
+    crate::sys::signal::check_catchable(n)?;
+    Ok(n)
 }
 
 #[cfg(test)]

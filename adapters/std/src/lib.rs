@@ -84,6 +84,7 @@ mod flavor;
 mod local;
 mod lock;
 mod os;
+mod signal;
 mod sys;
 
 pub use base::{Base, Builder, Handle, LocalBase};
@@ -96,6 +97,7 @@ pub use flavor::Flavor;
 pub use local::LocalApi;
 pub use lock::{StdCell, StdLock};
 pub use os::{LocalOs, Os};
+pub use signal::{IntoSignal, Signal};
 pub use sys::notify::NotifierKind;
 pub use sys::poll::PollerKind;
 

@@ -552,11 +552,12 @@ fn empty_interests_and_conflicting_triggers_are_refused() -> io::Result<()> {
     Ok(())
 }
 
-/// Signal numbers that no signal has: refused by `add_signal` (`InvalidInput`). Through the
-/// core's `Event::signal`, 0 and numbers above `MAX_SIGNAL` are refused the same way; a number
-/// the core accepts but the OS lacks (above Linux's 64), or cannot catch (`SIGKILL`), is
-/// refused by the kernel when the loop installs the handler: the event runs once with
-/// `SIGNAL | ERROR` and `poll_errors` counts it.
+/// Signal numbers that no signal has, or that cannot be watched: refused by `add_signal` and
+/// by the generic `Event::signal` path of `add_event` (`InvalidInput`). Only through the
+/// core's own `new_event`, which knows no OS, does a number the core accepts but the OS lacks
+/// (above Linux's 64), or cannot catch (`SIGKILL`), reach the poller: refused when the loop
+/// installs the handler, the event runs once with `SIGNAL | ERROR` and `poll_errors` counts
+/// it.
 #[test]
 fn signal_numbers_out_of_range_are_refused() -> io::Result<()> {
     let _signals = signals();
@@ -577,7 +578,15 @@ fn signal_numbers_out_of_range_are_refused() -> io::Result<()> {
         let e = base.add_signal(signo, |_, _| {}).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "signal {signo}: {e}");
     }
-    for signo in [0, MAX_SIGNAL + 1, u32::MAX] {
+    for signo in [
+        0,
+        65,
+        100,
+        libc::SIGKILL as u32,
+        libc::SIGSEGV as u32,
+        MAX_SIGNAL + 1,
+        u32::MAX,
+    ] {
         let e = base
             .add_event(Event::signal(signo).persist(), None, |_, _| {})
             .unwrap_err();

@@ -141,6 +141,23 @@ impl EpollPoller {
         Ok(())
     }
 
+    /// The fds a forked child inherits and must close if this poller is abandoned in the
+    /// parent's hands: the epoll instance (shared with the parent) and the signal pipe.
+    pub(crate) fn inherited_fds(&self) -> (RawFd, Option<&SignalPipe>) {
+        (self.epfd, self.signals.as_ref())
+    }
+
+    /// Takes over `pipe` (adopted after `fork()`) as this poller's signal pipe.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering its read end.
+    pub(crate) fn adopt_signals(&mut self, pipe: SignalPipe) -> io::Result<()> {
+        self.add_internal(pipe.read_fd(), libc::EPOLLIN as u32, SIGNALS)?;
+        self.signals = Some(pipe);
+        Ok(())
+    }
+
     /// One `epoll_pwait2`: `Err` with `ENOSYS` if the kernel lacks it.
     #[inline]
     fn pwait2(

@@ -189,6 +189,25 @@ impl KqueuePoller {
     }
 }
 
+impl KqueuePoller {
+    /// The fds a forked child inherits and must close if this poller is abandoned in the
+    /// parent's hands: the signal pipe only (a kqueue is not inherited).
+    pub(crate) fn inherited_fds(&self) -> (RawFd, Option<&SignalPipe>) {
+        (-1, self.signals.as_ref())
+    }
+
+    /// Takes over `pipe` (adopted after `fork()`) as this poller's signal pipe.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering its read end.
+    pub(crate) fn adopt_signals(&mut self, pipe: SignalPipe) -> io::Result<()> {
+        self.add_internal(pipe.read_fd(), false)?;
+        self.signals = Some(pipe);
+        Ok(())
+    }
+}
+
 /// `kqueue()` with `FD_CLOEXEC`.
 fn new_kqueue() -> io::Result<RawFd> {
     let kq = syscall!(kqueue())?;

@@ -129,6 +129,25 @@ impl PollPoller {
     }
 }
 
+impl PollPoller {
+    /// The fds a forked child inherits and must close if this poller is abandoned in the
+    /// parent's hands: the signal pipe only (a poll set is memory).
+    pub(crate) fn inherited_fds(&self) -> (RawFd, Option<&SignalPipe>) {
+        (-1, self.signals.as_ref())
+    }
+
+    /// Takes over `pipe` (adopted after `fork()`) as this poller's signal pipe.
+    ///
+    /// # Errors
+    ///
+    /// None: a poll set is memory.
+    pub(crate) fn adopt_signals(&mut self, pipe: SignalPipe) -> io::Result<()> {
+        self.push_internal(pipe.read_fd());
+        self.signals = Some(pipe);
+        Ok(())
+    }
+}
+
 impl Default for PollPoller {
     fn default() -> PollPoller {
         PollPoller::new()
