@@ -23,11 +23,11 @@ trap 'rm -f "$out"' EXIT
 # run MACHINE TARGET FEATURES EXPECTED_EXIT EXPECTED_LINE_PREFIX
 run() {
 	local machine=$1 target=$2 features=$3 want_rc=$4 want=$5 rc=0
-	cargo clippy --quiet --locked --release --target "$target" --features "$features" -- -D warnings
-	cargo build --quiet --locked --release --target "$target" --features "$features"
+	cargo clippy --quiet --locked --target "$target" --features "$features" -- -D warnings
+	cargo build --quiet --locked --target "$target" --features "$features"
 	timeout 30 qemu-system-arm -machine "$machine" -nographic -monitor none \
 		-semihosting-config enable=on,target=native \
-		-kernel "$CARGO_TARGET_DIR/$target/release/rouse-bare-metal" </dev/null >"$out" 2>&1 || rc=$?
+		-kernel "$CARGO_TARGET_DIR/$target/debug/rouse-bare-metal" </dev/null >"$out" 2>&1 || rc=$?
 	# QEMU's own notices (a board model's unused timer) are not the firmware's output.
 	grep -v '^Timer with period zero' "$out" | sed 's/^/  /' || true
 	if [[ $rc -ne $want_rc ]] || ! grep -q "^$want" "$out"; then

@@ -62,7 +62,9 @@ pub trait Config: Sized {
     /// An id of the calling thread, equal for calls from the same thread and different for
     /// threads that run at the same time. The base compares it with the loop thread's id to
     /// decide whether a `delete` must wait for a running callback (only another thread
-    /// waits). A single-threaded runtime returns a constant.
+    /// waits). A single-threaded runtime returns a constant; so does a single-core one whose
+    /// interrupt handlers use the base: a handler must count as the loop's thread, since the
+    /// callback it interrupted cannot finish while the handler waits for it.
     fn thread_id() -> usize;
 }
 

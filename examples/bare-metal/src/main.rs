@@ -35,9 +35,9 @@
 //!
 //! ```sh
 //! cd examples/bare-metal
-//! cargo build --release --features lm3s6965evb --target thumbv7m-none-eabi
+//! cargo build --features lm3s6965evb --target thumbv7m-none-eabi   # dev profile: opt-level "s"
 //! qemu-system-arm -machine lm3s6965evb -nographic -semihosting-config enable=on,target=native \
-//!     -kernel target/thumbv7m-none-eabi/release/rouse-bare-metal
+//!     -kernel target/thumbv7m-none-eabi/debug/rouse-bare-metal
 //! ```
 
 #![no_std]
