@@ -50,6 +50,9 @@ for f in tests/core_*.rs; do core_tests+=(--test "$(basename "$f" .rs)"); done
 run() {
 	if ! "$@" >"$log" 2>&1; then
 		cat "$log"
+		# A digest last, so that the end of the output says what failed.
+		echo "---- cross-test $arch: failures"
+		grep -E -A3 "panicked at|^error: .*failed" "$log" | grep -v "^stack backtrace:" || true
 		echo "cross-test $arch: FAILED: $*" >&2
 		exit 1
 	fi

@@ -160,6 +160,13 @@ fn sub_millisecond(p: PollerKind) -> bool {
 
 #[test]
 fn short_waits_are_precise_to_well_under_a_millisecond() -> io::Result<()> {
+    // Skipped under an emulator (`scripts/cross-test.sh aarch64`): sub-millisecond precision
+    // is the host kernel's and its scheduler's, measured natively. qemu-user 7.2 has no
+    // `epoll_pwait2` (epoll falls back to whole milliseconds) and adds its own scheduling
+    // delays; "never early" is still checked there by `timers_never_fire_early`.
+    if util::emulated("short_waits_are_precise_to_well_under_a_millisecond") {
+        return Ok(());
+    }
     let mut rng = Rng::from_env_or_time();
     for &p in PollerKind::available() {
         if !sub_millisecond(p) {
