@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
 # Installs every toolchain piece the full check suite needs (idempotent):
-# rustfmt/clippy, the cross targets (embedded core, FreeBSD/macOS type-checks),
-# nightly Miri, and the MSRV toolchain.
+# rustfmt/clippy, the cross targets (embedded core and firmware, FreeBSD/macOS type-checks,
+# aarch64 and i686 test runs), nightly Miri, the MSRV toolchain, and the Debian packages of
+# the emulated runs (QEMU, the aarch64 cross linker and libc, 32-bit x86 libc and libgcc).
 set -euo pipefail
 MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml" | head -1)
 MSRV_TOOLCHAIN=$MSRV; [[ $MSRV =~ ^[0-9]+\.[0-9]+$ ]] && MSRV_TOOLCHAIN=$MSRV.0
 q() { "$@" >/dev/null 2>&1 || "$@"; }   # quiet unless it fails (then show why)
 q rustup component add rustfmt clippy
-q rustup target add thumbv7em-none-eabihf x86_64-unknown-freebsd aarch64-apple-darwin
+q rustup target add thumbv7em-none-eabihf x86_64-unknown-freebsd aarch64-apple-darwin \
+	thumbv7m-none-eabi aarch64-unknown-linux-gnu i686-unknown-linux-gnu
 q rustup toolchain install nightly --profile minimal
 q rustup component add --toolchain nightly miri rust-src
 q rustup toolchain install "$MSRV_TOOLCHAIN" --profile minimal
-echo "setup: stable + targets, nightly miri, MSRV $MSRV ready"
+# Debian packages: qemu-system-arm (scripts/bare-metal.sh), qemu-user + the aarch64 cross gcc
+# and libc (scripts/cross-test.sh aarch64), 32-bit libc and libgcc for `gcc -m32`
+# (scripts/cross-test.sh i686; not gcc-multilib, which Debian makes conflict with the cross
+# gcc). apt runs only if one is missing.
+GCC_MAJOR=$(gcc -dumpversion | cut -d. -f1)
+DEBS=(qemu-system-arm qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6-dev-i386
+	"lib32gcc-$GCC_MAJOR-dev")
+if ! dpkg-query -W -f='${Status}\n' "${DEBS[@]}" 2>/dev/null | grep -c '^install ok installed$' |
+	grep -qx "${#DEBS[@]}"; then
+	export DEBIAN_FRONTEND=noninteractive
+	q apt-get update -qq
+	q apt-get install -y -qq --no-install-recommends "${DEBS[@]}"
+fi
+echo "setup: stable + targets, nightly miri, MSRV $MSRV, QEMU and cross linkers ready"

@@ -41,6 +41,13 @@ pub enum Error {
 impl Error {
     /// The code a seam returns for an operation it does not support.
     pub const UNSUPPORTED: i32 = -1;
+
+    /// The code a [`Poller`](crate::Poller) returns from `wait(None)` when nothing could ever
+    /// end the wait: no I/O source or signal is registered and its runtime has no notifier
+    /// (a timers-only runtime whose loop was left with no deadline), or a test's script ran
+    /// out. Returning it ends the run with [`Error::Poll`] instead of sleeping forever.
+    /// ([`mock::WOULD_BLOCK_FOREVER`](crate::mock::WOULD_BLOCK_FOREVER) is this code.)
+    pub const WOULD_BLOCK_FOREVER: i32 = -2;
 }
 
 impl fmt::Display for Error {
@@ -93,5 +100,16 @@ impl From<Error> for std::io::Error {
             _ => ErrorKind::InvalidInput,
         };
         std::io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn seam_codes_are_distinct_and_shared_with_the_mock() {
+        assert_ne!(Error::UNSUPPORTED, Error::WOULD_BLOCK_FOREVER);
+        assert_eq!(crate::mock::WOULD_BLOCK_FOREVER, Error::WOULD_BLOCK_FOREVER);
     }
 }

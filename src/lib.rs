@@ -117,6 +117,8 @@
 //!   fixed limits.
 //! - `std`: `From<Error> for std::io::Error`, and real thread identities for the mock configs
 //!   ([`mock::thread_id`]) (implies `alloc`).
+//! - `critical-section`: `CriticalSectionLock`, the lock for a base that interrupt handlers
+//!   use (bare metal; see its docs for which lock to pick where).
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -142,11 +144,13 @@ pub use base::{Base, CommonTimeout, EventInfo};
 pub use error::Error;
 pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL, MAX_SOURCE};
 pub use options::{Exit, Options, RunFlags};
+#[cfg(feature = "critical-section")]
+pub use seam::CriticalSectionLock;
 #[cfg(feature = "alloc")]
 pub use seam::Growable;
 pub use seam::{
-    Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, Notify,
-    Poller, Readiness, Ready, Source, SpinLock, Storage, Words,
+    Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, NoNotifier,
+    Notify, Poller, Readiness, Ready, Source, SpinLock, Storage, Words,
 };
 pub use state::wake::WakeStats;
 pub use state::Counts;

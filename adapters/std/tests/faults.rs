@@ -814,9 +814,12 @@ fn a_panicking_callback_reaches_run_and_the_base_runs_again() -> io::Result<()> 
         );
         assert_eq!(base.info(after)?.queued, Ready::USER, "{p}: still queued");
         let c = base.counts();
+        // `tick` is queued too if its first millisecond passed before the panic (a slow or
+        // emulated machine: it happened under qemu-aarch64).
+        let tick_queued = u32::from(!base.info(tick)?.queued.is_empty());
         assert_eq!(
             (c.events, c.pending, c.active, c.timers),
-            (3, 3, 1, 1),
+            (3, 3, 1 + tick_queued, 1),
             "{p}: {c:?}"
         );
         assert!(base.is_pending(tick)?);

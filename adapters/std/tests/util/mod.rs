@@ -410,15 +410,43 @@ pub fn child_mode(mode: &str) -> bool {
     std::env::var(CHILD_ENV).is_ok_and(|m| m == mode)
 }
 
+/// Whether the tests run under an emulator: `ROUSE_TEST_EMULATED` is set (by
+/// `scripts/cross-test.sh aarch64`). A test that measures native timing calls it with its own
+/// name and skips itself when it holds (saying so on stderr; each caller says why).
+pub fn emulated(test: &str) -> bool {
+    let on = std::env::var_os("ROUSE_TEST_EMULATED").is_some();
+    if on {
+        eprintln!("{test}: skipped under an emulator (ROUSE_TEST_EMULATED)");
+    }
+    on
+}
+
+/// A command that runs `exe`, this test binary: directly, or under the runner that
+/// `ROUSE_TEST_RUNNER` names (words split on spaces). `scripts/cross-test.sh aarch64` sets it to
+/// its qemu user-mode command: an emulated process cannot exec a binary of its own
+/// architecture unless the host registered qemu with binfmt_misc.
+pub fn self_command(exe: std::path::PathBuf) -> std::process::Command {
+    let runner = std::env::var("ROUSE_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut c = std::process::Command::new(program);
+            c.args(words).arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    }
+}
+
 /// Runs the `#[ignore]`d test `test` of this test binary in a child process of its own (with
 /// [`CHILD_ENV`] = `mode`, one test thread), so that it may change process-wide state (fd
 /// limits, memory limits) alone. Waits at most `timeout` (then kills it), asserts that it
 /// passed, and returns what it printed.
 #[track_caller]
 pub fn run_child(test: &str, mode: &str, timeout: Duration) -> String {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let exe = std::env::current_exe().expect("the test binary");
-    let child = Command::new(exe)
+    let child = self_command(exe)
         .args([
             test,
             "--exact",

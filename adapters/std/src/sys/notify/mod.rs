@@ -575,7 +575,19 @@ pub(crate) mod tests {
     #[test]
     fn emfile_falls_back_in_a_child_process() {
         let name = "sys::notify::tests::emfile_child";
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        // Under an emulator, the child runs under it too (as in tests/util's `self_command`).
+        let runner = std::env::var("ROUSE_TEST_RUNNER").unwrap_or_default();
+        let mut words = runner.split_whitespace();
+        let mut child = match words.next() {
+            Some(program) => {
+                let mut c = std::process::Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        };
+        let out = child
             .args([
                 name,
                 "--exact",
