@@ -416,6 +416,10 @@ pub fn run(base: *mut EventBase, flags: c_int, func: &str) -> c_int {
     }
     inner.got_break.store(false, Ordering::Relaxed);
     inner.got_exit.store(false, Ordering::Relaxed);
+    let single = flags & (EVLOOP_ONCE | EVLOOP_NONBLOCK) != 0;
+    // libevent returns 1 from a single pass only if nothing was pending or active before it.
+    let (_, pending, active) = inner.lp.counts();
+    let empty_before = pending == 0 && active == 0;
     let r = inner.lp.run(
         flags & EVLOOP_ONCE != 0,
         flags & EVLOOP_NONBLOCK != 0,
@@ -423,6 +427,7 @@ pub fn run(base: *mut EventBase, flags: c_int, func: &str) -> c_int {
     );
     inner.running.store(false, Ordering::Release);
     let ret = match r {
+        Ok(End::Empty) if single && !empty_before => 0,
         Ok(End::Empty) => 1,
         Ok(End::Break) => {
             inner.got_break.store(true, Ordering::Relaxed);

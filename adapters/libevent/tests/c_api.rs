@@ -139,4 +139,18 @@ macro_rules! c_tests {
 
 c_tests! {
     layout;
+    basic;
+    loop_control;
+    prio;
+    once;
+    threads;
+    fork;
+    common;
+    finalize;
+    introspect;
+    config;
+    compat;
+    misuse;
+    util;
+    symbols;
 }
