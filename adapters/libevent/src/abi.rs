@@ -80,16 +80,14 @@ pub struct Event {
     pub _pad0: u32,
     /// `ev_base`.
     pub base: *mut EventBase,
-    /// `ev_` (32 bytes): the base header whose loop holds `key` (0: none), what the rouse
-    /// event was created for, and the key of a slot released from its own callback (so a
-    /// blocking `event_del` can still wait for that callback).
+    /// `ev_` (32 bytes): the base header whose loop holds `key`, and what the rouse event was
+    /// created for (`spec_live`: whether there is one).
     pub owner: usize,
     pub spec_fd: i32,
     pub spec_events: i16,
     pub spec_pri: u8,
     pub spec_live: u8,
-    pub zombie: [u32; 3],
-    pub zombie_gen: u32,
+    pub _spare: [u32; 4],
     /// `ev_events`.
     pub events: i16,
     /// `ev_res`.

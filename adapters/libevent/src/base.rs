@@ -39,6 +39,70 @@ const EMPTY: Header = Header {
 static ARENA: [Header; MAX_BASES] = [EMPTY; MAX_BASES];
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// A multiplicative hash for addresses (SipHash costs more than the map's work here).
+#[derive(Default, Clone, Copy)]
+pub struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 ^ (n as u64 >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// rouse slot index <-> `struct event` address of one base: the index side serves
+/// foreach/dump, the address side finds the slot a freed-and-reused `struct event` left
+/// behind (so memory the program frees after `event_del` leaks no slot once reused).
+#[derive(Default)]
+pub struct Addrs {
+    by_index: Vec<usize>,
+    by_addr: HashMap<usize, crate::backend::Key, std::hash::BuildHasherDefault<AddrHasher>>,
+}
+
+impl Addrs {
+    pub fn insert(&mut self, key: crate::backend::Key, addr: usize) {
+        let i = Loop::index(key) as usize;
+        if self.by_index.len() <= i {
+            self.by_index.resize(i + 1, 0);
+        }
+        self.by_index[i] = addr;
+        self.by_addr.insert(addr, key);
+    }
+
+    pub fn remove(&mut self, key: crate::backend::Key) {
+        let i = Loop::index(key) as usize;
+        if let Some(a) = self.by_index.get_mut(i) {
+            if *a != 0 && self.by_addr.get(a) == Some(&key) {
+                self.by_addr.remove(a);
+            }
+            *a = 0;
+        }
+    }
+
+    pub fn addr(&self, index: u32) -> Option<usize> {
+        self.by_index
+            .get(index as usize)
+            .copied()
+            .filter(|&a| a != 0)
+    }
+
+    /// Takes the slot registered for `addr`.
+    pub fn take_addr(&mut self, addr: usize) -> Option<crate::backend::Key> {
+        let k = self.by_addr.remove(&addr)?;
+        if let Some(a) = self.by_index.get_mut(Loop::index(k) as usize) {
+            *a = 0;
+        }
+        Some(k)
+    }
+}
+
 /// A live base.
 pub struct Inner {
     pub lp: Loop,
@@ -50,8 +114,8 @@ pub struct Inner {
     free_requested: AtomicBool,
     /// The `struct event` whose callback runs now (0: none).
     pub running_event: AtomicUsize,
-    /// rouse slot index -> `struct event` address (for foreach, dump, active_by_fd).
-    pub addrs: Mutex<HashMap<u32, usize>>,
+    /// Which `struct event` each rouse event belongs to, both ways.
+    pub addrs: Mutex<Addrs>,
     commons: Mutex<Vec<(Common, Box<libc::timeval>)>>,
 }
 
@@ -211,7 +275,7 @@ fn new_base(cfg: Option<&Config>) -> *mut EventBase {
         running: AtomicBool::new(false),
         free_requested: AtomicBool::new(false),
         running_event: AtomicUsize::new(0),
-        addrs: Mutex::new(HashMap::new()),
+        addrs: Mutex::new(Addrs::default()),
         commons: Mutex::new(Vec::new()),
     });
     alloc_header(inner).map_or(ptr::null_mut(), |h| h.as_ptr())
@@ -655,6 +719,18 @@ pub fn mono() -> libc::timeval {
     clock(libc::CLOCK_MONOTONIC)
 }
 
+/// The coarse monotonic clock (libevent's default time source on Linux: cheap to read).
+pub fn mono_coarse() -> libc::timeval {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        clock(libc::CLOCK_MONOTONIC_COARSE)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        mono()
+    }
+}
+
 /// # Safety
 ///
 /// `tv` is NULL or points to a writable `struct timeval`.
@@ -792,7 +868,7 @@ pub fn live_events(inner: &Inner) -> Vec<(usize, crate::backend::Info)> {
     };
     infos
         .into_iter()
-        .filter_map(|i| addrs.get(&Loop::index(i.key)).map(|&a| (a, i)))
+        .filter_map(|i| addrs.addr(Loop::index(i.key)).map(|a| (a, i)))
         .collect()
 }
 

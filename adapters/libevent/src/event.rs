@@ -16,7 +16,7 @@ use std::ptr;
 use std::sync::atomic::Ordering;
 
 use crate::abi::*;
-use crate::backend::{Callback, Fail, Key, Loop, What};
+use crate::backend::{Callback, Fail, Key, What};
 use crate::base::{self, base_of, header_of, timeout_of, Header, Inner, Timeout};
 use crate::log::{guard, warn, DEBUG_MODE};
 
@@ -118,7 +118,7 @@ fn release(old: (usize, u32, Key)) {
 
 fn forget_addr(inner: &Inner, key: Key) {
     if let Ok(mut a) = inner.addrs.lock() {
-        a.remove(&Loop::index(key));
+        a.remove(key);
     }
 }
 
@@ -142,13 +142,7 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
 }
 
 /// The callback of the rouse event behind `ev`.
-fn callback_for(
-    addr: usize,
-    h: &'static Header,
-    persist: bool,
-    owned: bool,
-    signal: bool,
-) -> Callback {
+fn callback_for(addr: usize, h: &'static Header, persist: bool, signal: bool) -> Callback {
     Box::new(move |ctx, res| {
         let ev = addr as *mut Event;
         let mut clear = EVLIST_ACTIVE;
@@ -159,31 +153,14 @@ fn callback_for(
             }
         }
         // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's
-        // contract: an event may only be freed when neither).
-        unsafe {
+        // contract: an event may only be freed when neither); the callback fields are the
+        // program's.
+        let (cb, arg, fd) = unsafe {
             flags_word(ev).fetch_and(!clear, Ordering::Relaxed);
             res_word(ev).store(res, Ordering::Relaxed);
-        }
+            ((*ev).callback, (*ev).arg, (*ev).fd)
+        };
         let inner = h.inner();
-        if !owned && (!persist || !ctx.is_pending()) {
-            // The program may free a caller-allocated event once this callback runs: the
-            // slot goes now (released when the callback returns), keeping its key so a
-            // blocking `event_del` still waits for this run.
-            // SAFETY: as above.
-            if let Some(old) = unsafe { detach(ev, Some(ctx.key())) } {
-                // SAFETY: as above.
-                unsafe {
-                    (*ev).zombie = key_words(old.2);
-                    (*ev).zombie_gen = old.1;
-                }
-                ctx.release();
-                if let Some(i) = inner {
-                    forget_addr(i, old.2);
-                }
-            }
-        }
-        // SAFETY: as above; the callback fields are the program's.
-        let (cb, arg, fd) = unsafe { ((*ev).callback, (*ev).arg, (*ev).fd) };
         let prev = inner.map(|i| i.running_event.swap(addr, Ordering::AcqRel));
         if let Some(f) = cb {
             // SAFETY: the program's callback with its own argument, as libevent calls it.
@@ -202,15 +179,7 @@ fn callback_for(
 /// `ev` is assigned.
 unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'static Inner, Key)> {
     // SAFETY: caller's contract: the program's fields.
-    let (base, fd, events, pri, owned) = unsafe {
-        (
-            (*ev).base,
-            (*ev).fd,
-            (*ev).events,
-            (*ev).pri,
-            (*ev).owned & 1 != 0,
-        )
-    };
+    let (base, fd, events, pri) = unsafe { ((*ev).base, (*ev).fd, (*ev).events, (*ev).pri) };
     let (h, inner) = base_of(base, func)?;
     let gen = h.gen.load(Ordering::Relaxed);
     let npri = inner.npri.load(Ordering::Relaxed);
@@ -254,13 +223,7 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
         return None;
     };
     let persist = events & EV_PERSIST != 0;
-    let cb = callback_for(
-        ev as usize,
-        h,
-        persist,
-        owned,
-        matches!(what, What::Signal(_)),
-    );
+    let cb = callback_for(ev as usize, h, persist, matches!(what, What::Signal(_)));
     let key = match inner.lp.create(what, persist, pri, cb) {
         Ok(k) => k,
         Err(e) => {
@@ -269,7 +232,7 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
         }
     };
     if let Ok(mut a) = inner.addrs.lock() {
-        a.insert(Loop::index(key), ev as usize);
+        a.insert(key, ev as usize);
     }
     // SAFETY: caller's contract.
     let _g = unsafe { lock(ev) };
@@ -329,20 +292,57 @@ pub unsafe fn assign(
         arg
     };
     let mut owned = 0;
+    // A re-assigned event keeps its rouse slot (reused by the next add if fd and events
+    // match); fresh memory at an address that had a slot (the program freed an event and
+    // allocated this one there) gives that slot back.
+    let mut keep = None;
     // SAFETY: caller's contract: readable memory.
     if unsafe { is_assigned(ev) } {
         // SAFETY: assigned.
         owned = unsafe { (*ev).owned } & 1;
         // SAFETY: assigned.
-        if let Some(old) = unsafe { detach(ev, None) } {
-            if DEBUG_MODE.load(Ordering::Relaxed) {
-                warn(&format!(
-                    "{func}: event {ev:p} re-assigned while it has a registration"
-                ));
+        if let Some((h, inner, key)) = unsafe { current(ev) } {
+            if inner
+                .lp
+                .info(key)
+                .is_ok_and(|i| i.pending || i.active.is_some())
+            {
+                if DEBUG_MODE.load(Ordering::Relaxed) {
+                    warn(&format!(
+                        "{func}: event {ev:p} re-assigned while pending or active"
+                    ));
+                }
+                let _ = inner.lp.delete(key);
             }
-            release(old);
+            // SAFETY: assigned.
+            keep = Some(unsafe {
+                (
+                    (*ev).key,
+                    (*ev).key_gen,
+                    (*ev).spec_fd,
+                    (*ev).spec_events,
+                    (*ev).spec_pri,
+                )
+            });
+            let _ = h;
+        }
+    } else if !base.is_null() {
+        if let Some((_, inner)) = base_of(base, func) {
+            let stale = inner
+                .addrs
+                .lock()
+                .ok()
+                .and_then(|mut a| a.take_addr(ev as usize));
+            if let Some(k) = stale {
+                let _ = inner.lp.free(k);
+            }
         }
     }
+    let (key, key_gen, spec_fd, spec_events, spec_pri, owner) = match keep {
+        // SAFETY: assigned (`keep` is only set then).
+        Some((k, g, f, e, p)) => (k, g, f, e, p, unsafe { (*ev).owner }),
+        None => ([0; 3], 0, 0, 0, 0, 0),
+    };
     let e = Event {
         magic: magic_of(ev),
         owned,
@@ -352,18 +352,17 @@ pub unsafe fn assign(
         lock: 0,
         callback: cb,
         arg,
-        key: [0; 3],
-        key_gen: 0,
+        key,
+        key_gen,
         fd,
         _pad0: 0,
         base,
-        owner: 0,
-        spec_fd: 0,
-        spec_events: 0,
-        spec_pri: 0,
-        spec_live: 0,
-        zombie: [0; 3],
-        zombie_gen: 0,
+        owner,
+        spec_fd,
+        spec_events,
+        spec_pri,
+        spec_live: keep.is_some() as u8,
+        _spare: [0; 4],
         events,
         res: 0,
         _pad1: 0,
@@ -442,7 +441,6 @@ pub unsafe extern "C" fn event_free(ev: *mut Event) {
         }
         // SAFETY: assigned; no rouse event refers to it any more.
         unsafe {
-            wait_zombie(ev);
             if (*ev).owned & 1 == 0 {
                 warn(&format!(
                     "event_free: event {ev:p} was not allocated by event_new"
@@ -453,27 +451,6 @@ pub unsafe extern "C" fn event_free(ev: *mut Event) {
             crate::misc::mem_free(ev as *mut c_void);
         }
     })
-}
-
-/// Waits for a run of a released slot of `ev` (a one-shot that fired) on another thread.
-///
-/// # Safety
-///
-/// `ev` is assigned.
-unsafe fn wait_zombie(ev: *mut Event) {
-    // SAFETY: caller's contract.
-    let (base, zk, zg) = unsafe { ((*ev).base, (*ev).zombie, (*ev).zombie_gen) };
-    if zk == [0; 3] {
-        return;
-    }
-    if let Some(h) = header_of(base) {
-        if h.gen.load(Ordering::Relaxed) == zg {
-            if let Some(i) = h.inner() {
-                // Returns once that run ended (the key is then stale).
-                let _ = i.lp.delete(key_from(zk));
-            }
-        }
-    }
 }
 
 /// # Safety
@@ -526,7 +503,7 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
                         Timeout::Common(c) => c.duration(),
                         Timeout::Plain(d) => *d,
                     };
-                    let now = base::mono();
+                    let now = base::mono_coarse();
                     let end = timeval_of(duration_of(&now) + d);
                     // SAFETY: assigned; `ev_timeout` is informational.
                     unsafe { ptr::addr_of_mut!((*ev).timeout).write(end) };
@@ -564,7 +541,7 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         return -1;
     }
     // SAFETY: assigned.
-    let (events, owned) = unsafe { ((*ev).events, (*ev).owned & 1 != 0) };
+    let events = unsafe { (*ev).events };
     let block = block.unwrap_or(events & EV_FINALIZE == 0);
     // SAFETY: assigned.
     let clear = || unsafe {
@@ -584,10 +561,6 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
             clear();
             return -1;
         }
-        if block {
-            // SAFETY: assigned.
-            unsafe { wait_zombie(ev) };
-        }
         clear();
         return 0;
     };
@@ -606,20 +579,13 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         }
         return 0;
     }
-    if owned {
-        return match inner.lp.delete(key) {
-            Ok(()) | Err(Fail::NotPending) | Err(Fail::Stale) => 0,
-            Err(e) => {
-                warn(&format!("{func}: {e}"));
-                -1
-            }
-        };
+    match inner.lp.delete(key) {
+        Ok(()) | Err(Fail::NotPending) | Err(Fail::Stale) => 0,
+        Err(e) => {
+            warn(&format!("{func}: {e}"));
+            -1
+        }
     }
-    // SAFETY: assigned.
-    if let Some(old) = unsafe { detach(ev, Some(key)) } {
-        release(old);
-    }
-    0
 }
 
 /// # Safety

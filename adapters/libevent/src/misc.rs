@@ -165,3 +165,12 @@ pub extern "C" fn evthread_make_base_notifiable(base: *mut EventBase) -> c_int {
         base_of(base, "evthread_make_base_notifiable").map_or(-1, |_| 0)
     })
 }
+
+/// The number of rouse events `base` holds (live slots, pending or not), or -1: lets a test
+/// check that caller-allocated events leave no slot behind once their memory is reused.
+#[unsafe(no_mangle)]
+pub extern "C" fn rouse_libevent_slot_count(base: *mut EventBase) -> c_int {
+    guard("rouse_libevent_slot_count", -1, || {
+        base_of(base, "rouse_libevent_slot_count").map_or(-1, |(_, i)| i.lp.counts().0 as c_int)
+    })
+}

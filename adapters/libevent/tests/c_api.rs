@@ -153,4 +153,5 @@ c_tests! {
     misuse;
     util;
     symbols;
+    reuse;
 }
