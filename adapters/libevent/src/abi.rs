@@ -2,7 +2,7 @@
 //! of `event2/event_struct.h` (128 bytes on LP64), whose internal fields hold rouse's state.
 
 use std::ffi::{c_int, c_short, c_void};
-use std::sync::atomic::{AtomicI16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI16, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::backend::Key;
 
@@ -66,7 +66,8 @@ pub struct Event {
     pub pri: u8,
     /// `evcb_closure`.
     pub closure: u8,
-    /// The padding before the callback union: a spin lock guarding rouse's state.
+    /// The padding before the callback union: the seqlock word of rouse's state (odd while
+    /// a writer holds it).
     pub lock: u32,
     /// `evcb_cb_union.evcb_callback`.
     pub callback: EventCb,
@@ -152,23 +153,106 @@ pub unsafe fn res_word<'a>(ev: *mut Event) -> &'a AtomicI16 {
     unsafe { AtomicI16::from_ptr(std::ptr::addr_of_mut!((*ev).res)) }
 }
 
-/// Holds an event's spin lock (rouse's state in the struct); never held across a rouse call
-/// that can block.
-pub struct Guard<'a>(&'a AtomicU32);
+/// rouse's state in a `struct event`: read without a lock (a seqlock over atomics), written
+/// under the event's spin lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    pub key: [u32; 3],
+    pub key_gen: u32,
+    pub owner: usize,
+    pub spec_fd: i32,
+    pub spec_events: i16,
+    pub spec_pri: u8,
+    pub spec_live: u8,
+}
 
-/// Locks `ev`'s state.
+struct Fields<'a> {
+    key: [&'a AtomicU32; 3],
+    key_gen: &'a AtomicU32,
+    owner: &'a AtomicUsize,
+    spec_fd: &'a AtomicI32,
+    spec_events: &'a AtomicI16,
+    spec_pri: &'a AtomicU8,
+    spec_live: &'a AtomicU8,
+}
+
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+unsafe fn fields<'a>(ev: *mut Event) -> Fields<'a> {
+    use std::ptr::addr_of_mut as a;
+    // SAFETY: every field is naturally aligned inside the `repr(C)` struct (offsets checked
+    // by the C layout test) and, outside `event_assign` (which no other thread may overlap),
+    // only accessed atomically.
+    unsafe {
+        let k = a!((*ev).key) as *mut u32;
+        Fields {
+            key: [
+                AtomicU32::from_ptr(k),
+                AtomicU32::from_ptr(k.add(1)),
+                AtomicU32::from_ptr(k.add(2)),
+            ],
+            key_gen: AtomicU32::from_ptr(a!((*ev).key_gen)),
+            owner: AtomicUsize::from_ptr(a!((*ev).owner)),
+            spec_fd: AtomicI32::from_ptr(a!((*ev).spec_fd)),
+            spec_events: AtomicI16::from_ptr(a!((*ev).spec_events)),
+            spec_pri: AtomicU8::from_ptr(a!((*ev).spec_pri)),
+            spec_live: AtomicU8::from_ptr(a!((*ev).spec_live)),
+        }
+    }
+}
+
+impl Fields<'_> {
+    fn load(&self) -> State {
+        let r = Ordering::Relaxed;
+        State {
+            key: [
+                self.key[0].load(r),
+                self.key[1].load(r),
+                self.key[2].load(r),
+            ],
+            key_gen: self.key_gen.load(r),
+            owner: self.owner.load(r),
+            spec_fd: self.spec_fd.load(r),
+            spec_events: self.spec_events.load(r),
+            spec_pri: self.spec_pri.load(r),
+            spec_live: self.spec_live.load(r),
+        }
+    }
+
+    fn store(&self, s: &State) {
+        let r = Ordering::Relaxed;
+        for (a, v) in self.key.iter().zip(s.key) {
+            a.store(v, r);
+        }
+        self.key_gen.store(s.key_gen, r);
+        self.owner.store(s.owner, r);
+        self.spec_fd.store(s.spec_fd, r);
+        self.spec_events.store(s.spec_events, r);
+        self.spec_pri.store(s.spec_pri, r);
+        self.spec_live.store(s.spec_live, r);
+    }
+}
+
+/// A consistent snapshot of `ev`'s rouse state, without taking its lock (no write to the
+/// event's cache line: many threads may `event_active` one event).
 ///
 /// # Safety
 ///
 /// `ev` points to a live, assigned `struct event`.
-pub unsafe fn lock<'a>(ev: *mut Event) -> Guard<'a> {
+pub unsafe fn read_state(ev: *mut Event) -> State {
     // SAFETY: caller's contract.
-    let w = unsafe { lock_word(ev) };
+    let (w, f) = unsafe { (lock_word(ev), fields(ev)) };
     let mut spins = 0u32;
-    while w
-        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    loop {
+        let v1 = w.load(Ordering::Acquire);
+        if v1 & 1 == 0 {
+            let s = f.load();
+            std::sync::atomic::fence(Ordering::Acquire);
+            if w.load(Ordering::Relaxed) == v1 {
+                return s;
+            }
+        }
         spins += 1;
         if spins.is_multiple_of(64) {
             std::thread::yield_now();
@@ -176,13 +260,40 @@ pub unsafe fn lock<'a>(ev: *mut Event) -> Guard<'a> {
             std::hint::spin_loop();
         }
     }
-    Guard(w)
 }
 
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        self.0.store(0, Ordering::Release);
+/// Changes `ev`'s rouse state under its lock; `f` returns what the caller wants back.
+///
+/// # Safety
+///
+/// `ev` points to a live, assigned `struct event`.
+pub unsafe fn update<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
+    // SAFETY: caller's contract.
+    let (w, fl) = unsafe { (lock_word(ev), fields(ev)) };
+    let mut spins = 0u32;
+    let v = loop {
+        let v = w.load(Ordering::Relaxed);
+        if v & 1 == 0
+            && w.compare_exchange_weak(v, v | 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            break v;
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    };
+    let mut s = fl.load();
+    let before = s;
+    let r = f(&mut s);
+    if s != before {
+        fl.store(&s);
     }
+    w.store(v.wrapping_add(2), Ordering::Release);
+    r
 }
 
 /// `struct timeval` to a duration (negative parts count as zero).

@@ -64,19 +64,15 @@ unsafe fn check(ev: *const Event, func: &str) -> bool {
 /// `ev` is assigned.
 unsafe fn current(ev: *mut Event) -> Option<(&'static Header, &'static Inner, Key)> {
     // SAFETY: caller's contract.
-    let g = unsafe { lock(ev) };
-    // SAFETY: as above; the state is read under the event's lock.
-    let (live, owner, gen, key) =
-        unsafe { ((*ev).spec_live, (*ev).owner, (*ev).key_gen, (*ev).key) };
-    drop(g);
-    if live == 0 {
+    let st = unsafe { read_state(ev) };
+    if st.spec_live == 0 {
         return None;
     }
-    let h = header_of(owner as *const _)?;
-    if h.gen.load(Ordering::Relaxed) != gen {
+    let h = header_of(st.owner as *const _)?;
+    if h.gen.load(Ordering::Relaxed) != st.key_gen {
         return None;
     }
-    Some((h, h.inner()?, key_from(key)))
+    Some((h, h.inner()?, key_from(st.key)))
 }
 
 /// Takes the rouse event away from `ev` (under its lock), returning it.
@@ -86,18 +82,18 @@ unsafe fn current(ev: *mut Event) -> Option<(&'static Header, &'static Inner, Ke
 /// `ev` is assigned.
 unsafe fn detach(ev: *mut Event, only: Option<Key>) -> Option<(usize, u32, Key)> {
     // SAFETY: caller's contract.
-    let _g = unsafe { lock(ev) };
-    // SAFETY: under the event's lock.
     unsafe {
-        if (*ev).spec_live == 0 {
-            return None;
-        }
-        let key = key_from((*ev).key);
-        if only.is_some_and(|k| k != key) {
-            return None;
-        }
-        (*ev).spec_live = 0;
-        Some(((*ev).owner, (*ev).key_gen, key))
+        update(ev, |st| {
+            if st.spec_live == 0 {
+                return None;
+            }
+            let key = key_from(st.key);
+            if only.is_some_and(|k| k != key) {
+                return None;
+            }
+            st.spec_live = 0;
+            Some((st.owner, st.key_gen, key))
+        })
     }
 }
 
@@ -189,28 +185,26 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
         ));
         return None;
     }
+    // SAFETY: caller's contract.
+    let s = unsafe { read_state(ev) };
+    if s.spec_live == 1
+        && s.owner == h as *const Header as usize
+        && s.key_gen == gen
+        && s.spec_fd == fd
+        && s.spec_events == events
     {
-        // SAFETY: caller's contract.
-        let g = unsafe { lock(ev) };
-        // SAFETY: under the event's lock.
-        let s = unsafe { &mut *ev };
-        if s.spec_live == 1
-            && s.owner == h as *const Header as usize
-            && s.key_gen == gen
-            && s.spec_fd == fd
-            && s.spec_events == events
-        {
-            let key = key_from(s.key);
-            let repri = s.spec_pri != pri;
-            drop(g);
-            if repri && inner.lp.set_priority(key, pri).is_ok() {
-                // SAFETY: caller's contract.
-                let _g = unsafe { lock(ev) };
-                // SAFETY: under the event's lock.
-                unsafe { (*ev).spec_pri = pri };
-            }
-            return Some((h, inner, key));
+        let key = key_from(s.key);
+        if s.spec_pri != pri && inner.lp.set_priority(key, pri).is_ok() {
+            // SAFETY: caller's contract.
+            unsafe {
+                update(ev, |st| {
+                    if st.key == s.key {
+                        st.spec_pri = pri
+                    }
+                })
+            };
         }
+        return Some((h, inner, key));
     }
     // SAFETY: caller's contract.
     if let Some(old) = unsafe { detach(ev, None) } {
@@ -234,17 +228,25 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
     if let Ok(mut a) = inner.addrs.lock() {
         a.insert(key, ev as usize);
     }
+    let fresh = State {
+        key: key_words(key),
+        key_gen: gen,
+        owner: h as *const Header as usize,
+        spec_fd: fd,
+        spec_events: events,
+        spec_pri: pri,
+        spec_live: 1,
+    };
     // SAFETY: caller's contract.
-    let _g = unsafe { lock(ev) };
-    // SAFETY: under the event's lock.
-    unsafe {
-        (*ev).key = key_words(key);
-        (*ev).key_gen = gen;
-        (*ev).owner = h as *const Header as usize;
-        (*ev).spec_fd = fd;
-        (*ev).spec_events = events;
-        (*ev).spec_pri = pri;
-        (*ev).spec_live = 1;
+    let raced = unsafe {
+        update(ev, |st| {
+            let old = (st.spec_live == 1).then_some((st.owner, st.key_gen, key_from(st.key)));
+            *st = fresh;
+            old
+        })
+    };
+    if let Some(old) = raced {
+        release(old); // another thread created one meanwhile: the last one wins
     }
     Some((h, inner, key))
 }
@@ -314,17 +316,9 @@ pub unsafe fn assign(
                 }
                 let _ = inner.lp.delete(key);
             }
-            // SAFETY: assigned.
-            keep = Some(unsafe {
-                (
-                    (*ev).key,
-                    (*ev).key_gen,
-                    (*ev).spec_fd,
-                    (*ev).spec_events,
-                    (*ev).spec_pri,
-                )
-            });
             let _ = h;
+            // SAFETY: assigned.
+            keep = Some(unsafe { read_state(ev) });
         }
     } else if !base.is_null() {
         if let Some((_, inner)) = base_of(base, func) {
@@ -339,8 +333,14 @@ pub unsafe fn assign(
         }
     }
     let (key, key_gen, spec_fd, spec_events, spec_pri, owner) = match keep {
-        // SAFETY: assigned (`keep` is only set then).
-        Some((k, g, f, e, p)) => (k, g, f, e, p, unsafe { (*ev).owner }),
+        Some(st) => (
+            st.key,
+            st.key_gen,
+            st.spec_fd,
+            st.spec_events,
+            st.spec_pri,
+            st.owner,
+        ),
         None => ([0; 3], 0, 0, 0, 0, 0),
     };
     let e = Event {
@@ -506,10 +506,15 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
                     let now = base::mono_coarse();
                     let end = timeval_of(duration_of(&now) + d);
                     // SAFETY: assigned; `ev_timeout` is informational.
-                    unsafe { ptr::addr_of_mut!((*ev).timeout).write(end) };
+                    unsafe { set_timeout(ev, end) };
                 }
                 // SAFETY: assigned.
-                unsafe { flags_word(ev).fetch_or(set, Ordering::Relaxed) };
+                unsafe {
+                    let f = flags_word(ev);
+                    if f.load(Ordering::Relaxed) & set != set {
+                        f.fetch_or(set, Ordering::Relaxed);
+                    }
+                };
                 return 0;
             }
             Err(Fail::Stale) => {
@@ -528,6 +533,34 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
         "{func}: the event changed under a concurrent call"
     ));
     -1
+}
+
+/// Stores `ev_timeout` (atomically where a timeval is two 64-bit words: concurrent
+/// `event_add`s of one event may race on it).
+///
+/// # Safety
+///
+/// `ev` is assigned.
+unsafe fn set_timeout(ev: *mut Event, tv: libc::timeval) {
+    #[cfg(all(
+        target_pointer_width = "64",
+        any(target_os = "linux", target_os = "android")
+    ))]
+    // SAFETY: `tv_sec` and `tv_usec` are 8-aligned i64s of a live struct.
+    unsafe {
+        use std::sync::atomic::AtomicI64;
+        let t = ptr::addr_of_mut!((*ev).timeout);
+        AtomicI64::from_ptr(ptr::addr_of_mut!((*t).tv_sec)).store(tv.tv_sec, Ordering::Relaxed);
+        AtomicI64::from_ptr(ptr::addr_of_mut!((*t).tv_usec)).store(tv.tv_usec, Ordering::Relaxed);
+    }
+    #[cfg(not(all(
+        target_pointer_width = "64",
+        any(target_os = "linux", target_os = "android")
+    )))]
+    // SAFETY: caller's contract.
+    unsafe {
+        ptr::addr_of_mut!((*ev).timeout).write(tv)
+    };
 }
 
 /// `event_del`, blocking or not.
@@ -553,7 +586,7 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
     // SAFETY: assigned.
     let Some((_, inner, key)) = (unsafe { current(ev) }) else {
         // SAFETY: assigned.
-        let stale_base = unsafe { (*ev).spec_live } == 1;
+        let stale_base = unsafe { read_state(ev) }.spec_live == 1;
         if stale_base {
             // SAFETY: assigned.
             unsafe { detach(ev, None) };
@@ -636,7 +669,11 @@ pub unsafe extern "C" fn event_active(ev: *mut Event, res: c_int, _ncalls: c_sho
         match inner.lp.activate(key, res as i16) {
             // SAFETY: assigned.
             Ok(()) => unsafe {
-                flags_word(ev).fetch_or(EVLIST_ACTIVE, Ordering::Relaxed);
+                let f = flags_word(ev);
+                // Only when it changes: many threads may activate one event.
+                if f.load(Ordering::Relaxed) & EVLIST_ACTIVE == 0 {
+                    f.fetch_or(EVLIST_ACTIVE, Ordering::Relaxed);
+                }
             },
             Err(e) => warn(&format!("event_active: {e}")),
         }
@@ -814,9 +851,7 @@ pub unsafe extern "C" fn event_priority_set(ev: *mut Event, pri: c_int) -> c_int
                 return -1;
             }
             // SAFETY: assigned.
-            let _g = unsafe { lock(ev) };
-            // SAFETY: under the event's lock.
-            unsafe { (*ev).spec_pri = pri as u8 };
+            unsafe { update(ev, |st| st.spec_pri = pri as u8) };
         }
         // SAFETY: assigned.
         unsafe { (*ev).pri = pri as u8 };
