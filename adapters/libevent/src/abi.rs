@@ -143,6 +143,23 @@ pub unsafe fn flags_word<'a>(ev: *mut Event) -> &'a AtomicI16 {
     unsafe { AtomicI16::from_ptr(std::ptr::addr_of_mut!((*ev).flags)) }
 }
 
+/// Sets and clears `EVLIST_*` bits of `ev_flags`. A plain load and store, no read-modify-write:
+/// the flags are informational (rouse's own state decides everything), so a lost update
+/// between two threads is harmless, and a locked instruction per `event_add` is not.
+///
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+pub unsafe fn set_flags(ev: *mut Event, set: i16, clear: i16) {
+    // SAFETY: caller's contract.
+    let f = unsafe { flags_word(ev) };
+    let old = f.load(Ordering::Relaxed);
+    let new = (old & !clear) | set;
+    if new != old {
+        f.store(new, Ordering::Relaxed);
+    }
+}
+
 /// The event's `ev_res` as an atomic.
 ///
 /// # Safety

@@ -152,7 +152,7 @@ fn callback_for(addr: usize, h: &'static Header, persist: bool, signal: bool) ->
         // contract: an event may only be freed when neither); the callback fields are the
         // program's.
         let (cb, arg, fd) = unsafe {
-            flags_word(ev).fetch_and(!clear, Ordering::Relaxed);
+            set_flags(ev, 0, clear);
             res_word(ev).store(res, Ordering::Relaxed);
             ((*ev).callback, (*ev).arg, (*ev).fd)
         };
@@ -510,10 +510,7 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
                 }
                 // SAFETY: assigned.
                 unsafe {
-                    let f = flags_word(ev);
-                    if f.load(Ordering::Relaxed) & set != set {
-                        f.fetch_or(set, Ordering::Relaxed);
-                    }
+                    set_flags(ev, set, 0);
                 };
                 return 0;
             }
@@ -578,9 +575,10 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
     let block = block.unwrap_or(events & EV_FINALIZE == 0);
     // SAFETY: assigned.
     let clear = || unsafe {
-        flags_word(ev).fetch_and(
-            !(EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL | EVLIST_ACTIVE),
-            Ordering::Relaxed,
+        set_flags(
+            ev,
+            0,
+            EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL | EVLIST_ACTIVE,
         );
     };
     // SAFETY: assigned.
@@ -669,11 +667,7 @@ pub unsafe extern "C" fn event_active(ev: *mut Event, res: c_int, _ncalls: c_sho
         match inner.lp.activate(key, res as i16) {
             // SAFETY: assigned.
             Ok(()) => unsafe {
-                let f = flags_word(ev);
-                // Only when it changes: many threads may activate one event.
-                if f.load(Ordering::Relaxed) & EVLIST_ACTIVE == 0 {
-                    f.fetch_or(EVLIST_ACTIVE, Ordering::Relaxed);
-                }
+                set_flags(ev, EVLIST_ACTIVE, 0);
             },
             Err(e) => warn(&format!("event_active: {e}")),
         }
@@ -912,9 +906,10 @@ unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) 
     forget_addr(inner, key);
     // SAFETY: assigned.
     unsafe {
-        flags_word(ev).fetch_and(
-            !(EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_ACTIVE | EVLIST_SIGNAL),
-            Ordering::Relaxed,
+        set_flags(
+            ev,
+            0,
+            EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_ACTIVE | EVLIST_SIGNAL,
         )
     };
     let addr = ev as usize;
@@ -994,7 +989,7 @@ pub unsafe extern "C" fn event_remove_timer(ev: *mut Event) -> c_int {
             }
         }
         // SAFETY: assigned.
-        unsafe { flags_word(ev).fetch_and(!EVLIST_TIMEOUT, Ordering::Relaxed) };
+        unsafe { set_flags(ev, 0, EVLIST_TIMEOUT) };
         0
     })
 }
@@ -1016,7 +1011,7 @@ pub unsafe extern "C" fn event_debug_unassign(ev: *mut Event) {
         // SAFETY: assigned.
         unsafe {
             (*ev).magic = 0;
-            flags_word(ev).fetch_and(!EVLIST_INIT, Ordering::Relaxed);
+            set_flags(ev, 0, EVLIST_INIT);
         }
     })
 }
