@@ -13,8 +13,8 @@ q rustup toolchain install nightly --profile minimal
 q rustup component add --toolchain nightly miri rust-src
 q rustup toolchain install "$MSRV_TOOLCHAIN" --profile minimal
 # rouse-libevent: a C compiler, libevent 2.1's headers (and real libevent, to compare
-# against), memcached and its test clients. Installed only when missing.
-DEBS="gcc libc6-dev libevent-dev memcached libmemcached-tools"
+# against), memcached and its test clients, valgrind. Installed only when missing.
+DEBS="gcc libc6-dev libevent-dev memcached libmemcached-tools valgrind"
 missing=$(for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [[ -n $missing ]]; then
 	command -v apt-get >/dev/null || { echo "setup: need $missing (no apt-get here)" >&2; exit 1; }
@@ -23,4 +23,4 @@ if [[ -n $missing ]]; then
 	# shellcheck disable=SC2086
 	q env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
-echo "setup: stable + targets, nightly miri, MSRV $MSRV ready; C compiler, libevent-dev, memcached, libmemcached-tools present"
+echo "setup: stable + targets, nightly miri, MSRV $MSRV ready; C compiler, libevent-dev, memcached, libmemcached-tools, valgrind present"

@@ -34,7 +34,42 @@ fn self_cbarg() -> *mut c_void {
 /// `ev` is NULL or points to at least `size_of::<Event>()` readable bytes.
 pub unsafe fn is_assigned(ev: *const Event) -> bool {
     // SAFETY: caller's contract.
-    !ev.is_null() && unsafe { ptr::addr_of!((*ev).magic).read() } == magic_of(ev)
+    !ev.is_null() && unsafe { read_frozen(ptr::addr_of!((*ev).magic)) } == magic_of(ev)
+}
+
+/// Reads a word the program may never have initialized (`event_initialized` on fresh
+/// memory): through an asm load, whose result is always an initialized value, so the
+/// comparison that follows is defined behaviour whatever the bytes were.
+///
+/// # Safety
+///
+/// `p` points to 8 readable, 8-aligned bytes.
+unsafe fn read_frozen(p: *const u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let v: u64;
+        // SAFETY: caller's contract; a plain load, no other effect.
+        unsafe {
+            std::arch::asm!("mov {v}, qword ptr [{p}]", p = in(reg) p, v = out(reg) v,
+                options(nostack, readonly, preserves_flags))
+        };
+        v
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: u64;
+        // SAFETY: caller's contract; a plain load, no other effect.
+        unsafe {
+            std::arch::asm!("ldr {v}, [{p}]", p = in(reg) p, v = out(reg) v,
+                options(nostack, readonly, preserves_flags))
+        };
+        v
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // SAFETY: caller's contract.
+    unsafe {
+        p.read_volatile()
+    }
 }
 
 /// Checks `ev`, reporting misuse.

@@ -50,9 +50,8 @@ fn lib_dir() -> &'static Path {
             ok.is_ok_and(|s| s.success()),
             "the C tests need a C compiler: install gcc (or set CC)"
         );
-        let dir = target_dir()
-            .join("rouse-libevent-c")
-            .join(format!("lib-{}", std::process::id()));
+        // One directory; scripts/libevent-lib.sh replaces each file atomically.
+        let dir = target_dir().join("rouse-libevent-c");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/libevent-lib.sh");
         let st = Command::new("bash")
             .arg(&script)
@@ -71,7 +70,7 @@ fn run_c(name: &str, args: &[&str], env: &[(&str, &str)]) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/c")
         .join(format!("{name}.c"));
-    let bin = lib.join(name);
+    let bin = lib.join(format!("{name}-{}", std::process::id()));
     let mut c = Command::new(cc());
     c.args([
         "-std=gnu11",
@@ -118,6 +117,7 @@ fn run_c(name: &str, args: &[&str], env: &[(&str, &str)]) {
         std::thread::sleep(Duration::from_millis(10));
     };
     let out = child.wait_with_output().expect("output");
+    let _ = std::fs::remove_file(&bin);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -52,7 +52,8 @@ static void on_alarm(int sig)
 static void test_start(unsigned seconds)
 {
 	signal(SIGALRM, on_alarm);
-	alarm(seconds);
+	const char *scale = getenv("ROUSE_TEST_TIMEOUT_SCALE"); /* valgrind runs slower */
+	alarm(seconds * (scale ? (unsigned)atoi(scale) : 1));
 	CHECK(strncmp(rouse_libevent_version(), "rouse-libevent ", 15) == 0);
 	event_set_log_callback(keep_log);
 }

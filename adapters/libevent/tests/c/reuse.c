@@ -29,7 +29,10 @@ int main(void)
 		CHECK(event_del(e) == 0);
 		free(e);
 	}
-	CHECK(rouse_libevent_slot_count(b) >= 0 && rouse_libevent_slot_count(b) < 64);
+	/* The bound is the allocator's reuse of addresses (valgrind's quarantine defeats it). */
+	int reuses = getenv("ROUSE_TEST_NO_ADDRESS_REUSE") == NULL;
+	CHECK(rouse_libevent_slot_count(b) >= 0);
+	CHECK(!reuses || rouse_libevent_slot_count(b) < 64);
 
 	/* One-shot timers that fire, then the memory is freed from the callback's caller. */
 	for (int i = 0; i < 2000; i++) {
@@ -40,7 +43,7 @@ int main(void)
 		free(e);
 	}
 	CHECK(n == 2000);
-	CHECK(rouse_libevent_slot_count(b) < 64);
+	CHECK(!reuses || rouse_libevent_slot_count(b) < 64);
 
 	/* del + assign (same fd and events) + add: one registration throughout (bench W3). */
 	struct event ev;
