@@ -345,7 +345,9 @@ static OFFSETS: [usize; 10] = [
     std::mem::offset_of!(Event, pri),
 ];
 
-/// See [`OFFSETS`]; `n` receives the number of entries.
+/// The offsets of `OFFSETS` (size, then `ev_fd`, `ev_base`, `ev_events`, `ev_res`,
+/// `ev_timeout`, `evcb_callback`, `evcb_arg`, `evcb_flags`, `evcb_pri`); `n` receives their
+/// number.
 ///
 /// # Safety
 ///
