@@ -236,7 +236,10 @@ fn event_of(what: What) -> Result<Event, Fail> {
     })
 }
 
-fn wrap(what: What, mut cb: Callback) -> impl FnMut(&rouse_std::Events, rouse_core::Fired) + Send {
+fn wrap<F>(what: What, mut cb: F) -> impl FnMut(&rouse_std::Events, rouse_core::Fired) + Send
+where
+    F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+{
     let events = match what {
         What::Io { events, .. } => events,
         _ => 0,
@@ -280,13 +283,10 @@ impl Loop {
 
     /// Creates a non-pending event (a signal event is created pending: rouse-std installs its
     /// handler at once only through `add_signal`).
-    pub fn create(
-        &self,
-        what: What,
-        persist: bool,
-        priority: u8,
-        cb: Callback,
-    ) -> Result<Key, Fail> {
+    pub fn create<F>(&self, what: What, persist: bool, priority: u8, cb: F) -> Result<Key, Fail>
+    where
+        F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+    {
         if let What::Signal(n) = what {
             let key = self.base.add_signal(n, wrap(what, cb))?;
             self.base.set_priority(key, priority)?;

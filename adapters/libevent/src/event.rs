@@ -16,7 +16,7 @@ use std::ptr;
 use std::sync::atomic::Ordering;
 
 use crate::abi::*;
-use crate::backend::{Callback, Fail, Key, What};
+use crate::backend::{Ctx, Fail, Key, What};
 use crate::base::{self, base_of, header_of, timeout_of, Header, Inner, Timeout};
 use crate::log::{guard, warn, DEBUG_MODE};
 
@@ -173,8 +173,13 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
 }
 
 /// The callback of the rouse event behind `ev`.
-fn callback_for(addr: usize, h: &'static Header, persist: bool, signal: bool) -> Callback {
-    Box::new(move |ctx, res| {
+fn callback_for(
+    addr: usize,
+    h: &'static Header,
+    persist: bool,
+    signal: bool,
+) -> impl FnMut(&Ctx<'_>, i16) + Send + 'static {
+    move |ctx: &Ctx<'_>, res: i16| {
         let ev = addr as *mut Event;
         let mut clear = EVLIST_ACTIVE;
         if !persist {
@@ -200,7 +205,7 @@ fn callback_for(addr: usize, h: &'static Header, persist: bool, signal: bool) ->
         if let (Some(i), Some(p)) = (inner, prev) {
             i.running_event.store(p, Ordering::Release);
         }
-    })
+    }
 }
 
 /// The rouse event for what `ev` says now, created (again) if needed.

@@ -9,6 +9,15 @@ static void cb(evutil_socket_t fd, short res, void *arg)
 	(void)arg;
 }
 
+static struct event_base *fb;
+static void free_base_cb(evutil_socket_t fd, short res, void *arg)
+{
+	(void)fd;
+	(void)res;
+	(void)arg;
+	event_base_free(fb); /* from its own callback: freed when the loop returns */
+}
+
 #define REPORTED(expr)                      \
 	do {                                \
 		int before = n_logs;        \
@@ -59,6 +68,15 @@ int main(void)
 	REPORTED(CHECK(event_base_loopexit(b, NULL) == -1));
 	CHECK(event_pending(&ev, EV_TIMEOUT, NULL) == 0);
 	REPORTED(event_base_free(b)); /* double free: reported */
+
+	/* A base freed from one of its callbacks: the loop stops, then the base is gone. */
+	fb = event_base_new();
+	struct event *x = event_new(fb, -1, 0, free_base_cb, NULL);
+	event_active(x, 0, 0);
+	CHECK(event_base_dispatch(fb) == 0);
+	REPORTED(CHECK(event_base_dispatch(fb) == -1));
+	REPORTED(CHECK(event_add(x, NULL) == -1));
+	event_free(x); /* its memory is still the program's to free */
 
 	/* Signals with I/O are refused at assign time. */
 	REPORTED(CHECK(event_assign(&ev, NULL, SIGINT, EV_SIGNAL | EV_WRITE, cb, NULL) == -1));
