@@ -23,6 +23,26 @@ static void on_timer(evutil_socket_t fd, short res, void *arg)
 	n_timer++;
 }
 
+static int n_self;
+static void free_self(evutil_socket_t fd, short res, void *arg)
+{
+	(void)fd;
+	(void)res;
+	n_self++;
+	event_free(arg); /* an event may free itself from its callback */
+}
+
+static struct event *rearm_ev;
+static void rearm(evutil_socket_t fd, short res, void *arg)
+{
+	(void)fd;
+	(void)res;
+	(void)arg;
+	struct timeval tv = {0, 1000};
+	if (++n_self < 5)
+		CHECK(event_add(rearm_ev, &tv) == 0); /* re-add a one-shot from its callback */
+}
+
 int main(void)
 {
 	test_start(10);
@@ -125,6 +145,20 @@ int main(void)
 	CHECK(event_pending(r, EV_READ | EV_TIMEOUT, NULL) == (EV_READ | EV_TIMEOUT));
 	CHECK(event_remove_timer(r) == 0);
 	CHECK(event_pending(r, EV_READ | EV_TIMEOUT, NULL) == EV_READ);
+
+	/* Self-freeing and self-re-arming callbacks. */
+	struct event *sf = event_new(b, -1, 0, free_self, event_self_cbarg());
+	event_active(sf, 0, 0);
+	CHECK(event_base_loop(b, EVLOOP_NONBLOCK) == 0);
+	CHECK(n_self == 1);
+	n_self = 0;
+	rearm_ev = evtimer_new(b, rearm, NULL);
+	struct timeval ms = {0, 1000};
+	CHECK(evtimer_add(rearm_ev, &ms) == 0);
+	CHECK(event_del(r) == 0);
+	CHECK(event_base_dispatch(b) == 1);
+	CHECK(n_self == 5);
+	event_free(rearm_ev);
 
 	event_free(r);
 	event_free(t);
