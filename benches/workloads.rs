@@ -1,4 +1,4 @@
-//! The W1-W5 benchmark workloads (see the README), run against rouse, printing one JSON object
+//! The W1-W6 benchmark workloads (see the README), run against rouse, printing one JSON object
 //! per result on stdout (progress on stderr), field for field like the peer programs that run
 //! the same workloads on libevent, libev, libuv, mio, polling and calloop, so their figures
 //! compare line by line.
@@ -8,18 +8,24 @@
 //! cargo bench --bench workloads -- W1b W3       # some (commas work too; W1 = W1a+W1b, W4 = W4a+W4b)
 //! ```
 //!
-//! - W1a/W1b/W2: a persistent user event ([`EventsExt::add_user`]) on a default [`Base`], its
+//! - W1a/W1b/W2: a persistent user event ([`Base::add_user`]) on a default [`Base`], its
 //!   loop thread in `base.run()`, activated from other threads through a [`rouse_std::Handle`].
-//!   W1 is printed unpinned and pinned (loop on CPU 0, sender on CPU 1), as the peers do.
+//!   W1 is printed unpinned and pinned (loop on CPU 0, sender on CPU 1), as the peers do; W1a
+//!   also with the opt-in spin before blocking (`"variant":"spin-3us"`, its own line).
+//! - W6: W1's shape at ~2000 wakes/s: the loop thread's CPU time per wake, for the default
+//!   base and (its own line, `"variant":"spin-3us"`) the opt-in spin before blocking.
 //! - W3: libevent's `test/bench.c` shape; every run re-arms the P existing events with
 //!   `delete` + `add` and dispatches with `ONCE_NONBLOCK` runs. Printed for the default
 //!   (threaded) base and for [`LocalBase`] (impl `rouse-<ver>-local`).
 //! - W4a/W4b: one-shot timers with zero-sized callbacks; add/delete churn. Both bases.
+//! - W2ch: W2's storm sent through [`Base::channel`] (4 threads x 250 000 messages).
 //! - W5: RSS per registered fd event, in a fresh process (the harness re-executes itself).
 //!
 //! A counting global allocator reports allocations per event/op/wake (`allocs_per_*`).
 
+mod channel;
 mod common;
+mod w7;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -30,7 +36,7 @@ use std::thread;
 use std::time::Duration;
 
 use rouse_core::{Event, Exit, Interest, Key, Ready, RunFlags};
-use rouse_std::{raw_source, Base, Events, EventsExt, LocalBase, LocalEvents, LocalEventsExt};
+use rouse_std::{raw_source, Base, Context, Flavor, Local, LocalBase, Threaded};
 
 use common::*;
 
@@ -82,7 +88,21 @@ struct W1Sync {
     lat: Box<[AtomicU64]>,
 }
 
-fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
+/// The opt-in spin before blocking that the variant lines measure (what W1a was first
+/// measured with, when it was the default).
+const SPIN: Duration = Duration::from_micros(3);
+
+/// The base of a W1/W6 run: the default, or with the opt-in spin (and its JSON field).
+fn w1_base(spin: bool) -> io::Result<(Base, &'static str)> {
+    if spin {
+        let base = Base::builder().spin_before_block(SPIN).build()?;
+        Ok((base, ",\"variant\":\"spin-3us\""))
+    } else {
+        Ok((Base::new()?, ""))
+    }
+}
+
+fn w1(p: &W1Params, pinned: bool, spin: bool) -> io::Result<()> {
     let total = p.warmup + p.measured;
     let s = Arc::new(W1Sync {
         t0: AtomicU64::new(0),
@@ -90,7 +110,7 @@ fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
         ack: AtomicU64::new(0),
         lat: (0..total).map(|_| AtomicU64::new(0)).collect(),
     });
-    let base = Base::new()?;
+    let (base, variant) = w1_base(spin)?;
     let handle = base.handle();
     let be = backend(&base);
     let key = {
@@ -166,7 +186,7 @@ fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
          \"warmup\":{},\"gap_ns\":{},\"pinned\":{},\"syscw_per_wake\":{:.3},\
          \"syscr_per_wake\":{:.3},\"allocs_per_wake\":{:.3},\"notify_writes_total\":{},\
          \"blocking_polls_total\":{},\"activate_errors\":{},\
-         \"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"}}",
+         \"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"{}}}",
         imp(),
         p.name,
         pct_sorted(&m, 0.5),
@@ -186,7 +206,97 @@ fn w1(p: &W1Params, pinned: bool) -> io::Result<()> {
         stats.writes,
         stats.blocking_polls,
         errors,
-        be
+        be,
+        variant
+    );
+    Ok(())
+}
+
+// ====================================================================== W6
+
+const W6_WAKES: usize = 2_000;
+const W6_GAP_NS: u64 = 500_000;
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock exists on every supported OS.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// W6: W1's setup, 2000 wakes 500 µs apart (the loop blocked before each); the loop thread's
+/// CPU time from the first to the last callback, per wake.
+fn w6(spin: bool) -> io::Result<()> {
+    let s = Arc::new(W1Sync {
+        t0: AtomicU64::new(0),
+        seq: AtomicU64::new(0),
+        ack: AtomicU64::new(0),
+        lat: (0..W6_WAKES).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let cpu = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let (base, variant) = w1_base(spin)?;
+    let handle = base.handle();
+    let be = backend(&base);
+    let key = {
+        let (s, cpu) = (s.clone(), cpu.clone());
+        base.add_user(move |_, _| {
+            let t = now_ns();
+            let i = s.seq.load(Ordering::SeqCst) as usize;
+            if i == 0 {
+                cpu[0].store(thread_cpu_ns(), Ordering::Relaxed);
+            } else if i == W6_WAKES - 1 {
+                cpu[1].store(thread_cpu_ns(), Ordering::Relaxed);
+            }
+            let lat = t.wrapping_sub(s.t0.load(Ordering::SeqCst));
+            s.lat[i].store(lat, Ordering::Relaxed);
+            s.ack.store(i as u64 + 1, Ordering::SeqCst);
+        })?
+    };
+    let lt = thread::spawn(move || {
+        let r = base.run();
+        (base, r)
+    });
+    let mut spins = 0u64;
+    let mut errors = 0u64;
+    for i in 0..W6_WAKES as u64 {
+        s.seq.store(i, Ordering::SeqCst);
+        s.t0.store(now_ns(), Ordering::SeqCst);
+        if handle.activate(key, Ready::USER).is_err() {
+            errors += 1;
+        }
+        while s.ack.load(Ordering::SeqCst) != i + 1 {
+            spin_pause(&mut spins);
+        }
+        spin_for_ns(W6_GAP_NS);
+    }
+    handle.loop_break()?;
+    let (base, r) = lt.join().expect("loop thread");
+    assert_eq!(r?, Exit::Break, "W6 loop must end by loop_break");
+    let stats = base.wake_stats();
+    drop(base);
+    let per_wake = (cpu[1].load(Ordering::Relaxed) - cpu[0].load(Ordering::Relaxed)) as f64
+        / (W6_WAKES - 1) as f64;
+    let mut m: Vec<u64> = s.lat.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+    m.sort_unstable();
+    println!(
+        "{{\"impl\":\"{}\",\"workload\":\"W6\",\"wakes\":{},\"gap_ns\":{},\
+         \"cpu_ns_per_wake\":{:.0},\"median_ns\":{},\"p99_ns\":{},\"notify_writes_total\":{},\
+         \"blocking_polls_total\":{},\"activate_errors\":{},\"backend\":\"{}\"{}}}",
+        imp(),
+        W6_WAKES,
+        W6_GAP_NS,
+        per_wake,
+        pct_sorted(&m, 0.5),
+        pct_sorted(&m, 0.99),
+        stats.writes,
+        stats.blocking_polls,
+        errors,
+        be,
+        variant
     );
     Ok(())
 }
@@ -299,8 +409,9 @@ fn w2() -> io::Result<()> {
 // ====================================================================== the two bases
 
 /// What W3 and W4 need of a base, for the threaded [`Base`] and the single-threaded
-/// [`LocalBase`] alike. Callbacks are plain closures, wrapped without adding captures (a
-/// zero-sized closure stays zero-sized, so boxing it allocates nothing).
+/// [`LocalBase`] alike: one generic implementation over the flavor. Callbacks are plain
+/// closures, wrapped without adding captures (a zero-sized closure stays zero-sized, so boxing
+/// it allocates nothing).
 trait Bench: Sized {
     /// Appended to the impl name.
     const SUFFIX: &'static str;
@@ -308,46 +419,71 @@ trait Bench: Sized {
     const KIND: &'static str;
     fn create() -> io::Result<Self>;
     /// A persistent read event on `fd`, not yet added.
-    fn io_event<F: FnMut() + Send + 'static>(&self, fd: RawFd, f: F) -> io::Result<Key>;
+    fn io_event<C: FnMut() + Send + 'static>(&self, fd: RawFd, f: C) -> io::Result<Key>;
     /// A timer event, not yet added.
-    fn timer_event<F: FnMut() + Send + 'static>(&self, f: F) -> io::Result<Key>;
-    /// `EventsExt::add_timer`: a one-shot timer, created and added.
-    fn timer_after<F: FnMut() + Send + 'static>(&self, after: Duration, f: F) -> io::Result<Key>;
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error>;
-    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error>;
+    fn timer_event<C: FnMut() + Send + 'static>(&self, f: C) -> io::Result<Key>;
+    /// `add_timer`: a one-shot timer, created and added.
+    fn timer_after<C: FnMut() + Send + 'static>(&self, after: Duration, f: C) -> io::Result<Key>;
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> io::Result<()>;
+    fn ev_delete(&self, key: Key) -> io::Result<()>;
     fn run_flags(&self, flags: RunFlags) -> io::Result<Exit>;
     fn interest_calls(&self) -> Option<u64>;
     fn describe(&self) -> String;
 }
 
-impl Bench for Base {
+/// The per-flavor names and constructor.
+trait Named: Flavor {
+    const SUFFIX: &'static str;
+    const KIND: &'static str;
+    fn create() -> io::Result<Base<Self>>;
+    fn describe(base: &Base<Self>) -> String;
+}
+
+impl Named for Threaded {
     const SUFFIX: &'static str = "";
     const KIND: &'static str = "Base (threaded: std Mutex, notifier)";
-    fn create() -> io::Result<Self> {
+    fn create() -> io::Result<Base> {
         Base::new()
     }
-    fn io_event<F: FnMut() + Send + 'static>(&self, fd: RawFd, mut f: F) -> io::Result<Key> {
-        let e: &Events = self;
+    fn describe(base: &Base) -> String {
+        backend(base)
+    }
+}
+
+impl Named for Local {
+    const SUFFIX: &'static str = "-local";
+    const KIND: &'static str = "LocalBase (no lock, no notifier)";
+    fn create() -> io::Result<LocalBase> {
+        LocalBase::new_local()
+    }
+    fn describe(base: &LocalBase) -> String {
+        base.poller_kind().name().to_string()
+    }
+}
+
+impl<F: Named> Bench for Base<F> {
+    const SUFFIX: &'static str = F::SUFFIX;
+    const KIND: &'static str = F::KIND;
+    fn create() -> io::Result<Self> {
+        F::create()
+    }
+    fn io_event<C: FnMut() + Send + 'static>(&self, fd: RawFd, mut f: C) -> io::Result<Key> {
         let ev = Event::io(raw_source(fd)?, Interest::READ).persist();
-        e.event(ev, move |_, _| f())
+        self.event(ev, move |_, _| f())
     }
-    fn timer_event<F: FnMut() + Send + 'static>(&self, mut f: F) -> io::Result<Key> {
-        let e: &Events = self;
-        e.event(Event::timer(), move |_, _| f())
+    fn timer_event<C: FnMut() + Send + 'static>(&self, mut f: C) -> io::Result<Key> {
+        self.event(Event::timer(), move |_, _| f())
     }
-    fn timer_after<F: FnMut() + Send + 'static>(&self, d: Duration, mut f: F) -> io::Result<Key> {
-        let e: &Events = self;
-        e.add_timer(d, move |_, _| f())
+    fn timer_after<C: FnMut() + Send + 'static>(&self, d: Duration, mut f: C) -> io::Result<Key> {
+        self.add_timer(d, move |_, _| f())
     }
     #[inline]
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error> {
-        let e: &Events = self;
-        e.add(key, timeout)
+    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> io::Result<()> {
+        self.add(key, timeout)
     }
     #[inline]
-    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error> {
-        let e: &Events = self;
-        e.delete(key)
+    fn ev_delete(&self, key: Key) -> io::Result<()> {
+        self.delete(key)
     }
     #[inline]
     fn run_flags(&self, flags: RunFlags) -> io::Result<Exit> {
@@ -357,48 +493,7 @@ impl Bench for Base {
         self.interest_syscalls()
     }
     fn describe(&self) -> String {
-        backend(self)
-    }
-}
-
-impl Bench for LocalBase {
-    const SUFFIX: &'static str = "-local";
-    const KIND: &'static str = "LocalBase (no lock, no notifier)";
-    fn create() -> io::Result<Self> {
-        LocalBase::new()
-    }
-    fn io_event<F: FnMut() + Send + 'static>(&self, fd: RawFd, mut f: F) -> io::Result<Key> {
-        let e: &LocalEvents = self;
-        let ev = Event::io(raw_source(fd)?, Interest::READ).persist();
-        e.event(ev, move |_, _| f())
-    }
-    fn timer_event<F: FnMut() + Send + 'static>(&self, mut f: F) -> io::Result<Key> {
-        let e: &LocalEvents = self;
-        e.event(Event::timer(), move |_, _| f())
-    }
-    fn timer_after<F: FnMut() + Send + 'static>(&self, d: Duration, mut f: F) -> io::Result<Key> {
-        let e: &LocalEvents = self;
-        e.add_timer(d, move |_, _| f())
-    }
-    #[inline]
-    fn ev_add(&self, key: Key, timeout: Option<Duration>) -> Result<(), rouse_core::Error> {
-        let e: &LocalEvents = self;
-        e.add(key, timeout)
-    }
-    #[inline]
-    fn ev_delete(&self, key: Key) -> Result<(), rouse_core::Error> {
-        let e: &LocalEvents = self;
-        e.delete(key)
-    }
-    #[inline]
-    fn run_flags(&self, flags: RunFlags) -> io::Result<Exit> {
-        self.run_with(flags)
-    }
-    fn interest_calls(&self) -> Option<u64> {
-        self.notifier().interest_syscalls()
-    }
-    fn describe(&self) -> String {
-        self.poller_kind().name().to_string()
+        F::describe(self)
     }
 }
 
@@ -464,7 +559,7 @@ fn w3_one<B: Bench>(p_req: usize) -> io::Result<()> {
                 }
             }
         })?;
-        base.ev_add(key, None).map_err(io::Error::from)?;
+        base.ev_add(key, None)?;
         keys.push(key);
     }
     let t_reg = now_ns() - t_reg;
@@ -482,8 +577,8 @@ fn w3_one<B: Bench>(p_req: usize) -> io::Result<()> {
         }
         let t0 = now_ns();
         for &k in &keys {
-            base.ev_delete(k).map_err(io::Error::from)?;
-            base.ev_add(k, None).map_err(io::Error::from)?;
+            base.ev_delete(k)?;
+            base.ev_add(k, None)?;
         }
         let t1 = now_ns();
         for i in 0..W3_ACTIVE {
@@ -642,13 +737,13 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let a0 = allocs();
     let t0 = now_ns();
     for _ in 0..W4_CHURN {
-        base.ev_add(key, Some(one_s)).map_err(io::Error::from)?;
-        base.ev_delete(key).map_err(io::Error::from)?;
+        base.ev_add(key, Some(one_s))?;
+        base.ev_delete(key)?;
     }
     let t1 = now_ns();
     let a1 = allocs();
-    // Sanity: the timer is not pending any more.
-    let churn_ok = base.ev_delete(key) == Err(rouse_core::Error::NotPending);
+    // Sanity: the key is still valid (a delete of a non-pending event succeeds).
+    let churn_ok = base.ev_delete(key).is_ok();
     drop(base);
     println!(
         "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn\",\"ops\":{},\
@@ -677,7 +772,7 @@ fn w5() -> io::Result<()> {
     let be = backend(&base);
     let fds = make_pairs(pairs);
     let mut keys = Vec::with_capacity(n);
-    let cb = |_: &Events, _: rouse_core::Fired| {};
+    let cb = |_: &Context<'_>, _: rouse_core::Fired| {};
     assert_eq!(
         std::mem::size_of_val(&cb),
         0,
@@ -743,8 +838,16 @@ fn w5_fresh() -> io::Result<()> {
 // ====================================================================== main
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let sel = selection(&args);
+    let (args, w7) = w7::take_args(std::env::args().skip(1).collect());
+    if let Some(opts) = w7.server {
+        return w7::server::serve(opts);
+    }
+    let only_w7 = !w7.modes.is_empty() && args.iter().all(|a| a.starts_with('-'));
+    let sel = if only_w7 {
+        Vec::new()
+    } else {
+        selection(&args)
+    };
     let want = |w: &str| sel.contains(&w);
     max_pairs(W5_PAIRS); // raise RLIMIT_NOFILE once, as the peers do
     let t_all = now_ns();
@@ -752,21 +855,27 @@ fn main() -> io::Result<()> {
 
     if want("W1a") {
         step("W1a");
-        w1(&W1A, false)?;
+        w1(&W1A, false, false)?;
         if can_pin() {
-            w1(&W1A, true)?;
+            w1(&W1A, true, false)?;
         }
+        step("W1a (opt-in spin)");
+        w1(&W1A, false, true)?;
     }
     if want("W1b") {
         step("W1b");
-        w1(&W1B, false)?;
+        w1(&W1B, false, false)?;
         if can_pin() {
-            w1(&W1B, true)?;
+            w1(&W1B, true, false)?;
         }
     }
     if want("W2") {
         step("W2");
         w2()?;
+    }
+    if want("W2ch") {
+        step("W2ch");
+        channel::w2_channel()?;
     }
     if want("W3") {
         for p in W3_SIZES {
@@ -796,6 +905,13 @@ fn main() -> io::Result<()> {
             w5()?;
         }
     }
+    if want("W6") {
+        step("W6");
+        w6(false)?;
+        step("W6 (opt-in spin)");
+        w6(true)?;
+    }
+    w7::run(&w7)?;
     eprintln!("# rouse: {:.1} s", (now_ns() - t_all) as f64 / 1e9);
     Ok(())
 }

@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::thread;
 
 use rouse_core::{Event, Interest, Key};
-use rouse_std::{LocalBase, LocalEvents, LocalEventsExt};
+use rouse_std::{Context, Local, LocalBase};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let (port, loops) = parse_args()?;
@@ -41,8 +41,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // `main` only waits for a signal: a base of its own that watches SIGINT and SIGTERM (the
     // handlers are installed here, before anyone is told where to connect).
-    let signals = LocalBase::new()?;
-    for signo in [libc::SIGINT, libc::SIGTERM] {
+    let signals = LocalBase::new_local()?;
+    for signo in [rouse_std::Signal::INT, rouse_std::Signal::TERM] {
         signals.add_signal(signo, |events, _| {
             let _ = events.loop_break();
         })?;
@@ -84,12 +84,13 @@ struct LoopStats {
 /// One loop: serves `listener` until `stop` reaches end-of-file. Returns the connections it
 /// accepted and the echoes that waited for WRITE readiness.
 fn run_loop(listener: TcpListener, mut stop: UnixStream) -> io::Result<(u64, u64)> {
-    let base = LocalBase::new()?;
+    let base = LocalBase::new_local()?;
     let stats = Rc::new(LoopStats::default());
 
+    // `local()`: the operations whose closures need not be `Send` (these share `Rc`s).
     let st = stats.clone();
     let source = rouse_std::source(&listener);
-    base.add_event(
+    base.local().add_event(
         Event::io(source, Interest::READ).persist(),
         None,
         move |events, _| loop {
@@ -140,7 +141,11 @@ struct Conn {
 }
 
 impl Conn {
-    fn serve(events: &LocalEvents, stream: TcpStream, stats: Rc<LoopStats>) -> io::Result<()> {
+    fn serve(
+        events: &Context<'_, Local>,
+        stream: TcpStream,
+        stats: Rc<LoopStats>,
+    ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let conn = Rc::new(Conn {
@@ -151,11 +156,13 @@ impl Conn {
         });
         let source = rouse_std::source(&conn.stream);
         let c = conn.clone();
-        let read = events.event(Event::io(source, Interest::READ).persist(), move |ev, _| {
-            c.on_readable(ev)
-        })?;
+        let read = events
+            .local()
+            .event(Event::io(source, Interest::READ).persist(), move |ev, _| {
+                c.on_readable(ev)
+            })?;
         let c = conn.clone();
-        let write = events.event(
+        let write = events.local().event(
             Event::io(source, Interest::WRITE).persist(),
             move |ev, _| c.on_writable(ev),
         )?;
@@ -170,7 +177,7 @@ impl Conn {
             .expect("set before the first event is added")
     }
 
-    fn on_readable(self: &Rc<Self>, events: &LocalEvents) {
+    fn on_readable(self: &Rc<Self>, events: &Context<'_, Local>) {
         let mut buf = [0u8; 16 * 1024];
         // A few reads at most; the READ event is level-triggered, so the rest comes next time.
         for _ in 0..8 {
@@ -199,7 +206,7 @@ impl Conn {
         }
     }
 
-    fn on_writable(self: &Rc<Self>, events: &LocalEvents) {
+    fn on_writable(self: &Rc<Self>, events: &Context<'_, Local>) {
         let result = {
             let mut out = self.out.borrow_mut();
             write_some(&self.stream, &out).map(|sent| {
@@ -222,7 +229,7 @@ impl Conn {
     }
 
     /// Closes the connection: its events first, then its socket.
-    fn close(self: &Rc<Self>, events: &LocalEvents) {
+    fn close(self: &Rc<Self>, events: &Context<'_, Local>) {
         // Delete before close: once the socket is closed, the OS may give its number to the
         // next accepted connection, and an event still registered for it would act on the
         // wrong socket. Freeing the events drops their callbacks, and with them the last

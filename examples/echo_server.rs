@@ -28,7 +28,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 
 use rouse_core::{Event, Interest, Key, Ready};
-use rouse_std::{Base, Events, EventsExt, Handle};
+use rouse_std::{Base, Context, Handle};
 
 /// A connection: shared by its callbacks (on the loop thread) and the workers.
 struct Conn {
@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         },
     )?;
-    for signo in [libc::SIGINT, libc::SIGTERM] {
+    for signo in [rouse_std::Signal::INT, rouse_std::Signal::TERM] {
         base.add_signal(signo, |events, _| {
             let _ = events.loop_break();
         })?;
@@ -180,7 +180,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 /// Creates the events of a new connection and starts reading it.
 fn serve(
-    events: &Events,
+    events: &Context<'_>,
     stream: TcpStream,
     id: u64,
     pool: &Arc<Pool>,
@@ -217,7 +217,7 @@ fn serve(
 }
 
 /// The socket is readable: hand what arrived to the connection's worker.
-fn on_readable(events: &Events, conn: &Arc<Conn>, pool: &Pool) {
+fn on_readable(events: &Context<'_>, conn: &Arc<Conn>, pool: &Pool) {
     let mut buf = [0u8; 16 * 1024];
     // A few reads at most: the READ event is level-triggered, so what is left is reported again
     // on the next iteration, and a fast sender cannot keep the loop from other connections.
@@ -269,16 +269,22 @@ fn worker(jobs: mpsc::Receiver<Job>, handle: Handle) {
         // Ask the loop to write it out. If the loop sleeps in its poller, this writes its
         // notifier once; if the flush event is already queued (another reply came first), it
         // costs one atomic load. A stale key (the loop closed the connection meanwhile) is an
-        // error, never another connection's event: keys are generational.
+        // error (`NotFound`), never another connection's event: keys are generational; a
+        // base shut down meanwhile is `NotConnected`.
         match handle.activate(conn.keys().flush, Ready::USER) {
-            Ok(()) | Err(rouse_core::Error::Stale | rouse_core::Error::Closed) => {}
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotConnected
+                ) => {}
             Err(e) => eprintln!("connection {}: {e}", conn.id),
         }
     }
 }
 
 /// Writes the queued replies; waits for WRITE readiness with what the socket cannot take yet.
-fn flush(events: &Events, conn: &Arc<Conn>) {
+fn flush(events: &Context<'_>, conn: &Arc<Conn>) {
     let keys = conn.keys();
     let mut st = conn.state();
     if st.closed {
@@ -313,13 +319,13 @@ fn flush(events: &Events, conn: &Arc<Conn>) {
     }
 }
 
-fn close_locked(events: &Events, conn: &Arc<Conn>, st: MutexGuard<'_, ConnState>) {
+fn close_locked(events: &Context<'_>, conn: &Arc<Conn>, st: MutexGuard<'_, ConnState>) {
     drop(st);
     close(events, conn);
 }
 
 /// Closes a connection: its events first, then its socket.
-fn close(events: &Events, conn: &Arc<Conn>) {
+fn close(events: &Context<'_>, conn: &Arc<Conn>) {
     {
         let mut st = conn.state();
         if st.closed {

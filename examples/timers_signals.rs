@@ -18,12 +18,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rouse_core::{Event, Exit, Key};
-use rouse_std::{LocalBase, LocalEvents, LocalEventsExt};
+use rouse_std::{Events, Local, LocalBase};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let duration = parse_args()?;
     let seconds = duration.as_secs_f64();
-    let base = LocalBase::new()?;
+    let base = LocalBase::new_local()?;
     let start = Instant::now();
     let fired = Rc::new(Cell::new(0u32));
     // Prints a firing; `due` is taken just before the timer is added (the base reads its clock
@@ -48,31 +48,33 @@ fn main() -> Result<(), Box<dyn Error>> {
     for i in 1..=4 {
         let (r, due) = (report.clone(), Rc::new(Cell::new(start)));
         let d = due.clone();
-        let key = base.event(Event::timer(), move |_, _| {
+        // `local()`: closures that need not be `Send` (these share `Rc`s).
+        let key = base.local().event(Event::timer(), move |_, _| {
             r(&format!("common timeout 750 ms, timer {i}"), d.get())
         })?;
         common.push((key, due));
     }
-    let arm = move |events: &LocalEvents, (key, due): &(Key, Rc<Cell<Instant>>)| {
+    // What the base, a handle and a callback share (`events()`): one helper for all.
+    let arm = move |events: Events<'_, Local>, (key, due): &(Key, Rc<Cell<Instant>>)| {
         due.set(Instant::now() + idle.duration());
         events.add_common(*key, idle)
     };
     // Three now...
     for timer in &common[..3] {
-        arm(&base, timer)?;
+        arm(base.events(), timer)?;
     }
 
     // A one-shot timer, which also arms the fourth common-timeout timer.
     let (r, due, fourth) = (report.clone(), Instant::now() + ms(250), common[3].clone());
-    base.add_timer(ms(250), move |events, _| {
+    base.local().add_timer(ms(250), move |events, _| {
         r("one-shot 250 ms", due);
-        let _ = arm(events, &fourth); // ...and one later, at 250 + 750 ms
+        let _ = arm(events.events(), &fourth); // ...and one later, at 250 + 750 ms
     })?;
 
     // An interval, re-armed from its previous deadline so that it does not drift.
     let (r, every) = (report.clone(), ms(500));
     let (mut due, mut n) = (Instant::now() + every, 0);
-    base.add_interval(every, move |_, _| {
+    base.local().add_interval(every, move |_, _| {
         n += 1;
         r(&format!("interval #{n} (500 ms)"), due);
         due += every;
@@ -80,7 +82,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // SIGINT breaks the loop. The handler is installed now (the loop does not run yet), and
     // the previous one comes back when the event goes.
-    base.add_signal(libc::SIGINT, |events, _| {
+    base.add_signal(rouse_std::Signal::INT, |events, _| {
         println!("SIGINT: stopping");
         let _ = events.loop_break();
     })?;

@@ -15,9 +15,6 @@ pub enum Error {
     Full,
     /// The priority is not below the base's number of priorities.
     Priority,
-    /// `delete` of an event that is not pending (never added, already deleted, or a one-shot
-    /// event that already fired).
-    NotPending,
     /// An I/O event with no `READ`, `WRITE` or `CLOSED` interest.
     EmptyInterest,
     /// Events on one source disagree on edge-triggering, which the kernel keeps per source.
@@ -44,6 +41,13 @@ pub enum Error {
 impl Error {
     /// The code a seam returns for an operation it does not support.
     pub const UNSUPPORTED: i32 = -1;
+
+    /// The code a [`Poller`](crate::Poller) returns from `wait(None)` when nothing could ever
+    /// end the wait: no I/O source or signal is registered and its runtime has no notifier
+    /// (a timers-only runtime whose loop was left with no deadline), or a test's script ran
+    /// out. Returning it ends the run with [`Error::Poll`] instead of sleeping forever.
+    /// ([`mock::WOULD_BLOCK_FOREVER`](crate::mock::WOULD_BLOCK_FOREVER) is this code.)
+    pub const WOULD_BLOCK_FOREVER: i32 = -2;
 }
 
 impl fmt::Display for Error {
@@ -53,7 +57,6 @@ impl fmt::Display for Error {
             Error::Foreign => f.write_str("the key belongs to another base"),
             Error::Full => f.write_str("the base's storage is full"),
             Error::Priority => f.write_str("priority out of range"),
-            Error::NotPending => f.write_str("the event is not pending"),
             Error::EmptyInterest => f.write_str("an I/O event needs READ, WRITE or CLOSED"),
             Error::EdgeConflict => {
                 f.write_str("events on one source must agree on edge-triggering")
@@ -73,21 +76,40 @@ impl core::error::Error for Error {}
 
 #[cfg(feature = "std")]
 impl From<Error> for std::io::Error {
-    /// Seam failures keep their OS error code; misuse becomes `InvalidInput` (or `NotFound`
-    /// for a key that names no event), with the message of [`Error`]'s `Display`.
+    /// Seam failures keep their OS error code; the rest, with the message of [`Error`]'s
+    /// `Display` (the `Error` itself is the `io::Error`'s inner error, for `downcast`):
+    ///
+    /// | `Error` | `io::ErrorKind` |
+    /// |---|---|
+    /// | `Stale` | `NotFound` |
+    /// | `Closed` | `NotConnected` |
+    /// | `AlreadyRunning` | `ResourceBusy` (never `WouldBlock`: retrying cannot help) |
+    /// | `Full` | `OutOfMemory` |
+    /// | misuse (`Foreign`, `Priority`, ...) | `InvalidInput` |
     fn from(e: Error) -> std::io::Error {
         use std::io::ErrorKind;
         let kind = match e {
             Error::Notify(code) | Error::Poll(code) if code > 0 => {
                 return std::io::Error::from_raw_os_error(code)
             }
-            Error::Stale | Error::NotPending => ErrorKind::NotFound,
+            Error::Stale => ErrorKind::NotFound,
             Error::Full => ErrorKind::OutOfMemory,
             Error::Closed => ErrorKind::NotConnected,
-            Error::AlreadyRunning => ErrorKind::WouldBlock,
+            Error::AlreadyRunning => ErrorKind::ResourceBusy,
             Error::Notify(_) | Error::Poll(_) => ErrorKind::Other,
             _ => ErrorKind::InvalidInput,
         };
         std::io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn seam_codes_are_distinct_and_shared_with_the_mock() {
+        assert_ne!(Error::UNSUPPORTED, Error::WOULD_BLOCK_FOREVER);
+        assert_eq!(crate::mock::WOULD_BLOCK_FOREVER, Error::WOULD_BLOCK_FOREVER);
     }
 }

@@ -40,6 +40,7 @@ impl fmt::Debug for Key {
 
 /// What the event is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kind {
     /// I/O readiness of a source.
     Io(Source, Interest),
@@ -132,6 +133,7 @@ impl Event {
 
 /// What a callback is told: which event fired and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Fired {
     /// The event.
     pub key: Key,

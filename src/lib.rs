@@ -43,7 +43,7 @@
 //!     .unwrap();
 //! base.add(rx, Some(Duration::from_secs(1))).unwrap();
 //!
-//! let mut poller = mock::Poller::new().with_clock(&CLOCK);
+//! let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
 //! poller.script(Duration::from_millis(10), &[Readiness::Io(uart, Ready::READ)]);
 //! assert_eq!(base.run(&mut poller), Ok(Exit::Exit));
 //! assert_eq!(poller.registered(uart), Interest::READ); // applied before the wait
@@ -62,7 +62,33 @@
 //! and is generic over the seams a runtime supplies. `rouse-std` supplies them for Linux,
 //! FreeBSD and macOS (eventfd/pipe/kqueue, epoll/kqueue/poll, OS locks); on bare metal or in a
 //! custom runtime you supply your own. [`mock`] ships a counting notifier, a scripted poller
-//! and a manual clock, with which the whole loop runs deterministically in a unit test.
+//! and a manual clock, with which the whole loop runs deterministically in a unit test: the
+//! mock poller keeps time as a real one does and is linked to the base's notifier
+//! ([`Base::mock_poller`]), and bounded runs ([`Base::run_until_idle`], [`Base::advance`]) end
+//! when the test's script does.
+//!
+//! # How the loop dispatches
+//!
+//! Each iteration applies the queued interest changes, waits in the poller (not at all if
+//! something is queued), queues what the poller found and the timers that are due, and runs
+//! the callbacks of the highest priority that has any (lower number first, FIFO within a
+//! priority). Then it polls again before it looks at lower priorities, so a newly active
+//! higher-priority event is never starved (libevent's rule). Within that:
+//!
+//! - **Preemption**: a callback (or another thread) that activates an event of *higher*
+//!   priority than the one running ends the pass after the current callback: the loop polls
+//!   and starts again from the highest priority (libevent's `event_continue`).
+//! - **No starvation by re-activation**: an event queued during a pass at the running
+//!   priority or below runs after the next poll and timer expiry, not in the same pass
+//!   (libevent's `active_later`): a callback that re-activates itself runs once per
+//!   iteration and cannot starve I/O, timers or signals. (libevent runs such an event again
+//!   in the same pass, forever.)
+//! - **Dispatch limits** ([`Options::dispatch_limits`]) bound the callbacks and time of one
+//!   pass at priorities `from_priority` and below (numerically at least it).
+//! - **Delete**: [`Base::delete`] of a live event that is not pending succeeds (libevent's
+//!   `event_del`). From another thread while the event's callback runs, it removes the event
+//!   first and then waits for the callback to return: once it returns, the callback is not
+//!   running and will not run again.
 //!
 //! # The notify protocol
 //!
@@ -80,14 +106,19 @@
 //! 5. Activating an already-queued event costs one fence and one atomic load: no lock, no
 //!    syscall.
 //! 6. At most one notification is outstanding per base; writes never exceed blocking polls.
-//!    [`Base::wake_stats`] counts requests, writes and coalesced requests.
+//!    [`Base::wake_stats`] counts requests (from every thread, the loop's own included),
+//!    writes, coalesced requests and requests made while the loop was awake.
 //!
 //! The protocol is model-checked with loom (`tests/loom_notify.rs`).
 //!
 //! # Features
 //!
-//! - `alloc` (default): [`Growable`] storage and [`mock::BoxedMock`].
-//! - `std`: `From<Error> for std::io::Error` (implies `alloc`).
+//! - `alloc` (default): [`Growable`] storage, [`mock::BoxedMock`], and a mock poller without
+//!   fixed limits.
+//! - `std`: `From<Error> for std::io::Error`, and real thread identities for the mock configs
+//!   ([`mock::thread_id`]) (implies `alloc`).
+//! - `critical-section`: `CriticalSectionLock`, the lock for a base that interrupt handlers
+//!   use (bare metal; see its docs for which lock to pick where).
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -113,11 +144,13 @@ pub use base::{Base, CommonTimeout, EventInfo};
 pub use error::Error;
 pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL, MAX_SOURCE};
 pub use options::{Exit, Options, RunFlags};
+#[cfg(feature = "critical-section")]
+pub use seam::CriticalSectionLock;
 #[cfg(feature = "alloc")]
 pub use seam::Growable;
 pub use seam::{
-    Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, Notify,
-    Poller, Readiness, Ready, Source, SpinLock, Storage, Words,
+    Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, NoNotifier,
+    Notify, Poller, Readiness, Ready, Source, SpinLock, Storage, Words,
 };
 pub use state::wake::WakeStats;
 pub use state::Counts;

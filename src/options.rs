@@ -75,8 +75,10 @@ impl Default for Options {
     }
 }
 
-/// How a run behaves (libevent's `EVLOOP_*` flags).
+/// How a run behaves (libevent's `EVLOOP_*` flags): one of the constants, e.g.
+/// [`RunFlags::ONCE_NONBLOCK`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunFlags {
     /// Block until some event is active, run the active callbacks, return (`EVLOOP_ONCE`).
     pub once: bool,
@@ -119,6 +121,7 @@ impl RunFlags {
 
 /// Why a run returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Exit {
     /// No event was pending or active any more.
     Empty,
@@ -126,6 +129,8 @@ pub enum Exit {
     Break,
     /// `loop_exit` was called, or its deadline passed.
     Exit,
-    /// A `once` or `nonblock` run did what it was asked.
+    /// A `once` or `nonblock` run did what it was asked, or a bounded run on the mocks
+    /// ([`Base::run_until_idle`](crate::Base::run_until_idle),
+    /// [`Base::advance`](crate::Base::advance)) reached its bound.
     Done,
 }

@@ -6,7 +6,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse_core::{mock, Event, Exit, Options, Ready, RunFlags};
+use rouse_core::{Event, Exit, Options, Ready, RunFlags};
 
 #[test]
 fn break_stops_after_the_current_callback() {
@@ -32,7 +32,7 @@ fn break_stops_after_the_current_callback() {
     for k in &keys {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
-    let mut poller = mock::Poller::new();
+    let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
     assert_eq!(log.take(), [0, 1]);
     // The rest is still queued and runs next time.
@@ -47,7 +47,7 @@ fn a_break_requested_before_the_run_applies_to_the_next_run() {
     let k = fx.base.new_event(Event::user().persist(), nop()).unwrap();
     fx.base.add(k, None).unwrap();
     fx.base.loop_break().unwrap();
-    let mut poller = mock::Poller::new();
+    let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run_forever(&mut poller), Ok(Exit::Break));
     assert_eq!(poller.waits(), 0, "returned before polling");
     // Consumed: the next run polls (and the mock reports it would block forever).
@@ -76,7 +76,7 @@ fn exit_now_finishes_the_iteration_exit_later_waits_for_the_deadline() {
         .unwrap();
     fx.base.activate(a, Ready::USER).unwrap();
     fx.base.activate(b, Ready::USER).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
     assert_eq!(log.take(), ["a", "b"], "the iteration's callbacks all ran");
 
@@ -114,7 +114,7 @@ fn continue_polls_again_before_the_rest_of_the_queue() {
     for k in &keys {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
-    let mut poller = mock::Poller::new();
+    let mut poller = fx.base.mock_poller();
     fx.base.run(&mut poller).unwrap();
     assert_eq!(log.take(), [0, 1, 2]);
     assert_eq!(poller.waits(), 2, "one extra poll after `continue`");
@@ -130,7 +130,7 @@ fn run_modes_once_nonblock_forever() {
         .new_event(Event::timer().persist(), cb(move |_, _| l.push(())))
         .unwrap();
     fx.base.add(t, Some(Duration::from_millis(10))).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
 
     // Non-blocking: the timer is not due, nothing runs, no time passes.
     assert_eq!(fx.base.run_nonblocking(&mut poller), Ok(Exit::Done));

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse_core::{mock, Error, Event, Exit, Interest, Options, Readiness, Ready, RunFlags, Source};
+use rouse_core::{Error, Event, Exit, Interest, Options, Readiness, Ready, RunFlags, Source};
 
 #[test]
 fn lower_priority_number_runs_first_and_fifo_within_a_level() {
@@ -26,7 +26,7 @@ fn lower_priority_number_runs_first_and_fifo_within_a_level() {
     for k in &keys {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
     assert_eq!(log.take(), ["a0", "d0", "b1", "c2", "e2"]);
 }
@@ -59,7 +59,7 @@ fn after_a_level_ran_the_loop_polls_again_before_lower_levels() {
         .unwrap();
     fx.base.activate(lo, Ready::USER).unwrap();
     fx.base.activate(mid, Ready::USER).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     fx.base.run(&mut poller).unwrap();
     assert_eq!(
         log.take(),
@@ -96,7 +96,7 @@ fn dispatch_limits_return_to_the_poller_between_batches() {
     for k in keys.iter().chain(&urgent) {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     fx.base.run(&mut poller).unwrap();
     assert_eq!(log.take(), [10, 11, 12, 13, 0, 1, 2, 3, 4]);
     // 1 poll for level 0 (all four), then 3 batches of at most two at level 1.
@@ -123,7 +123,7 @@ fn dispatch_time_limit_is_checked_between_callbacks() {
             .unwrap();
         fx.base.activate(k, Ready::USER).unwrap();
     }
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     fx.base.run(&mut poller).unwrap();
     assert_eq!(log.take(), [0, 1, 2, 3]);
     assert_eq!(poller.waits(), 2, "two callbacks (12 ms) per pass");
@@ -157,7 +157,7 @@ fn one_shot_io_event_fires_once_persistent_stays_pending() {
         .unwrap();
     fx.base.add(once, None).unwrap();
     fx.base.add(persist, None).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     let both = [Readiness::Io(a, Ready::READ), Readiness::Io(b, Ready::READ)];
     poller.script(Duration::ZERO, &both);
     poller.script(Duration::ZERO, &both);
@@ -199,7 +199,7 @@ fn readiness_is_filtered_by_interest_and_errors_reach_every_event() {
         .unwrap();
     fx.base.add(r, None).unwrap();
     fx.base.add(w, None).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     poller.script(Duration::ZERO, &[Readiness::Io(s, Ready::WRITE)]);
     poller.script(
         Duration::ZERO,
@@ -248,7 +248,7 @@ fn callbacks_may_add_delete_free_and_activate_any_event_including_themselves() {
         )
         .unwrap();
     fx.base.add(t, Some(Duration::from_millis(1))).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
     assert_eq!(log.take(), ["timer", "other", "timer"]);
     assert_eq!(fx.base.info(t), Err(Error::Stale));
@@ -277,9 +277,14 @@ fn a_deleted_active_event_does_not_run() {
         .unwrap();
     fx.base.activate(killer, Ready::USER).unwrap();
     fx.base.activate(victim, Ready::USER).unwrap();
-    fx.base.run(&mut mock::Poller::new()).unwrap();
+    fx.base.run(&mut fx.base.mock_poller()).unwrap();
     assert_eq!(log.take(), ["killer"]);
-    assert_eq!(fx.base.delete(victim), Err(Error::NotPending));
+    assert_eq!(fx.base.info(victim).unwrap().queued, Ready::NONE);
+    assert_eq!(
+        fx.base.delete(victim),
+        Ok(()),
+        "nothing to delete: still a success"
+    );
 }
 
 #[test]
@@ -296,7 +301,7 @@ fn activation_reasons_accumulate_while_queued_and_run_once() {
     fx.base.activate(k, Ready::WRITE).unwrap(); // slow path: adds a reason
     fx.base.activate(k, Ready::NONE).unwrap(); // empty means USER
     assert_eq!(fx.base.counts().active, 1);
-    fx.base.run(&mut mock::Poller::new()).unwrap();
+    fx.base.run(&mut fx.base.mock_poller()).unwrap();
     assert_eq!(log.take(), [Ready::READ | Ready::WRITE | Ready::USER]);
 }
 
@@ -345,7 +350,7 @@ fn finalizer_runs_on_the_loop_after_the_callback_and_frees_the_event() {
         )
         .unwrap();
     fx.base.activate(busy, Ready::USER).unwrap();
-    fx.base.run(&mut mock::Poller::new()).unwrap();
+    fx.base.run(&mut fx.base.mock_poller()).unwrap();
     assert_eq!(
         log.take(),
         ["idle-fin", "busy-cb", "busy-cb-end", "busy-fin"]
@@ -383,7 +388,7 @@ fn a_panicking_callback_reaches_the_caller_and_leaves_the_base_usable() {
         .unwrap();
     fx.base.add(k, None).unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
-    let mut poller = mock::Poller::new();
+    let mut poller = fx.base.mock_poller();
     let r = catch_unwind(AssertUnwindSafe(|| fx.base.run(&mut poller)));
     assert!(r.is_err(), "the panic propagates");
     // Consistent afterwards: not running, the event kept its callback and still works.
@@ -405,13 +410,13 @@ fn run_from_a_callback_is_refused() {
         .new_event(
             Event::user(),
             cb(|b, _| {
-                let mut p = mock::Poller::new();
+                let mut p = b.mock_poller();
                 assert_eq!(b.run(&mut p), Err(Error::AlreadyRunning));
             }),
         )
         .unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
-    fx.base.run(&mut mock::Poller::new()).unwrap();
+    fx.base.run(&mut fx.base.mock_poller()).unwrap();
 }
 
 #[test]
@@ -432,7 +437,7 @@ fn signal_events_all_fire_and_the_poller_watches_the_signal_while_any_is_pending
         .unwrap();
     fx.base.add(a, None).unwrap();
     fx.base.add(b, None).unwrap();
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     poller.script(Duration::ZERO, &[Readiness::Signal(10)]);
     fx.base.run_once(&mut poller).unwrap();
     assert!(poller.watches_signal(10));
@@ -486,7 +491,7 @@ fn free_after_run_events_are_freed_when_they_ran_or_are_deleted() {
         Err(Error::Stale),
         "deleting frees it"
     );
-    let mut poller = mock::Poller::new().with_clock(&fx.clock);
+    let mut poller = fx.base.mock_poller();
     assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
     assert_eq!(log.take(), ["once", "again", "again"]);
     assert_eq!(fx.base.counts().events, 0, "all freed");

@@ -66,14 +66,21 @@ fn bad_event_descriptions_are_refused() {
 }
 
 #[test]
-fn delete_of_a_never_added_or_already_deleted_event_is_not_pending() {
+fn delete_of_a_never_added_or_already_deleted_event_succeeds_and_keeps_the_key() {
+    // libevent's event_del succeeds on a non-pending event: re-arm code (delete+add) need not
+    // check first. The key stays valid; a stale key is still an error.
     let fx = fixture(Options::new());
     let k = fx.base.new_event(Event::timer(), nop()).unwrap();
-    assert_eq!(fx.base.delete(k), Err(Error::NotPending));
+    assert_eq!(fx.base.delete(k), Ok(()));
     fx.base.add(k, Some(Duration::from_secs(1))).unwrap();
     fx.base.delete(k).unwrap();
-    assert_eq!(fx.base.delete(k), Err(Error::NotPending));
+    assert_eq!(fx.base.delete(k), Ok(()));
     assert_eq!(fx.base.counts().timers, 0);
+    assert!(!fx.base.is_pending(k).unwrap(), "the key is still valid");
+    fx.base.add(k, Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(fx.base.counts().timers, 1);
+    fx.base.free(k).unwrap();
+    assert_eq!(fx.base.delete(k), Err(Error::Stale));
 }
 
 #[test]
@@ -210,6 +217,70 @@ fn close_frees_everything_and_refuses_new_events() {
     );
     assert_eq!(Arc::strong_count(&alive), 1, "every callback dropped");
     assert_eq!(fx.base.counts(), rouse_core::Counts::default());
-    assert_eq!(fx.base.activate(keys[0], Ready::USER), Err(Error::Stale));
+    assert_eq!(
+        fx.base.loop_break(),
+        Err(Error::Closed),
+        "every call after close"
+    );
+    assert_eq!(
+        fx.base.common_timeout(Duration::from_secs(1)).map(|_| ()),
+        Err(Error::Closed)
+    );
+    assert_eq!(fx.base.activate(keys[0], Ready::USER), Err(Error::Closed));
     assert_eq!(fx.base.new_event(Event::user(), nop()), Err(Error::Closed));
+}
+
+thread_local! {
+    /// The base a [`TouchesBase`] reaches when it is dropped (tests on one thread).
+    static TOUCHED: std::cell::RefCell<Option<std::rc::Rc<rouse_core::Base<fixture::Cfg>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Captured by a closure: its `Drop` uses the base (with `NoLock`, a `RefCell` panic if the
+/// base drops it under its lock).
+struct TouchesBase(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Drop for TouchesBase {
+    fn drop(&mut self) {
+        TOUCHED.with(|b| {
+            if let Some(base) = b.borrow().as_ref() {
+                let _ = base.counts(); // takes the base lock
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+}
+
+#[test]
+fn user_values_are_dropped_outside_the_lock() {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    let fx = fixture(Options::new());
+    let base = std::rc::Rc::new(fx.base);
+    TOUCHED.with(|b| *b.borrow_mut() = Some(base.clone()));
+    let drops = std::sync::Arc::new(AtomicU32::new(0));
+    let guard = |d: &std::sync::Arc<AtomicU32>| {
+        let t = TouchesBase(d.clone());
+        fixture::cb(move |_, _| {
+            let _ = &t;
+        })
+    };
+    // An event creation that fails (priority out of range) drops the closure.
+    let bad = base.new_event(Event::user().priority(9), guard(&drops));
+    assert_eq!(bad, Err(Error::Priority));
+    assert_eq!(drops.load(SeqCst), 1);
+    // Closing with a queued one-shot `free_after_run` event and a queued finalizer.
+    let once = base
+        .new_event(Event::timer().free_after_run(), guard(&drops))
+        .unwrap();
+    base.activate(once, Ready::TIMEOUT).unwrap();
+    let fin = base.new_event(Event::user(), guard(&drops)).unwrap();
+    base.finalize(fin, guard(&drops)).unwrap();
+    let _idle = base.new_event(Event::user(), guard(&drops)).unwrap();
+    base.close();
+    assert_eq!(
+        drops.load(SeqCst),
+        5,
+        "every closure was dropped, each outside the lock"
+    );
+    TOUCHED.with(|b| b.borrow_mut().take());
 }

@@ -22,11 +22,13 @@ use rouse_core::{
 /// One clock for every harness (they run one after another); the model starts from its
 /// reading.
 static CLOCK: ManualClock = ManualClock::new();
+/// Likewise one notifier (nothing in the model notifies: the loop never blocks).
+static NOTIFIER: Notifier = Notifier::new();
 
 struct Cfg;
 impl Config for Cfg {
     type Lock = NoLock;
-    type Notifier = Arc<Notifier>;
+    type Notifier = &'static Notifier;
     type Clock = &'static ManualClock;
     type Storage = Fixed<CAP>;
     type Callback = Box<dyn FnMut(&Base<Cfg>, Fired) + Send>;
@@ -78,6 +80,11 @@ struct M {
     interval: u64,
     ct: Option<usize>,
     finalizing: bool,
+    /// Queued during a pass at the running priority or below: waits for the next poll.
+    later: bool,
+    /// What its callback does when it runs for a reason other than a timeout: activate this
+    /// model id (itself, another event, or one that is gone), this many more times.
+    action: Option<(u32, u32)>,
 }
 
 /// The reference model: plain collections, no cleverness.
@@ -107,9 +114,49 @@ impl Model {
             }
             None => {
                 m.queued = Some((seq, r));
+                m.later = false;
                 self.seq += 1;
                 true
             }
+        }
+    }
+
+    /// An activation made by a callback of a pass at priority `running`: one of higher
+    /// priority ends the pass (returns `true`); one at `running` or below waits for the next
+    /// poll.
+    fn activate_in_pass(&mut self, id: u32, running: u8) -> bool {
+        let Some(m) = self.ev.get(&id) else {
+            return false;
+        };
+        if m.finalizing {
+            return false; // its key is stale
+        }
+        let prio = m.prio;
+        if !self.enqueue(id, Ready::USER) {
+            return false; // already queued: the reasons merge
+        }
+        if prio < running {
+            return true;
+        }
+        self.ev.get_mut(&id).unwrap().later = true;
+        false
+    }
+
+    /// The events queued during the last pass join their queues, in the order they came.
+    fn promote_later(&mut self) {
+        let mut later: Vec<(u64, u32)> = self
+            .ev
+            .iter()
+            .filter(|(_, m)| m.later)
+            .map(|(id, m)| (m.queued.unwrap().0, *id))
+            .collect();
+        later.sort();
+        for (_, id) in later {
+            let seq = self.seq;
+            self.seq += 1;
+            let m = self.ev.get_mut(&id).unwrap();
+            m.later = false;
+            m.queued.as_mut().unwrap().0 = seq;
         }
     }
 
@@ -123,7 +170,9 @@ impl Model {
                 self.lists.get_mut(&k).unwrap().retain(|x| *x != id);
             }
         }
-        self.ev.get_mut(&id).unwrap().queued = None;
+        let m = self.ev.get_mut(&id).unwrap();
+        m.queued = None;
+        m.later = false;
     }
 
     /// Whether a run has anything to do (else it returns `Empty` before polling).
@@ -214,7 +263,7 @@ impl Model {
                                 self.enqueue(id, Ready::SIGNAL);
                             }
                         }
-                        Readiness::Wake => {}
+                        _ => {}
                     }
                 }
                 first = false;
@@ -254,6 +303,7 @@ impl Model {
                 }
             }
             self.seq += 1;
+            self.promote_later();
             // The highest level with queued events runs, in FIFO order.
             let Some(prio) = self
                 .ev
@@ -278,8 +328,10 @@ impl Model {
                     out.push(std::mem::take(&mut group));
                 }
                 group_seq = Some(seq);
-                let (_, r) = self.ev[&id].queued.unwrap();
                 let m = self.ev.get_mut(&id).unwrap();
+                let Some((_, r)) = m.queued.filter(|_| !m.later) else {
+                    continue; // re-queued for later by an earlier callback
+                };
                 m.queued = None;
                 if m.finalizing {
                     group.push((id, Ready::FINALIZE));
@@ -293,6 +345,18 @@ impl Model {
                     m.deadline = Some(self.now.saturating_add(interval));
                 }
                 group.push((id, r));
+                let m = self.ev.get_mut(&id).unwrap();
+                let mut preempted = false;
+                if let Some((target, left)) = m.action.as_mut() {
+                    if *left > 0 && !r.contains(Ready::TIMEOUT) {
+                        *left -= 1;
+                        let target = *target;
+                        preempted = self.activate_in_pass(target, prio);
+                    }
+                }
+                if preempted {
+                    break; // a higher priority was activated: the pass ends here
+                }
             }
             if !group.is_empty() {
                 out.push(group);
@@ -313,19 +377,15 @@ struct Harness {
     dead: Vec<Key>,
     cts: Vec<CommonTimeout>,
     log: Arc<Mutex<Vec<(u32, Ready)>>>,
+    /// The live keys by model id, for callbacks that activate other events.
+    live: Arc<Mutex<HashMap<u32, Key>>>,
     next_id: u32,
 }
 
 impl Harness {
     fn new() -> Harness {
-        let base = Base::new(
-            Arc::new(Notifier::new()),
-            &CLOCK,
-            Options::new().priorities(PRIOS),
-        )
-        .unwrap();
-        let other: Base<Cfg> =
-            Base::new(Arc::new(Notifier::new()), &CLOCK, Options::new()).unwrap();
+        let base = Base::new(&NOTIFIER, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
+        let other: Base<Cfg> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
         let foreign = other.new_event(Event::user(), Box::new(|_, _| {})).unwrap();
         let cts = CTS
             .iter()
@@ -334,7 +394,7 @@ impl Harness {
         Harness {
             base,
             foreign,
-            poller: mock::Poller::new().with_clock(&CLOCK),
+            poller: mock::Poller::new(&NOTIFIER, &CLOCK),
             model: Model {
                 ev: BTreeMap::new(),
                 lists: HashMap::new(),
@@ -345,13 +405,36 @@ impl Harness {
             dead: Vec::new(),
             cts,
             log: Arc::default(),
+            live: Arc::default(),
             next_id: 0,
         }
     }
 
     fn callback(&self, id: u32) -> <Cfg as Config>::Callback {
+        self.acting_callback(id, None)
+    }
+
+    /// A callback that logs and, run for a reason other than a timeout, activates `target`
+    /// (up to `times` times in all).
+    fn acting_callback(&self, id: u32, action: Option<(u32, u32)>) -> <Cfg as Config>::Callback {
         let log = self.log.clone();
-        Box::new(move |_, f| log.lock().unwrap().push((id, f.ready)))
+        let live = self.live.clone();
+        let (target, mut left) = action.unwrap_or((0, 0));
+        Box::new(move |b, f| {
+            log.lock().unwrap().push((id, f.ready));
+            if left > 0 && !f.ready.contains(Ready::TIMEOUT) {
+                left -= 1;
+                let key = live.lock().unwrap().get(&target).copied();
+                if let Some(k) = key {
+                    b.activate(k, Ready::USER).unwrap();
+                }
+            }
+        })
+    }
+
+    fn forget(&mut self, id: u32) {
+        self.keys.remove(&id);
+        self.live.lock().unwrap().remove(&id);
     }
 
     /// A key to operate on: mostly live ones, sometimes stale or foreign.
@@ -396,7 +479,7 @@ impl Harness {
                     Kind::Io(s, i) => Event::io(s, i),
                     Kind::Signal(n) => Event::signal(n),
                     Kind::Timer => Event::timer(),
-                    Kind::User => Event::user(),
+                    _ => Event::user(),
                 };
                 let persist = rng.chance(50);
                 if persist {
@@ -405,7 +488,17 @@ impl Harness {
                 let prio = rng.below(PRIOS as u64 + 1) as u8;
                 ev = ev.priority(prio);
                 let id = self.next_id;
-                let r = self.base.new_event(ev, self.callback(id));
+                // Some callbacks activate themselves or another event (rules 1 and 4: a
+                // higher priority preempts the pass, the rest waits for the next poll).
+                let action = rng.chance(30).then(|| {
+                    let target = if rng.chance(50) {
+                        id
+                    } else {
+                        rng.below(u64::from(id) + 2) as u32
+                    };
+                    (target, 1 + rng.below(3) as u32)
+                });
+                let r = self.base.new_event(ev, self.acting_callback(id, action));
                 let want = if prio >= PRIOS {
                     Err(Error::Priority)
                 } else if matches!(kind, Kind::Io(_, i) if i.kinds().is_empty()) {
@@ -419,6 +512,7 @@ impl Harness {
                 if let Ok(k) = r {
                     self.next_id += 1;
                     self.keys.insert(id, k);
+                    self.live.lock().unwrap().insert(id, k);
                     self.model.ev.insert(
                         id,
                         M {
@@ -431,6 +525,8 @@ impl Harness {
                             interval: NO_TIME,
                             ct: None,
                             finalizing: false,
+                            later: false,
+                            action,
                         },
                     );
                 }
@@ -460,13 +556,10 @@ impl Harness {
                 let want = match id {
                     None => Err(self.expect_bad(k)),
                     Some(id) => {
-                        let m = &self.model.ev[&id];
-                        if !m.pending && m.queued.is_none() {
-                            Err(Error::NotPending)
-                        } else {
-                            self.model.unschedule(id);
-                            Ok(())
-                        }
+                        // libevent's event_del: a live event that is neither pending nor
+                        // queued stays so, and the call succeeds.
+                        self.model.unschedule(id);
+                        Ok(())
                     }
                 };
                 assert_eq!(r, want, "{ctx}: delete");
@@ -493,7 +586,7 @@ impl Harness {
                     Some(id) => {
                         self.model.unschedule(id);
                         self.model.ev.remove(&id);
-                        self.keys.remove(&id);
+                        self.forget(id);
                         self.dead.push(k);
                         Ok(())
                     }
@@ -511,7 +604,7 @@ impl Harness {
                 self.model.unschedule(id);
                 self.model.enqueue(id, Ready::FINALIZE);
                 self.model.ev.get_mut(&id).unwrap().finalizing = true;
-                self.keys.remove(&id);
+                self.forget(id);
                 self.dead.push(k);
             }
             _ => self.run(rng, ctx),
@@ -546,7 +639,9 @@ impl Harness {
             );
             return;
         }
-        self.poller.script(Duration::from_nanos(sleep), &found);
+        // Time passes, then a non-blocking run finds `found` (a non-blocking poll never sleeps).
+        CLOCK.advance(Duration::from_nanos(sleep));
+        self.poller.script(Duration::ZERO, &found);
         let want = self.model.run(sleep, &found);
         let r = self
             .base

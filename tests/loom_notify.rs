@@ -209,6 +209,57 @@ fn no_lost_wakeup_and_activations_see_prior_writes() {
     });
 }
 
+/// The channel's publication rule (`rouse_std::Sender::send`: push, then activate): two
+/// senders each publish a message through a queue with *relaxed* operations only (the weakest
+/// a lock-free queue may use), then activate the channel's event. Every message is received
+/// exactly once by a callback run: the activation's fence pairing publishes the push. (One
+/// consumer, so it takes a message with a load and a clear; the model fails without the
+/// fence in `activate`.)
+#[test]
+fn messages_pushed_before_an_activation_are_received() {
+    model(|| {
+        let wire = Wire::new(2);
+        let base = base(&wire);
+        let slots = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let received = Arc::new(AtomicUsize::new(0));
+        let (q, r) = (slots.clone(), received.clone());
+        let ev = base
+            .new_event(
+                Event::user().persist(),
+                Box::new(move |_, _| {
+                    // Drain: take every message there is.
+                    for slot in q.iter() {
+                        if slot.load(Relaxed) != 0 {
+                            slot.store(0, Relaxed);
+                            r.fetch_add(1, Relaxed);
+                        }
+                    }
+                }),
+            )
+            .unwrap();
+        base.add(ev, None).unwrap();
+        let senders: Vec<_> = (0..2)
+            .map(|i| {
+                let (base, wire, slots) = (base.clone(), wire.clone(), slots.clone());
+                thread::spawn(move || {
+                    slots[i].store(1 + i, Relaxed); // the push
+                    base.activate(ev, Ready::USER).unwrap();
+                    wire.done();
+                })
+            })
+            .collect();
+        let mut poller = LoomPoller {
+            wire: wire.clone(),
+            woke: false,
+        };
+        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        for t in senders {
+            t.join().unwrap();
+        }
+        assert_eq!(received.load(SeqCst), 2, "a message was not received");
+    });
+}
+
 /// The same with the loop spinning before it blocks (`polling` still false while it spins,
 /// then set under the lock only if nothing changed): still no lost wakeup.
 #[test]

@@ -323,7 +323,7 @@ pub fn spin_for_ns(ns: u64) {
 // ------------------------------------------------------------------ selection
 
 /// The workloads the harness knows, in the order it runs them.
-pub const WORKLOADS: [&str; 7] = ["W1a", "W1b", "W2", "W3", "W4a", "W4b", "W5"];
+pub const WORKLOADS: [&str; 9] = ["W1a", "W1b", "W2", "W2ch", "W3", "W4a", "W4b", "W5", "W6"];
 
 /// The selected workloads from argv: no names (or `all`) selects everything; commas and
 /// spaces separate names; a name selects every workload it is a prefix of (`W1` = W1a + W1b,

@@ -13,6 +13,7 @@ use super::Base;
 
 /// A snapshot of one event, for introspection and debugging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventInfo {
     /// Its key.
     pub key: Key,
@@ -38,12 +39,22 @@ impl<C: Config> Base<C> {
         self.with(|st| st.counts())
     }
 
-    /// The wake counters: requests made under the lock, notifications written, requests
-    /// coalesced into a pending one, requests made while the loop was awake, failed writes,
-    /// and blocking polls. An activation of an already-queued event takes the lock-free fast
-    /// path and is not counted (counting it would cost a shared write).
+    /// The wake counters (see [`WakeStats`]): every change the loop must see, from any thread
+    /// — the loop thread's own changes from callbacks included — and what became of it: a
+    /// notification written, coalesced into a pending one, or nothing needed because the loop
+    /// was awake (`requests == writes + coalesced + awake`); failed writes, and blocking polls.
+    /// The requests that had to reach a sleeping loop are `writes + coalesced`. An activation
+    /// of an already-queued event takes the lock-free fast path and is not counted (counting it
+    /// would cost a shared write).
     pub fn wake_stats(&self) -> WakeStats {
         self.with(|st| st.wake.stats)
+    }
+
+    /// Threads blocked in [`delete`](Base::delete) or [`free`](Base::free) now, waiting for
+    /// the event's running callback to return (a test can wait for this to be sure a delete
+    /// from another thread is blocked).
+    pub fn waiters(&self) -> u32 {
+        self.with(|st| st.waiters)
     }
 
     /// Interest changes the poller refused so far (each activated the source's events with

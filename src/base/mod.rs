@@ -1,6 +1,7 @@
 //! The event base: the lock-generic shell around [`BaseState`], its public API, and (in
 //! [`run`](self::run)) the loop.
 
+mod drive;
 mod introspect;
 mod run;
 
@@ -42,6 +43,14 @@ impl CommonTimeout {
 /// or `rouse-std`'s lock), the base is `Sync` and any thread may add, delete and activate
 /// events while the loop thread sleeps in its poller: such a change wakes the loop through the
 /// config's [`Notify`], at most one write per sleep (the notify protocol, see the crate docs).
+///
+/// # Loop-owner operations
+///
+/// `run*`, [`apply_changes`](Base::apply_changes), [`notifier`](Base::notifier),
+/// [`close`](Base::close) and the `unsafe` [`reinit`](Base::reinit) belong to the one thread
+/// (or runtime) that owns the loop and its poller: public for custom runtimes, but a runtime
+/// that lets other threads or callbacks reach its base should hand them a narrower type
+/// (`rouse-std`'s `Handle` and `Context` offer add, delete, activate, break and exit only).
 pub struct Base<C: Config> {
     id: u32,
     state: <C::Lock as Lock>::Cell<BaseState<C>>,
@@ -97,12 +106,19 @@ impl<C: Config> Base<C> {
         if key.base != self.id {
             return Err(Error::Foreign);
         }
+        if st.ctl.closed {
+            return Err(Error::Closed);
+        }
         st.slots.check(&self.words, key)
     }
 
     /// Applies the queued interest changes to `poller` now, outside a run (a run applies them
     /// before every wait). `rouse-std` uses it to install signal handlers as soon as a signal
     /// event is added while the loop is not running.
+    ///
+    /// **Loop owner only**: `poller` must be the one the loop runs with, and no run may be in
+    /// progress. A runtime that lets other threads reach its base should not let them reach
+    /// this method (`rouse-std`'s handles cannot).
     pub fn apply_changes(&self, poller: &mut impl crate::Poller) {
         self.with(|st| st.apply_changes(&self.words, poller));
     }
@@ -133,35 +149,46 @@ impl<C: Config> Base<C> {
         Ok(())
     }
 
-    /// Runs `f` on the live event `key` once its callback is not running on the loop thread,
-    /// waiting for it if the caller is another thread (libevent's blocking `event_del`).
-    fn when_idle<R>(
+    /// Removes the live event `key` (libevent's `event_del`: remove first, wait second).
+    ///
+    /// `f(st, idx, last)` removes it and returns a callback to drop unlocked and the wake
+    /// need. Called from another thread while the event's callback runs on the loop thread,
+    /// `f` runs first with `last == false` (the event leaves every list and the poller, so
+    /// the loop cannot start it again), then this waits until the callback has returned and
+    /// runs `f` again with `last == true` (undoing a re-add by that callback, or freeing).
+    /// Otherwise `f` runs once, with `last == true`.
+    fn remove(
         &self,
         key: Key,
-        mut f: impl FnMut(&mut BaseState<C>, u32) -> R,
-    ) -> Result<R, Error> {
+        mut f: impl FnMut(&mut BaseState<C>, u32, bool) -> (Option<C::Callback>, bool),
+    ) -> Result<(), Error> {
         let me = C::thread_id();
-        let mut out = None;
-        let mut waiting = false;
-        C::Lock::wait(&self.state, |st| {
-            let idx = match self.check(st, key) {
-                Ok(idx) => idx,
-                Err(e) => {
-                    st.waiters -= waiting as u32;
-                    out = Some(Err(e));
-                    return true;
+        let (cb, need, wait) = self.with(|st| {
+            let idx = self.check(st, key)?;
+            let wait = st.current == idx && st.ctl.running && st.ctl.loop_thread != me;
+            let (cb, wake) = f(st, idx, !wait);
+            st.waiters += u32::from(wait);
+            Ok::<_, Error>((cb, wake && self.request(st), wait.then_some(idx)))
+        })?;
+        drop(cb); // user state is dropped outside the lock
+        let mut woke = self.wake(need);
+        if let Some(idx) = wait {
+            C::Lock::wait(&self.state, |st| {
+                let done = st.current != idx || !st.ctl.running;
+                st.waiters -= u32::from(done);
+                done
+            });
+            let (cb, need) = self.with(|st| match self.check(st, key) {
+                Ok(idx) => {
+                    let (cb, wake) = f(st, idx, true);
+                    (cb, wake && self.request(st))
                 }
-            };
-            if st.current == idx && st.ctl.running && st.ctl.loop_thread != me {
-                st.waiters += !waiting as u32;
-                waiting = true;
-                return false;
-            }
-            st.waiters -= waiting as u32;
-            out = Some(Ok(f(st, idx)));
-            true
-        });
-        out.unwrap_or(Err(Error::Stale))
+                Err(_) => (None, false), // its own callback freed it meanwhile
+            });
+            drop(cb);
+            woke = woke.and(self.wake(need));
+        }
+        woke
     }
 
     /// The base's id (keys carry it, so a key of another base is refused).
@@ -170,6 +197,10 @@ impl<C: Config> Base<C> {
     }
 
     /// Its notifier.
+    ///
+    /// **Loop owner only**: consuming a notification from outside the loop loses the wake-up it
+    /// carried. A runtime that lets other threads reach its base should not hand them this
+    /// (`rouse-std`'s handles cannot reach it).
     pub fn notifier(&self) -> &C::Notifier {
         &self.notifier
     }
@@ -189,21 +220,29 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Full`], [`Error::Priority`], [`Error::EmptyInterest`], [`Error::SignalRange`].
-    /// The callback is dropped.
+    /// [`Error::Full`], [`Error::Priority`], [`Error::EmptyInterest`], [`Error::SignalRange`],
+    /// [`Error::Closed`]. The callback is dropped, after the base lock is released (its `Drop`
+    /// may use the base).
     pub fn new_event(&self, event: Event, callback: C::Callback) -> Result<Key, Error> {
         let r = self.with(|st| st.create(&self.words, event, callback));
-        r.map(|(index, gen)| Key {
-            base: self.id,
-            index,
-            gen,
-        })
+        match r {
+            Ok((index, gen)) => Ok(Key {
+                base: self.id,
+                index,
+                gen,
+            }),
+            Err((e, callback)) => {
+                drop(callback); // outside the lock
+                Err(e)
+            }
+        }
     }
 
     /// Makes the event pending (libevent's `event_add`): its source or signal is watched, and
     /// with `Some(timeout)` its timeout is (re-)armed to fire `timeout` from now. With `None`,
     /// an armed timeout is kept. A zero timeout fires at the next loop iteration;
-    /// `Duration::MAX` never fires.
+    /// `Duration::MAX` never fires. Timeouts due at the same instant fire in an unspecified
+    /// (heap) order; those of one [common timeout](Base::common_timeout) in add order.
     ///
     /// # Errors
     ///
@@ -243,10 +282,15 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Full`].
+    /// [`Error::Full`], [`Error::Closed`].
     pub fn common_timeout(&self, d: Duration) -> Result<CommonTimeout, Error> {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let index = self.with(|st| st.timers.common(ns))?;
+        let index = self.with(|st| {
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
+            st.timers.common(ns)
+        })?;
         Ok(CommonTimeout {
             base: self.id,
             index,
@@ -254,41 +298,45 @@ impl<C: Config> Base<C> {
         })
     }
 
-    /// Makes the event non-pending and takes it off the active queue (libevent's `event_del`).
-    /// Called from another thread while the event's callback runs, it waits until the callback
-    /// has returned, so afterwards the callback is not running and will not run.
+    /// Makes the event non-pending and takes it off the active queue (libevent's `event_del`);
+    /// an event that is neither pending nor queued stays as it is, and the call succeeds (the
+    /// key stays valid).
+    ///
+    /// Called from another thread while the event's callback runs, it removes the event
+    /// first — the loop cannot start it again — and then waits until the callback has
+    /// returned: afterwards the callback is not running and will not run (unless it is added
+    /// or activated again). Called from the loop thread (a callback), it never waits.
     ///
     /// # Errors
     ///
-    /// [`Error::NotPending`] if it is neither pending nor queued, [`Error::Stale`],
-    /// [`Error::Foreign`], [`Error::Notify`].
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`] (the event was deleted; the
+    /// loop could not be woken).
     pub fn delete(&self, key: Key) -> Result<(), Error> {
-        let (cb, need) = self.when_idle(key, |st, idx| {
-            if st.frees_on_delete(idx) {
-                let (cb, wake) = st.free(&self.words, idx);
-                return Ok((cb, wake && self.request(st)));
+        self.remove(key, |st, idx, last| {
+            if last && st.frees_on_delete(idx) {
+                st.free(&self.words, idx)
+            } else {
+                (None, st.delete(&self.words, idx))
             }
-            let wake = st.delete(&self.words, idx)?;
-            Ok::<_, Error>((None, wake && self.request(st)))
-        })??;
-        drop(cb); // outside the lock
-        self.wake(need)
+        })
     }
 
     /// Deletes the event and frees its slot: the key is stale from now on (libevent's
-    /// `event_free`). Waits for a running callback like [`delete`](Base::delete); called from
-    /// the event's own callback, the slot is released when the callback returns.
+    /// `event_free`). Waits for a running callback like [`delete`](Base::delete) (removing
+    /// the event first); called from the event's own callback, the slot is released when the
+    /// callback returns.
     ///
     /// # Errors
     ///
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`].
     pub fn free(&self, key: Key) -> Result<(), Error> {
-        let (cb, need) = self.when_idle(key, |st, idx| {
-            let (cb, wake) = st.free(&self.words, idx);
-            (cb, wake && self.request(st))
-        })?;
-        drop(cb); // user code (captured state) runs outside the lock
-        self.wake(need)
+        self.remove(key, |st, idx, last| {
+            if last {
+                st.free(&self.words, idx)
+            } else {
+                (None, st.delete(&self.words, idx))
+            }
+        })
     }
 
     /// Deletes the event without waiting, and runs `finalizer` on the loop thread once the
@@ -373,12 +421,15 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Notify`].
+    /// [`Error::Closed`], [`Error::Notify`].
     pub fn loop_break(&self) -> Result<(), Error> {
         let need = self.with(|st| {
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
             st.ctl.brk = true;
-            self.request(st)
-        });
+            Ok(self.request(st))
+        })?;
         self.wake(need)
     }
 
@@ -388,16 +439,19 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Notify`].
+    /// [`Error::Closed`], [`Error::Notify`].
     pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Error> {
         let at = after.map(|d| self.clock.now().saturating_add(d).as_nanos());
         let need = self.with(|st| {
+            if st.ctl.closed {
+                return Err(Error::Closed);
+            }
             match at {
                 None => st.ctl.exit = true,
                 Some(at) => st.ctl.exit_at = st.ctl.exit_at.min(at),
             }
-            self.request(st)
-        });
+            Ok(self.request(st))
+        })?;
         self.wake(need)
     }
 
@@ -412,9 +466,14 @@ impl<C: Config> Base<C> {
     /// any run that was in progress in a thread that does not exist in the child. The caller
     /// replaces the notifier's and poller's OS objects (`rouse-std` does).
     ///
-    /// Only for a freshly forked child: called while a loop runs in this process, it would
-    /// make that loop miss its next wake-up.
-    pub fn reinit(&self) {
+    /// # Safety
+    ///
+    /// Only in a freshly forked child, while it is single-threaded, before any thread of the
+    /// child uses the base. Called while a loop runs in this process (or may start), it makes
+    /// that loop miss its next wake-up and lets a second loop run on the same base at once;
+    /// the safe forms (`rouse-std`'s `reinit_after_fork`) check that a fork happened.
+    #[allow(unsafe_code)]
+    pub unsafe fn reinit(&self) {
         self.with(|st| st.reinit());
     }
 }
@@ -429,11 +488,17 @@ impl<C: Config> Drop for Base<C> {
 
 impl<C: Config> Base<C> {
     /// Closes the base: it takes no more events ([`Error::Closed`]), the finalizers still
-    /// queued run, and every event is freed (their callbacks dropped, keys stale). Use it to
-    /// shut a base down while other threads may still hold keys: their calls then fail with an
-    /// error. Called from a callback, the running event is freed when it returns.
+    /// queued run, and every event is freed (their callbacks dropped, after the lock is
+    /// released). Use it to shut a base down while other threads may still hold keys: every
+    /// later call returns [`Error::Closed`]. Called from a callback, the running event is freed
+    /// when it returns.
+    ///
+    /// **Loop owner only**: the finalizers run on the calling thread.
     pub fn close(&self) {
-        self.with(|st| st.ctl.closed = true);
+        self.with(|st| {
+            st.ctl.closed = true;
+            st.promote_later();
+        });
         self.run_finalizers();
         let mut from = 0;
         while let Some(cb) = self.with(|st| {
@@ -448,20 +513,24 @@ impl<C: Config> Base<C> {
     /// Runs every queued finalizer now, on the calling thread.
     fn run_finalizers(&self) {
         loop {
-            let job = self.with(|st| {
-                (0..st.opts.priorities).find_map(|p| {
-                    let mut found = None;
-                    while let Some(job) = st.begin(&self.words, p, &self.clock) {
-                        if job.finalizer {
-                            found = Some(job);
-                            break;
-                        }
-                        let _ = st.end(&self.words, job.idx, job.cb, false);
-                    }
-                    found
-                })
+            // One queued job per critical section: a finalizer to run, or another job whose
+            // callback (if the slot goes) is dropped after the lock is released.
+            let next = self.with(|st| {
+                let job =
+                    (0..st.opts.priorities).find_map(|p| st.begin(&self.words, p, &self.clock))?;
+                if job.finalizer {
+                    return Some(Ok(job));
+                }
+                Some(Err(st.end(&self.words, job.idx, job.cb, false)))
             });
-            let Some(mut job) = job else { break };
+            let mut job = match next {
+                None => break,
+                Some(Err(rest)) => {
+                    drop(rest); // outside the lock
+                    continue;
+                }
+                Some(Ok(job)) => job,
+            };
             let fired = crate::Fired {
                 key: Key {
                     base: self.id,

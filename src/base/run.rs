@@ -28,6 +28,7 @@ impl<C: Config> Drop for RunGuard<'_, C> {
     fn drop(&mut self) {
         let waiters = self.0.with(|st| {
             st.ctl.running = false;
+            st.pass = None;
             st.wake.leave_poll();
             st.waiters > 0
         });
@@ -141,6 +142,9 @@ impl<C: Config> Base<C> {
                 if st.next_deadline().is_some() {
                     st.expire(&self.words, self.clock.now().as_nanos());
                 }
+                // What the last pass queued at its priority or below runs now, after this
+                // poll and these timers: a self-activating event cannot starve them.
+                st.promote_later();
                 let batch = first_batch(st);
                 let stop = if batch.is_none() { take_stop(st) } else { None };
                 (batch, stop)
@@ -196,10 +200,12 @@ impl<C: Config> Base<C> {
         })
     }
 
-    /// Runs callbacks of the highest priority that has any. After a level ran callbacks the
-    /// loop polls again before lower levels (libevent's rule), so a newly active
-    /// higher-priority event is never starved. Returns how many ran, a break or exit requested
-    /// meanwhile (consumed: it ends this run), and whether nothing is left queued.
+    /// Runs callbacks of the highest priority that has any (one pass). After a level ran
+    /// callbacks the loop polls again before lower levels (libevent's rule), so a newly active
+    /// higher-priority event is never starved. During the pass, an activation of higher
+    /// priority ends it after the current callback, and one at its priority or below waits
+    /// for the next poll (`BaseState::enqueue`). Returns how many ran, a break or exit
+    /// requested meanwhile (consumed: it ends this run), and whether nothing is left queued.
     fn process_active(&self, batch: Batch) -> (usize, Option<Exit>, bool) {
         let Batch {
             prio,
@@ -220,6 +226,9 @@ impl<C: Config> Base<C> {
                 } else {
                     st.begin(&self.words, prio, &self.clock)
                 };
+                // While the pass runs, activations at `prio` or below wait for the next poll,
+                // and one of higher priority ends the pass (`BaseState::enqueue`).
+                st.pass = job.as_ref().map(|_| prio);
                 let end_state = job.is_none().then(|| (take_stop(st), st.n_active == 0));
                 (job, rest, st.waiters > 0, end_state)
             });

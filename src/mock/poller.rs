@@ -1,8 +1,8 @@
-//! A poller that returns what the test scripted.
+//! A poller that returns what the test scripted, and keeps time like a real one.
 
 use core::time::Duration;
 
-use crate::seam::{Interest, Readiness, Source};
+use crate::seam::{Clock, Instant, Interest, Readiness, Source};
 
 use super::{ManualClock, Notifier};
 
@@ -10,33 +10,106 @@ use super::{ManualClock, Notifier};
 pub const WOULD_BLOCK_FOREVER: i32 = -2;
 /// `update` with a non-empty `old` interest that differs from what the mock has registered.
 pub const STALE_OLD_INTEREST: i32 = -3;
+/// `update` that would register more sources than a mock poller without the `alloc` feature
+/// holds ([`Poller`]'s limits); the base activates the source's events with
+/// [`Ready::ERROR`](crate::Ready::ERROR) and counts it in
+/// [`Base::poll_errors`](crate::Base::poll_errors).
+pub const TOO_MANY_SOURCES: i32 = -4;
+/// The bounded runs' own stop signal ([`Base::run_until_idle`](crate::Base::run_until_idle),
+/// [`Base::advance`](crate::Base::advance)); never returned to their caller.
+pub(crate) const IDLE: i32 = -5;
 
-const MAX_FOUND: usize = 16;
-const MAX_SCRIPT: usize = 32;
-const MAX_SOURCES: usize = 64;
+/// The fixed capacities of a mock poller built without the `alloc` feature.
+#[cfg(not(feature = "alloc"))]
+mod cap {
+    pub const FOUND: usize = 16;
+    pub const SCRIPT: usize = 32;
+    pub const SOURCES: usize = 64;
+}
+
+#[cfg(feature = "alloc")]
+type Found = alloc::vec::Vec<Readiness>;
+#[cfg(not(feature = "alloc"))]
+type Found = heapless::Vec<Readiness, { cap::FOUND }>;
+
+#[cfg(feature = "alloc")]
+type Script = alloc::collections::VecDeque<Batch>;
+#[cfg(not(feature = "alloc"))]
+type Script = heapless::Deque<Batch, { cap::SCRIPT }>;
+
+#[cfg(feature = "alloc")]
+type Registered = alloc::collections::BTreeMap<Source, Interest>;
+#[cfg(not(feature = "alloc"))]
+type Registered = heapless::Vec<(Source, Interest), { cap::SOURCES }>;
 
 #[derive(Debug)]
 struct Batch {
     sleep: Duration,
-    found: heapless::Vec<Readiness, MAX_FOUND>,
+    found: Found,
 }
 
-/// A scripted poller.
+/// A scripted poller: every [`wait`](crate::Poller::wait) takes the next scripted batch (see
+/// [`script`](Poller::script)), and time passes on the linked [`ManualClock`] as it would for a
+/// real poller.
 ///
-/// Each [`wait`](crate::Poller::wait) takes the next scripted batch (see
-/// [`script`](Poller::script)). With nothing scripted, it "sleeps" for the whole timeout by
-/// advancing the linked [`ManualClock`] and finds nothing; with no timeout either, it fails
-/// with [`WOULD_BLOCK_FOREVER`] instead of hanging the test. A linked [`Notifier`] that was
-/// notified makes the wait report [`Readiness::Wake`]. Every interest change is recorded and
-/// checked against what the poller last saw.
-#[derive(Default)]
+/// # Time
+///
+/// A wait that starts at `t0` with timeout `T` ends by `t0 + T`, as a real poller returns at
+/// its timeout:
+///
+/// - A batch scripted with `sleep` is found at `t0 + sleep`. If that is after `t0 + T`, the
+///   wait times out at `t0 + T` with nothing found and the rest of the batch's sleep belongs to
+///   the next wait (the batch stays scripted, its sleep shortened by `T`). A zero-timeout poll
+///   therefore only takes batches scripted with a zero sleep.
+/// - With nothing scripted, the wait sleeps until `t0 + T`; with no timeout either, it fails
+///   with [`WOULD_BLOCK_FOREVER`] instead of hanging the test.
+/// - Time the [`on_wait`](Poller::on_wait) hook moves the clock by is time spent inside the
+///   wait: it counts toward the timeout. A hook that moves the clock past `t0 + T` makes a
+///   late wake-up (as an overloaded machine does); nothing moves the clock back.
+///
+/// # Wakes
+///
+/// The poller is linked to the base's [`Notifier`] by construction ([`Poller::new`],
+/// [`Base::mock_poller`](crate::Base::mock_poller)): a wait that starts while the notifier is
+/// signalled (another thread, or the hook, changed what the loop must do) returns at once with
+/// [`Readiness::Wake`], as a real poller returns when its wakeup fd becomes readable.
+///
+/// # Interest changes
+///
+/// Every change is counted ([`updates`](Poller::updates)) and checked against what the poller
+/// last saw ([`STALE_OLD_INTEREST`]).
+///
+/// # Limits
+///
+/// With the `alloc` feature (the default), none: the script, the readiness of one wait and the
+/// registered sources grow as needed. Without it, a poller holds 32 scripted waits of at most
+/// 16 readinesses each ([`script`](Poller::script) panics beyond that, naming the limit) and 64
+/// registered sources (the 65th is refused with [`TOO_MANY_SOURCES`]). Signals below 128.
+///
+/// ```
+/// use core::time::Duration;
+/// use rouse_core::{mock, Base, Event, Exit, Options};
+///
+/// static CLOCK: mock::ManualClock = mock::ManualClock::new();
+/// static NOTIFIER: mock::Notifier = mock::Notifier::new();
+///
+/// let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+/// let t = base.new_event(Event::timer(), |_, _| {}).unwrap();
+/// base.add(t, Some(Duration::from_millis(10))).unwrap();
+///
+/// let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
+/// poller.script(Duration::from_millis(15), &[]); // longer than the timer's timeout
+/// assert_eq!(base.run(&mut poller), Ok(Exit::Empty));
+/// assert_eq!(CLOCK.now_nanos(), 10_000_000); // the wait returned at its timeout
+/// assert_eq!(poller.scripted(), 1); // 5 ms of that sleep are left for the next wait
+/// ```
 pub struct Poller<'a> {
     hook: Option<&'a dyn Fn(Option<Duration>)>,
     clock: Option<&'a ManualClock>,
     notifier: Option<&'a Notifier>,
-    script: heapless::Deque<Batch, MAX_SCRIPT>,
-    found: heapless::Vec<Readiness, MAX_FOUND>,
-    registered: heapless::Vec<(Source, Interest), MAX_SOURCES>,
+    script: Script,
+    found: Found,
+    registered: Registered,
     signals: u128,
     updates: u32,
     waits: u32,
@@ -56,40 +129,67 @@ impl core::fmt::Debug for Poller<'_> {
 }
 
 impl<'a> Poller<'a> {
-    /// A poller with nothing scripted.
-    pub fn new() -> Poller<'a> {
-        Poller::default()
+    /// A poller linked to the base's `notifier` (a signalled notifier ends a wait with
+    /// [`Readiness::Wake`]) and `clock` (waits move it), with nothing scripted.
+    /// [`Base::mock_poller`](crate::Base::mock_poller) makes one from a base's own.
+    pub fn new(notifier: &'a Notifier, clock: &'a ManualClock) -> Poller<'a> {
+        Poller {
+            clock: Some(clock),
+            notifier: Some(notifier),
+            ..Poller::unlinked()
+        }
     }
 
-    /// Sleeps on `clock`: an empty wait advances it by the timeout.
-    pub fn with_clock(mut self, clock: &'a ManualClock) -> Poller<'a> {
-        self.clock = Some(clock);
-        self
+    /// A poller linked to nothing, for tests of the poller alone or of interest changes: its
+    /// waits move no clock and never see a cross-thread wake (a loop run with it sleeps
+    /// through one). Prefer [`Poller::new`].
+    pub fn unlinked() -> Poller<'a> {
+        Poller {
+            hook: None,
+            clock: None,
+            notifier: None,
+            script: Script::new(),
+            found: Found::new(),
+            registered: Registered::new(),
+            signals: 0,
+            updates: 0,
+            waits: 0,
+            last_timeout: None,
+            fail_update: 0,
+        }
     }
 
     /// Calls `hook` at the start of every wait, while the loop is blocked: what it does to the
-    /// base is what "another thread" would do at that moment (the base is `polling`).
+    /// base is what "another thread" would do at that moment (the base is `polling`). Time it
+    /// moves the clock by is spent inside the wait.
     pub fn on_wait(mut self, hook: &'a dyn Fn(Option<Duration>)) -> Poller<'a> {
         self.hook = Some(hook);
         self
     }
 
-    /// Reports [`Readiness::Wake`] while `notifier` is signalled.
-    pub fn with_notifier(mut self, notifier: &'a Notifier) -> Poller<'a> {
-        self.notifier = Some(notifier);
-        self
-    }
-
-    /// Scripts the next wait: it advances the clock by `sleep` and reports `found`.
+    /// Scripts the next wait that has not been scripted yet: it finds `found` after `sleep`
+    /// (or times out first; see [Time](Poller#time)).
     ///
     /// # Panics
     ///
-    /// If more than 32 waits are scripted or a wait finds more than 16 things (test misuse).
+    /// Without the `alloc` feature, if more than 32 waits are scripted or a wait finds more
+    /// than 16 things (test misuse).
     pub fn script(&mut self, sleep: Duration, found: &[Readiness]) -> &mut Self {
-        let found = heapless::Vec::from_slice(found).expect("mock poller: at most 16 per wait");
-        self.script
-            .push_back(Batch { sleep, found })
-            .expect("mock poller: at most 32 scripted waits");
+        #[cfg(feature = "alloc")]
+        {
+            self.script.push_back(Batch {
+                sleep,
+                found: found.into(),
+            });
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            let found = Found::from_slice(found)
+                .expect("mock::Poller::script: at most 16 readinesses per wait without `alloc`");
+            if self.script.push_back(Batch { sleep, found }).is_err() {
+                panic!("mock::Poller::script: at most 32 scripted waits without `alloc`");
+            }
+        }
         self
     }
 
@@ -100,10 +200,20 @@ impl<'a> Poller<'a> {
 
     /// What the poller has registered for `source`.
     pub fn registered(&self, source: Source) -> Interest {
-        self.registered
-            .iter()
-            .find(|(s, _)| *s == source)
-            .map_or(Interest::NONE, |(_, i)| *i)
+        #[cfg(feature = "alloc")]
+        {
+            self.registered
+                .get(&source)
+                .copied()
+                .unwrap_or(Interest::NONE)
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.registered
+                .iter()
+                .find(|(s, _)| *s == source)
+                .map_or(Interest::NONE, |(_, i)| *i)
+        }
     }
 
     /// Whether signal `n` is watched.
@@ -126,9 +236,54 @@ impl<'a> Poller<'a> {
         self.last_timeout
     }
 
-    /// Scripted waits not yet taken.
+    /// Scripted waits not yet taken (a batch whose sleep was cut by a timeout still counts).
     pub fn scripted(&self) -> usize {
         self.script.len()
+    }
+
+    /// The linked clock.
+    pub(crate) fn clock(&self) -> Option<&'a ManualClock> {
+        self.clock
+    }
+
+    /// Whether the last wait found nothing.
+    pub(crate) fn found_nothing(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// Sets what [`last_timeout`](Poller::last_timeout) reports.
+    pub(crate) fn set_last_timeout(&mut self, t: Option<Duration>) {
+        self.last_timeout = Some(t);
+    }
+
+    fn forget(&mut self, source: Source) {
+        #[cfg(feature = "alloc")]
+        self.registered.remove(&source);
+        #[cfg(not(feature = "alloc"))]
+        self.registered.retain(|(s, _)| *s != source);
+    }
+
+    fn remember(&mut self, source: Source, new: Interest) -> Result<(), i32> {
+        #[cfg(feature = "alloc")]
+        {
+            self.registered.insert(source, new);
+            Ok(())
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.registered
+                .push((source, new))
+                .map_err(|_| TOO_MANY_SOURCES)
+        }
+    }
+}
+
+/// `a` capped at `b` (`None`: no bound).
+fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
@@ -143,13 +298,11 @@ impl crate::seam::Poller for Poller<'_> {
         if !old.is_empty() && !new.is_empty() && self.registered(source) != old {
             return Err(STALE_OLD_INTEREST);
         }
-        self.updates += 1;
-        self.registered.retain(|(s, _)| *s != source);
+        self.forget(source);
         if !new.is_empty() {
-            self.registered
-                .push((source, new))
-                .map_err(|_| crate::Error::UNSUPPORTED)?;
+            self.remember(source, new)?;
         }
+        self.updates += 1;
         Ok(())
     }
 
@@ -170,27 +323,42 @@ impl crate::seam::Poller for Poller<'_> {
         self.waits += 1;
         self.last_timeout = Some(timeout);
         self.found.clear();
+        let start = self.clock.map_or(Instant::ZERO, |c| c.now());
+        let sleep_until = |c: Option<&ManualClock>, d: Duration| {
+            if let Some(c) = c {
+                c.advance_to(start.saturating_add(d));
+            }
+        };
         if let Some(hook) = self.hook {
             hook(timeout);
         }
         if self.notifier.is_some_and(|n| n.is_signalled()) {
-            let _ = self.found.push(Readiness::Wake);
+            self.found.clear();
+            #[cfg(feature = "alloc")]
+            self.found.push(Readiness::Wake);
+            #[cfg(not(feature = "alloc"))]
+            let _ = self.found.push(Readiness::Wake); // capacity 16, just cleared
             return Ok(());
         }
-        if let Some(batch) = self.script.pop_front() {
-            if let Some(c) = self.clock {
-                c.advance(batch.sleep);
+        if let Some(batch) = self.script.front_mut() {
+            if let Some(t) = timeout.filter(|t| batch.sleep > *t) {
+                // The wait times out first; the rest of the sleep is the next wait's.
+                batch.sleep -= t;
+                sleep_until(self.clock, t);
+                return Ok(());
             }
-            self.found = batch.found;
+            sleep_until(self.clock, batch.sleep);
+            if let Some(batch) = self.script.pop_front() {
+                self.found = batch.found;
+            }
             return Ok(());
         }
-        match (timeout, self.clock) {
-            (Some(t), Some(c)) => {
-                c.advance(t);
+        match timeout {
+            Some(t) => {
+                sleep_until(self.clock, t);
                 Ok(())
             }
-            (Some(_), None) => Ok(()),
-            (None, _) => Err(WOULD_BLOCK_FOREVER),
+            None => Err(WOULD_BLOCK_FOREVER),
         }
     }
 
@@ -198,5 +366,52 @@ impl crate::seam::Poller for Poller<'_> {
         for r in self.found.iter() {
             f(*r);
         }
+    }
+}
+
+/// The poller of a bounded run: the loop may block only as far as the script or `until`
+/// reaches; a wait that would go further polls once instead and, if that finds nothing, ends
+/// the run with [`IDLE`].
+pub(crate) struct Bounded<'p, 'a> {
+    pub inner: &'p mut Poller<'a>,
+    /// `Some`: [`Base::advance`](crate::Base::advance) to this instant; `None`: run until the
+    /// script is used up.
+    pub until: Option<Instant>,
+}
+
+impl crate::seam::Poller for Bounded<'_, '_> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+        self.inner.update(source, old, new)
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+        self.inner.watch_signal(signal, enable)
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+        let cap = match self.until {
+            Some(until) => {
+                let now = self.inner.clock.map_or(Instant::ZERO, |c| c.now());
+                Some(until.saturating_duration_since(now))
+            }
+            None if self.inner.scripted() == 0 => Some(Duration::ZERO),
+            None => None,
+        };
+        let t = min_timeout(timeout, cap);
+        if t != Some(Duration::ZERO) || timeout == Some(Duration::ZERO) {
+            return self.inner.wait(t);
+        }
+        // The loop would block beyond the bound: one last poll (the hook runs, a wake or a
+        // zero-sleep batch is found), and if nothing turns up, the run is idle.
+        self.inner.wait(t)?;
+        self.inner.set_last_timeout(timeout);
+        if self.inner.found_nothing() {
+            return Err(IDLE);
+        }
+        Ok(())
+    }
+
+    fn ready(&mut self, f: impl FnMut(Readiness)) {
+        self.inner.ready(f)
     }
 }

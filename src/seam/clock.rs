@@ -65,6 +65,9 @@ impl Sub for Instant {
 /// - **Monotonic**: a later call never returns an earlier instant, on any thread.
 /// - **Never fails, never overflows** within the life of the base.
 /// - **Cheap**: the loop reads it once per iteration, and adding a timer reads it once.
+/// - **Lock-free with respect to the base**: the base reads it with its lock held (adding a
+///   timer, planning a wait), so it must not call into the base; under `CriticalSectionLock`
+///   it runs with interrupts masked (read a counter, do not wait for a tick).
 pub trait Clock {
     /// The current instant.
     fn now(&self) -> Instant;

@@ -12,6 +12,15 @@ use core::marker::PhantomData;
 /// a spin lock ([`SpinLock`]), an OS mutex (`rouse-std`), an interrupt-free section on bare
 /// metal, or nothing at all for a single thread ([`NoLock`]).
 ///
+/// # Which lock to pick
+///
+/// | where the base is used | lock |
+/// |---|---|
+/// | one thread (or one core), no interrupt handler touches the base | [`NoLock`](crate::NoLock): costs nothing; the compiler keeps the base on its thread |
+/// | bare metal, interrupt handlers (or another core, with a multi-core `critical-section` implementation) touch the base | `CriticalSectionLock` (feature `critical-section`) |
+/// | several cores that are never preempted while they hold the lock, and no interrupt handler touches the base | [`SpinLock`](crate::SpinLock) |
+/// | threads of an OS (which may be preempted while holding the lock) | an OS lock: `rouse-std`'s `StdLock` |
+///
 /// # Contract
 ///
 /// - `with` gives `f` exclusive access to the value for the duration of the call, and makes
@@ -51,7 +60,9 @@ pub trait Lock {
 /// A spin lock (from the `spin` crate): for multi-core systems without an OS.
 ///
 /// A thread that finds the lock taken spins. Use an OS lock (`rouse-std`'s `StdLock`) where
-/// threads can be preempted while holding it.
+/// threads can be preempted while holding it, and `CriticalSectionLock` (feature
+/// `critical-section`) where interrupt handlers use the base: a handler that interrupts the
+/// holder and then takes the lock spins forever.
 #[derive(Debug)]
 pub struct SpinLock;
 

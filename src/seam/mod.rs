@@ -1,6 +1,7 @@
 //! The seams: everything a runtime supplies to get the whole loop.
 //!
-//! - [`Lock`]: guards the base's state ([`SpinLock`], [`NoLock`], or your own).
+//! - [`Lock`]: guards the base's state ([`SpinLock`], [`NoLock`], `CriticalSectionLock`
+//!   (feature `critical-section`), or your own).
 //! - [`Notify`]: wakes the loop thread from another thread (an eventfd, a flag + interrupt).
 //! - [`Poller`]: what the loop blocks in and learns readiness from (epoll, kqueue, a mock).
 //! - [`Clock`]: monotonic time for deadlines.
@@ -10,14 +11,18 @@
 //! thread uses it), plus the callback type.
 
 mod clock;
+#[cfg(feature = "critical-section")]
+mod critical_section;
 mod lock;
 mod notify;
 mod poll;
 mod storage;
 
 pub use clock::{Clock, Instant};
+#[cfg(feature = "critical-section")]
+pub use critical_section::CriticalSectionLock;
 pub use lock::{Lock, NoLock, NoLockCell, SpinLock};
-pub use notify::Notify;
+pub use notify::{NoNotifier, Notify};
 pub use poll::{Interest, Poller, Readiness, Ready, Source};
 #[cfg(feature = "alloc")]
 pub use storage::Growable;
@@ -57,7 +62,9 @@ pub trait Config: Sized {
     /// An id of the calling thread, equal for calls from the same thread and different for
     /// threads that run at the same time. The base compares it with the loop thread's id to
     /// decide whether a `delete` must wait for a running callback (only another thread
-    /// waits). A single-threaded runtime returns a constant.
+    /// waits). A single-threaded runtime returns a constant; so does a single-core one whose
+    /// interrupt handlers use the base: a handler must count as the loop's thread, since the
+    /// callback it interrupted cannot finish while the handler waits for it.
     fn thread_id() -> usize;
 }
 

@@ -27,6 +27,28 @@ pub trait Notify {
     fn consume(&self) {}
 }
 
+/// A notifier that writes nothing: for a base that only its loop thread changes.
+///
+/// The loop never notifies itself (changes made on the loop thread, callbacks included, are
+/// seen before it blocks again), so a base whose events are changed only from the loop thread
+/// — a timers-only runtime, a single-threaded program — never needs a wake-up. Do not use it
+/// where another thread or an interrupt handler adds, deletes or activates events while the
+/// loop may be blocked: the loop would sleep through the change until its next deadline.
+///
+/// ```
+/// use rouse_core::{Notify, NoNotifier};
+/// assert_eq!(NoNotifier.notify(), Ok(()));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoNotifier;
+
+impl Notify for NoNotifier {
+    #[inline]
+    fn notify(&self) -> Result<(), i32> {
+        Ok(())
+    }
+}
+
 impl<N: Notify + ?Sized> Notify for &N {
     #[inline]
     fn notify(&self) -> Result<(), i32> {

@@ -73,9 +73,10 @@ macro_rules! bitset {
                 self.0 & other.0 != 0
             }
 
-            /// `self` without the flags of `other`.
+            /// `self` without the flags of `other` (a new value: `self` is unchanged).
             #[inline]
-            pub const fn remove(self, other: $name) -> $name {
+            #[must_use = "`without` returns a new set; it does not change `self`"]
+            pub const fn without(self, other: $name) -> $name {
                 $name(self.0 & !other.0)
             }
         }
@@ -175,6 +176,7 @@ bitset! {
 
 /// One thing a [`Poller::wait`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Readiness {
     /// `source` is ready for `ready` (any of `READ | WRITE | CLOSED`).
     Io(Source, Ready),
@@ -201,10 +203,15 @@ pub enum Readiness {
 ///   iteration: its fd may have been closed and the number reused). Register afresh then,
 ///   healing a registration the kernel still has (epoll: `EEXIST` -> modify). A delete may
 ///   name more in `old` than the kernel has: delete whatever is registered (`ENOENT` is
-///   success).
+///   success). A poller that keeps its registrations itself (a table indexed by source: bare
+///   metal, poll(2)) needs none of this: it may ignore `old` and set the source's
+///   registration to `new`. A runtime without I/O sources returns
+///   [`Error::UNSUPPORTED`](crate::Error::UNSUPPORTED).
 /// - [`wait`](Poller::wait) blocks up to `timeout` (`None`: until something happens), never
 ///   returning before it unless something was found or the wait was interrupted (an
-///   interrupted wait is `Ok` with nothing found). A timeout that the OS cannot express
+///   interrupted wait is `Ok` with nothing found). A poller for which nothing could ever end
+///   a `wait(None)` (no sources, no signals, a notifier that is never rung) returns
+///   [`Error::WOULD_BLOCK_FOREVER`](crate::Error::WOULD_BLOCK_FOREVER) instead of hanging. A timeout that the OS cannot express
 ///   exactly is rounded **up**, so timers never fire early.
 /// - [`ready`](Poller::ready) visits what the last `wait` found; reporting a source that has
 ///   since been deregistered is harmless (the base ignores it).

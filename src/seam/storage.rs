@@ -11,15 +11,18 @@ use crate::sync::AtomicU32;
 /// without the lock, are one `Self::Words`. Pick [`Fixed<N>`] for a base that must not
 /// allocate, or [`Growable`] (feature `alloc`) for one that scales to tens of thousands of
 /// events.
-pub trait Storage {
+///
+/// Sealed: [`Fixed`] and [`Growable`] are the implementations (the loop relies on their exact
+/// growth rules); more may come without a breaking change.
+pub trait Storage: sealed::Sealed {
     /// A vector of `T`.
     type Vec<T>: Buf<T>;
     /// The activation words, one per event slot.
     type Words: Words;
 }
 
-/// A vector that may refuse to grow.
-pub trait Buf<T>: Deref<Target = [T]> + DerefMut {
+/// A vector that may refuse to grow (sealed: the storages' own vectors).
+pub trait Buf<T>: Deref<Target = [T]> + DerefMut + sealed::Sealed {
     /// An empty vector.
     fn new() -> Self;
     /// Appends `value`, or hands it back when full (or out of memory).
@@ -34,8 +37,8 @@ pub trait Buf<T>: Deref<Target = [T]> + DerefMut {
 }
 
 /// An array of atomic words indexed by event slot, readable by any thread without the base
-/// lock, and grown only under it.
-pub trait Words {
+/// lock, and grown only under it (sealed: the storages' own arrays).
+pub trait Words: sealed::Sealed {
     /// No words yet.
     fn new() -> Self;
     /// The word of slot `i`, if it exists.
@@ -43,6 +46,20 @@ pub trait Words {
     /// Makes words `0..len` exist (all zero when new); `false` if that is beyond capacity.
     /// Called under the base lock only.
     fn reserve(&self, len: usize) -> bool;
+}
+
+/// Keeps [`Storage`], [`Buf`] and [`Words`] implemented by this crate only.
+mod sealed {
+    pub trait Sealed {}
+    impl<const N: usize> Sealed for super::Fixed<N> {}
+    impl<T, const N: usize> Sealed for heapless::Vec<T, N> {}
+    impl<const N: usize> Sealed for [crate::sync::AtomicU32; N] {}
+    #[cfg(feature = "alloc")]
+    impl Sealed for super::Growable {}
+    #[cfg(feature = "alloc")]
+    impl<T> Sealed for alloc::vec::Vec<T> {}
+    #[cfg(feature = "alloc")]
+    impl Sealed for super::growable::Buckets {}
 }
 
 /// Fixed capacity: at most `N` events (and source ids, signals and priorities below `N`),

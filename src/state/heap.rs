@@ -4,6 +4,13 @@
 //!
 //! (Cache-line-aligned sibling groups were tried and measured ~15% slower on a million
 //! timers: more index arithmetic, and an over-aligned vector cannot grow in place.)
+//!
+//! Entries with equal deadlines leave in heap order, not insertion order. A 32-bit arm
+//! sequence in the entry's padding as a tiebreak was measured on W4a (a million timers):
+//! compared by short-circuit `||` it added ~10 branch mispredictions per timer, branch-free
+//! it added 16% instructions, and as a cold call behind the equality test 6.8% instructions
+//! and a few percent of wall time. Users who need add order for ties use a common timeout
+//! (a FIFO).
 
 use crate::seam::Buf;
 

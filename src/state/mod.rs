@@ -66,6 +66,7 @@ pub(crate) struct Job<F> {
 
 /// Counts of events, for introspection and for "run until empty".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counts {
     /// Events that exist (created and not freed).
     pub events: u32,
@@ -83,6 +84,12 @@ pub(crate) struct BaseState<C: Config> {
     pub io: TableOf<C>,
     pub sig: TableOf<C>,
     pub queues: VecOf<C, Queue>,
+    /// Events queued during a pass at the running priority or below: they run after the next
+    /// poll and timer expiry (libevent's `active_later`), so a callback that re-activates
+    /// itself cannot starve I/O, timers or signals.
+    pub later: Queue,
+    /// The priority whose callbacks the loop is running (a pass), or `None`.
+    pub pass: Option<u8>,
     pub timers: TimersOf<C>,
     pub wake: Wake,
     pub ctl: Control,
@@ -110,6 +117,8 @@ impl<C: Config> BaseState<C> {
             io: Table::new(),
             sig: Table::new(),
             queues,
+            later: Queue::EMPTY,
+            pass: None,
             timers: timers::Timers::new(),
             wake: Wake::default(),
             ctl: Control {
@@ -142,13 +151,25 @@ impl<C: Config> BaseState<C> {
 
     // ----------------------------------------------------------------- create / free
 
-    /// Creates an event (not pending) and returns its slot and generation.
+    /// Creates an event (not pending) and returns its slot and generation. On failure the
+    /// callback is handed back, so the caller drops it after the lock is released.
     pub fn create(
         &mut self,
         words: &WordsOf<C>,
         ev: Event,
         cb: C::Callback,
-    ) -> Result<(u32, u32), Error> {
+    ) -> Result<(u32, u32), (Error, C::Callback)> {
+        match self.create_slot(words, &ev) {
+            Ok((idx, gen)) => {
+                let s = self.slot(idx);
+                s.cb = Some(cb);
+                Ok((idx, gen))
+            }
+            Err(e) => Err((e, cb)),
+        }
+    }
+
+    fn create_slot(&mut self, words: &WordsOf<C>, ev: &Event) -> Result<(u32, u32), Error> {
         if self.ctl.closed {
             return Err(Error::Closed);
         }
@@ -183,7 +204,6 @@ impl<C: Config> BaseState<C> {
         s.what = what | if ev.persist { kind::PERSIST } else { 0 };
         s.source = source;
         s.prio = prio;
-        s.cb = Some(cb);
         if ev.free_after_run {
             s.flags |= flag::AUTOFREE;
         }
@@ -306,14 +326,10 @@ impl<C: Config> BaseState<C> {
         self.slots.v[idx as usize].has(flag::AUTOFREE)
     }
 
-    /// Makes the event non-pending (libevent's `event_del`). Returns the wake need.
-    pub fn delete(&mut self, words: &WordsOf<C>, idx: u32) -> Result<bool, Error> {
-        let s = &self.slots.v[idx as usize];
-        let queued = word::ready(slots::words_load(words, idx)) != 0;
-        if !s.has(flag::PENDING) && !queued {
-            return Err(Error::NotPending);
-        }
-        Ok(self.unschedule(words, idx))
+    /// Makes the event non-pending and takes it off its active queue (libevent's
+    /// `event_del`; nothing to do for an event that is neither). Returns the wake need.
+    pub fn delete(&mut self, words: &WordsOf<C>, idx: u32) -> bool {
+        self.unschedule(words, idx)
     }
 
     /// Removes the event from every list: source/signal, timers, active queue.
@@ -432,7 +448,7 @@ impl<C: Config> BaseState<C> {
     /// Activates every timer due at `now` (never one due later). A persistent one is re-armed
     /// at once from its previous deadline.
     pub fn expire(&mut self, words: &WordsOf<C>, now: u64) {
-        if self.ctl.exit_at <= now {
+        if self.ctl.exit_at != NO_TIME && self.ctl.exit_at <= now {
             self.ctl.exit_at = NO_TIME;
             self.ctl.exit = true;
         }
@@ -458,10 +474,36 @@ impl<C: Config> BaseState<C> {
         if word::ready(cur) != 0 {
             return false;
         }
-        let prio = self.slots.v[idx as usize].prio as usize;
-        self.queues[prio].push_back(&mut self.slots.v, idx);
+        let prio = self.slots.v[idx as usize].prio;
+        match self.pass {
+            // During a pass, at the running priority or below: after the next poll (rule 4).
+            Some(running) if prio >= running => {
+                self.later.push_back(&mut self.slots.v, idx);
+                self.slots.v[idx as usize].flags |= flag::LATER;
+            }
+            // Of higher priority than the running one: the pass stops after this callback and
+            // the loop starts again from the highest priority (libevent's `event_continue`).
+            Some(_) => {
+                self.queues[prio as usize].push_back(&mut self.slots.v, idx);
+                self.ctl.cont = true;
+            }
+            None => self.queues[prio as usize].push_back(&mut self.slots.v, idx),
+        }
         self.n_active += 1;
         true
+    }
+
+    /// Moves the events queued during the last pass (at its priority or below) to their
+    /// active queues, in the order they were queued. The loop calls it after each poll and
+    /// timer expiry.
+    #[inline]
+    pub fn promote_later(&mut self) {
+        while let Some(idx) = self.later.pop_front(&mut self.slots.v) {
+            let s = &mut self.slots.v[idx as usize];
+            s.flags &= !flag::LATER;
+            let prio = s.prio as usize;
+            self.queues[prio].push_back(&mut self.slots.v, idx);
+        }
     }
 
     /// Takes the event off its active queue, if it is on one.
@@ -474,8 +516,14 @@ impl<C: Config> BaseState<C> {
             return;
         }
         w.store(word::make(word::gen(cur), 0), Ordering::Relaxed);
-        let prio = self.slots.v[idx as usize].prio as usize;
-        self.queues[prio].remove(&mut self.slots.v, idx);
+        let s = &mut self.slots.v[idx as usize];
+        if s.has(flag::LATER) {
+            s.flags &= !flag::LATER;
+            self.later.remove(&mut self.slots.v, idx);
+        } else {
+            let prio = s.prio as usize;
+            self.queues[prio].remove(&mut self.slots.v, idx);
+        }
         self.n_active -= 1;
     }
 

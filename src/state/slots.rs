@@ -41,6 +41,9 @@ pub(crate) mod flag {
     pub const ZOMBIE: u8 = 8;
     /// Freed after its callback runs, or when deleted (`Event::free_after_run`).
     pub const AUTOFREE: u8 = 16;
+    /// Queued during a pass at the running priority or below: on the base's `later` list,
+    /// moved to its active queue after the next poll (see `BaseState::enqueue`).
+    pub const LATER: u8 = 32;
 }
 
 /// One event record: only what dispatch touches (40 bytes with a boxed-closure callback).
@@ -220,6 +223,11 @@ mod layout {
     #[test]
     fn slot_is_40_bytes_with_a_boxed_closure() {
         type Cb = alloc::boxed::Box<dyn FnMut() + Send>;
-        assert_eq!(core::mem::size_of::<Slot<Cb>>(), 40);
+        // 24 bytes of bookkeeping plus the two-word box: 40 on 64-bit, 32 on 32-bit targets.
+        let expected = 24 + 2 * core::mem::size_of::<usize>();
+        assert_eq!(core::mem::size_of::<Slot<Cb>>(), expected);
+        if cfg!(target_pointer_width = "64") {
+            assert_eq!(expected, 40);
+        }
     }
 }

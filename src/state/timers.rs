@@ -168,7 +168,7 @@ where
     /// Takes the earliest timer off if it is due at `now`.
     pub fn pop_due(&mut self, now: u64) -> Option<Fired> {
         let top = self.heap.peek()?;
-        if top.at > now {
+        if top.at > now || top.at == NO_TIME {
             return None;
         }
         let pos = &mut self.pos;
@@ -198,7 +198,10 @@ where
         }
         let mut next = f.at.saturating_add(interval);
         if next <= now {
-            next = now.saturating_add(interval).max(now + 1);
+            next = now.saturating_add(interval).max(now.saturating_add(1));
+        }
+        if next == NO_TIME {
+            return; // the end of time: `Duration::MAX` means never
         }
         if f.q != 0 {
             self.arm_common(f.idx, f.q - 1, next);

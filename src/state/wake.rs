@@ -4,16 +4,24 @@
 //! written and not yet consumed. A change notifies only if the loop is polling and nothing is
 //! pending; the loop consumes (drain first) and then clears `pending`, both under the lock.
 
-/// Counters of wake requests and what became of them.
+/// Counters of wake requests and what became of them. Every request ends as exactly one of
+/// `writes`, `coalesced` or `awake`: `requests == writes + coalesced + awake`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WakeStats {
-    /// Changes, made under the lock, that would need a sleeping loop to wake up.
+    /// Changes the loop must see (an add or delete that changes what it waits for, an
+    /// activation that queued an event, a break or an exit), made under the lock by any
+    /// thread. The loop thread's own changes, from its callbacks, count too (as `awake`):
+    /// requests that had to reach a sleeping loop are `writes + coalesced`.
     pub requests: u64,
-    /// Notifications written (or attempted; see `failures`).
+    /// Notifications written (or attempted; see `failures`): requests that found the loop
+    /// blocked and nothing pending.
     pub writes: u64,
     /// Requests that found a notification already pending: coalesced into it.
     pub coalesced: u64,
-    /// Requests made while the loop was awake: it looks again before it blocks, no write.
+    /// Requests made while the loop was awake (every request of the loop thread itself, and
+    /// those of other threads while it runs callbacks): it looks again before it blocks, no
+    /// write.
     pub awake: u64,
     /// Notification writes that failed.
     pub failures: u64,

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use rouse_core::mock::{BoxedMock, ManualClock, Notifier};
 use rouse_core::{Base, Fired, Fixed, Options};
 
-/// The config of every core loop test: no lock, 64 fixed slots, boxed closures.
+/// The config of every core loop test: no lock, 64 fixed slots, boxed closures (that need
+/// not be `Send`: the base never leaves its thread).
 pub type Cfg = BoxedMock<rouse_core::NoLock, Fixed<64>>;
-pub type Cb = Box<dyn FnMut(&Base<Cfg>, Fired) + Send>;
+pub type Cb = Box<dyn FnMut(&Base<Cfg>, Fired)>;
 
 pub struct Fx {
     pub clock: Arc<ManualClock>,
@@ -28,7 +29,7 @@ pub fn fixture(opts: Options) -> Fx {
     }
 }
 
-pub fn cb(f: impl FnMut(&Base<Cfg>, Fired) + Send + 'static) -> Cb {
+pub fn cb(f: impl FnMut(&Base<Cfg>, Fired) + 'static) -> Cb {
     Box::new(f)
 }
 

@@ -2,12 +2,14 @@
 //! only this file. The rest of the crate speaks libevent (fds, `EV_*` bits, timevals) and
 //! sees rouse only through [`Loop`], [`Key`], [`Ctx`] and [`Fail`].
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rouse_std::rouse_core::{self, Event, Exit, Interest, Kind, Ready, RunFlags};
-use rouse_std::{Base, Builder, EventsExt, PollerKind};
+use rouse_std::{Base, Builder, Context, PollerKind};
 
 use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_SIGNAL, EV_TIMEOUT, EV_WRITE};
 
@@ -20,8 +22,6 @@ pub type Common = rouse_core::CommonTimeout;
 /// Why a rouse call failed, as far as libevent's API distinguishes.
 #[derive(Debug)]
 pub enum Fail {
-    /// The event is not pending (a `delete` of a non-pending event).
-    NotPending,
     /// The key names no live event of this loop (freed, or of another loop).
     Stale,
     /// The loop is already running.
@@ -33,7 +33,6 @@ pub enum Fail {
 impl fmt::Display for Fail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fail::NotPending => f.write_str("the event is not pending"),
             Fail::Stale => f.write_str("the event is not registered with this base"),
             Fail::Running => f.write_str("the loop is already running"),
             Fail::Other(s) => f.write_str(s),
@@ -41,21 +40,18 @@ impl fmt::Display for Fail {
     }
 }
 
-impl From<rouse_core::Error> for Fail {
-    fn from(e: rouse_core::Error) -> Fail {
-        match e {
-            rouse_core::Error::NotPending => Fail::NotPending,
-            rouse_core::Error::Stale | rouse_core::Error::Foreign => Fail::Stale,
-            rouse_core::Error::AlreadyRunning => Fail::Running,
-            e => Fail::Other(e.to_string()),
-        }
-    }
-}
-
 impl From<io::Error> for Fail {
     fn from(e: io::Error) -> Fail {
+        // A key of another base is `InvalidInput` with the core's `Foreign` inside: for
+        // libevent that is an event not registered with this base, like a stale one.
+        let foreign = e
+            .get_ref()
+            .and_then(|r| r.downcast_ref::<rouse_core::Error>())
+            .is_some_and(|c| matches!(c, rouse_core::Error::Foreign));
         match e.kind() {
-            io::ErrorKind::WouldBlock => Fail::Running,
+            io::ErrorKind::NotFound => Fail::Stale,
+            _ if foreign => Fail::Stale,
+            io::ErrorKind::ResourceBusy => Fail::Running,
             _ => Fail::Other(e.to_string()),
         }
     }
@@ -113,7 +109,7 @@ pub struct Info {
 
 /// What a callback may do with its own event while it runs.
 pub struct Ctx<'a> {
-    events: &'a rouse_std::Events,
+    cx: &'a Context<'a>,
     key: Key,
 }
 
@@ -125,17 +121,17 @@ impl Ctx<'_> {
 
     /// Whether the running event is still pending.
     pub fn is_pending(&self) -> bool {
-        self.events.is_pending(self.key).unwrap_or(false)
+        self.cx.is_pending(self.key).unwrap_or(false)
     }
 
     /// Makes the running event non-pending.
     pub fn delete(&self) {
-        let _ = self.events.delete(self.key);
+        let _ = self.cx.delete(self.key);
     }
 
     /// Frees the running event's slot once it returns.
     pub fn release(&self) {
-        let _ = self.events.free(self.key);
+        let _ = self.cx.free(self.key);
     }
 }
 
@@ -150,6 +146,16 @@ pub const MAX_PRIORITIES: u8 = 255;
 #[derive(Debug)]
 pub struct Loop {
     base: Base,
+    /// The process that made (or last re-initialized) the loop: `event_reinit` without a fork
+    /// has nothing to do (rouse-std refuses it).
+    pid: AtomicU32,
+}
+
+thread_local! {
+    /// The base whose callback runs innermost on this thread, and whether that callback asked
+    /// for `event_base_loopcontinue` (rouse offers `loop_continue` on the callback's context
+    /// only; libevent's takes the base).
+    static RUNNING: Cell<Option<(u32, bool)>> = const { Cell::new(None) };
 }
 
 fn ready_of(res: i16) -> Ready {
@@ -236,7 +242,7 @@ fn event_of(what: What) -> Result<Event, Fail> {
     })
 }
 
-fn wrap<F>(what: What, mut cb: F) -> impl FnMut(&rouse_std::Events, rouse_core::Fired) + Send
+fn wrap<F>(what: What, mut cb: F) -> impl FnMut(&Context<'_>, rouse_core::Fired) + Send
 where
     F: FnMut(&Ctx<'_>, i16) + Send + 'static,
 {
@@ -244,21 +250,40 @@ where
         What::Io { events, .. } => events,
         _ => 0,
     };
-    move |ev: &rouse_std::Events, fired: rouse_core::Fired| {
-        let ctx = Ctx {
-            events: ev,
-            key: fired.key,
-        };
-        cb(&ctx, res_of(fired.ready, events))
+    move |cx: &Context<'_>, fired: rouse_core::Fired| {
+        let ctx = Ctx { cx, key: fired.key };
+        let running = Running(RUNNING.replace(Some((cx.id(), false))));
+        cb(&ctx, res_of(fired.ready, events));
+        // Stops the pass after this callback, which is where libevent checks its flag too.
+        if running.end() {
+            cx.loop_continue();
+        }
+    }
+}
+
+/// Restores the outer callback's [`RUNNING`] entry, also if the callback unwinds.
+struct Running(Option<(u32, bool)>);
+
+impl Running {
+    /// Restores the outer entry; whether this callback asked for `loop_continue`.
+    fn end(self) -> bool {
+        let asked = RUNNING.get().is_some_and(|(_, c)| c);
+        drop(self);
+        asked
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.set(self.0);
     }
 }
 
 impl Loop {
     /// A new loop.
     pub fn new(s: Settings) -> Result<Loop, Fail> {
-        let mut b = Builder::new()
-            .priorities(MAX_PRIORITIES)
-            .spin_before_block(Duration::ZERO);
+        // rouse-std's spin before blocking is off by default, as libevent has none.
+        let mut b = Builder::new().priorities(MAX_PRIORITIES);
         if s.ignore_env {
             b = b.ignore_env();
         }
@@ -268,7 +293,10 @@ impl Loop {
         if let Some((n, t, p)) = s.limits {
             b = b.dispatch_limits(n, t, p);
         }
-        Ok(Loop { base: b.build()? })
+        Ok(Loop {
+            base: b.build()?,
+            pid: AtomicU32::new(std::process::id()),
+        })
     }
 
     /// The poller's name ("epoll", "poll", "kqueue").
@@ -355,16 +383,17 @@ impl Loop {
 
     /// Runs the loop.
     pub fn run(&self, once: bool, nonblock: bool, forever: bool) -> Result<End, Fail> {
-        let flags = RunFlags {
-            once,
-            nonblock,
-            forever,
-        };
+        // `RunFlags` is non-exhaustive: built from a constant, its public fields set.
+        let mut flags = RunFlags::UNTIL_EMPTY;
+        flags.once = once;
+        flags.nonblock = nonblock;
+        flags.forever = forever;
         Ok(match self.base.run_with(flags)? {
             Exit::Empty => End::Empty,
             Exit::Break => End::Break,
             Exit::Exit => End::Exit,
-            Exit::Done => End::Done,
+            // `Done`, and whatever a later rouse adds (`Exit` is non-exhaustive).
+            _ => End::Done,
         })
     }
 
@@ -378,14 +407,29 @@ impl Loop {
         Ok(self.base.loop_exit(after)?)
     }
 
-    /// From a callback: poll again before running the rest of the queue.
+    /// From one of this loop's callbacks: poll again before running the rest of the queue
+    /// (once the callback returned). Anywhere else it does nothing: libevent's flag is reset
+    /// at each iteration, so outside a callback it has no effect either.
     pub fn loop_continue(&self) {
-        self.base.loop_continue()
+        let id = self.base.id();
+        RUNNING.with(|r| {
+            if let Some((b, _)) = r.get() {
+                if b == id {
+                    r.set(Some((b, true)));
+                }
+            }
+        });
     }
 
-    /// After fork, in the child.
+    /// After fork, in the child (in the process that made the loop: nothing to do).
     pub fn reinit(&self) -> Result<(), Fail> {
-        Ok(self.base.reinit_after_fork()?)
+        let me = std::process::id();
+        if self.pid.load(Ordering::Relaxed) == me {
+            return Ok(());
+        }
+        self.base.reinit_after_fork()?;
+        self.pid.store(me, Ordering::Relaxed);
+        Ok(())
     }
 
     /// (events, pending, active).
@@ -407,7 +451,8 @@ impl Loop {
                 events: events_of(interest),
             },
             Kind::Signal(n) => What::Signal(n as i32),
-            Kind::Timer | Kind::User => What::Timer,
+            // Timers, user events (`Kind` is non-exhaustive).
+            _ => What::Timer,
         };
         let events = match what {
             What::Io { events, .. } => events,

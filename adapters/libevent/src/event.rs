@@ -650,8 +650,9 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         }
         return 0;
     }
+    // A live event that is not pending deletes fine; a stale one is no longer anything's.
     match inner.lp.delete(key) {
-        Ok(()) | Err(Fail::NotPending) | Err(Fail::Stale) => 0,
+        Ok(()) | Err(Fail::Stale) => 0,
         Err(e) => {
             warn(&format!("{func}: {e}"));
             -1

@@ -1,15 +1,16 @@
-//! The thread-safe base, its cross-thread handle, and the builder of both kinds of base.
+//! The base (the loop owner), its cross-thread handle, and the builder of every flavor.
 
+use std::fmt;
 use std::io;
-use std::ops::Deref;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rouse_core::Options;
+use rouse_core::{Exit, Options, RunFlags};
 
 use crate::clock::MonotonicClock;
-use crate::config::Events;
-use crate::local::LocalBase;
+use crate::config::{Local, Threaded};
+use crate::flavor::Flavor;
 use crate::os::{LocalOs, Os};
 use crate::sys::notify::NotifierKind;
 use crate::sys::poll::PollerKind;
@@ -42,15 +43,10 @@ pub struct Builder {
     ignore_env: bool,
 }
 
-/// How long the loop spins before it blocks, by default (see
-/// [`Builder::spin_before_block`]).
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(SPIN_US);
-const SPIN_US: u64 = 3;
-
 impl Default for Builder {
     fn default() -> Builder {
         Builder {
-            options: Options::new().spin_before_block(DEFAULT_SPIN),
+            options: Options::new(),
             notifier: None,
             poller: None,
             ignore_env: false,
@@ -59,8 +55,8 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// The defaults: one priority, no dispatch limits, default poller and notifier, and a
-    /// [`DEFAULT_SPIN`] spin before blocking.
+    /// The defaults: one priority, no dispatch limits, default poller and notifier, no spin
+    /// before blocking.
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -68,7 +64,9 @@ impl Builder {
     /// Before blocking in its poller, the loop spins up to `spin` with `polling` still false:
     /// a change made meanwhile (a worker answering right after the loop went idle) is picked
     /// up with no notification write and no sleep/wake-up (a context switch costs several
-    /// microseconds). Zero disables it. See [`rouse_core::Options::spin_before_block`].
+    /// microseconds). Off by default: each time the loop goes idle it burns up to `spin` of
+    /// CPU (the W6 workload measures it; 3 µs is what wins the W1a wake-latency figure). Zero
+    /// disables it. See [`rouse_core::Options::spin_before_block`].
     pub fn spin_before_block(mut self, spin: Duration) -> Builder {
         self.options = self.options.spin_before_block(spin);
         self
@@ -145,10 +143,8 @@ impl Builder {
             None => self.env("ROUSE_NOTIFIER", NotifierKind::from_name)?,
         };
         let os = Os::new(self.poller_choice()?, notifier)?;
-        let events = rouse_core::Base::new(os, MonotonicClock, self.options)?;
-        Ok(Base {
-            events: Arc::new(events),
-        })
+        let core = rouse_core::Base::new(os, MonotonicClock, self.options)?;
+        Ok(Base::from_core(core))
     }
 
     /// Builds a single-threaded base: no lock, no notifier, and no way to reach it from
@@ -159,60 +155,84 @@ impl Builder {
     /// As [`build`](Builder::build).
     pub fn build_local(self) -> io::Result<LocalBase> {
         let os = LocalOs::new(self.poller_choice()?)?;
-        let events = rouse_core::Base::new(os, MonotonicClock, self.options)?;
-        Ok(LocalBase::from_events(events))
+        let core = rouse_core::Base::new(os, MonotonicClock, self.options)?;
+        Ok(Base::from_core(core))
     }
 }
 
-/// A thread-safe event base: owns the loop. [`handle`](Base::handle)s let other threads add,
-/// delete and activate events and stop the loop while it sleeps in its poller.
+/// An event base, the loop owner: it runs the loop, re-initializes after `fork()`, and hands
+/// out [`Handle`]s (threaded flavor); events are added, deleted and activated through it, a
+/// handle, or a callback's [`Context`](crate::Context) — each offering exactly what its holder
+/// may do.
 ///
-/// It dereferences to [`Events`], the core base: its methods and those of
-/// [`EventsExt`](crate::EventsExt) are the API.
+/// `F` is the [`Flavor`]: [`Threaded`] (the default: `Base`) or [`Local`]
+/// ([`LocalBase`]); code generic over `F: Flavor` serves both.
 ///
 /// ```
-/// use std::time::Duration;
-/// use rouse_std::{Base, EventsExt};
+/// use rouse_std::Base;
 ///
 /// let base = Base::new()?;
 /// let handle = base.handle();
-/// let user = base.add_user(|events, _| events.loop_break().unwrap())?;
+/// let user = base.add_user(|cx, _| cx.loop_break().unwrap())?;
 /// let t = std::thread::spawn(move || handle.activate(user, rouse_core::Ready::USER));
 /// base.run()?; // sleeps until the other thread activates `user`
 /// t.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
-/// Dropping the base closes it ([`rouse_core::Base::close`]): every event is freed and calls
-/// through remaining handles fail with an error.
-#[derive(Debug)]
-pub struct Base {
-    events: Arc<Events>,
+/// Dropping the base closes it: queued finalizers run, every event is freed, and calls through
+/// remaining handles fail with `NotConnected`.
+pub struct Base<F: Flavor = Threaded> {
+    core: Arc<rouse_core::Base<F>>,
+    /// The process that created (or last re-initialized) the base.
+    pid: AtomicU32,
 }
 
-/// A cross-thread handle to a [`Base`]: `Send + Sync + Clone`. It dereferences to [`Events`]
-/// (add, delete, activate, break, exit); running the loop is the base's.
-#[derive(Clone, Debug)]
-pub struct Handle {
-    events: Arc<Events>,
+/// A single-threaded base (libevent's `EVENT_BASE_FLAG_NOLOCK`): cheaper (no lock, no
+/// notifier fd), and the compiler keeps it on its thread — it has no handle, and it is neither
+/// `Send` nor `Sync`:
+///
+/// ```compile_fail
+/// let base = rouse_std::LocalBase::new_local().unwrap();
+/// std::thread::spawn(move || drop(base)); // error: `LocalBase` cannot be sent between threads
+/// ```
+pub type LocalBase = Base<Local>;
+
+/// A cross-thread handle to a [`Base`]: `Send + Sync + Clone`. It adds, deletes and activates
+/// events and stops the loop; running the loop, re-initializing the base and its poller and
+/// notifier are the base's alone.
+pub struct Handle<F: Flavor = Threaded> {
+    core: Arc<rouse_core::Base<F>>,
 }
 
-impl Deref for Base {
-    type Target = Events;
-    fn deref(&self) -> &Events {
-        &self.events
+impl<F: Flavor> Clone for Handle<F> {
+    fn clone(&self) -> Self {
+        Handle {
+            core: self.core.clone(),
+        }
     }
 }
 
-impl Deref for Handle {
-    type Target = Events;
-    fn deref(&self) -> &Events {
-        &self.events
+impl<F: Flavor> fmt::Debug for Base<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Base")
+            .field("id", &self.core.id())
+            .field("counts", &self.core.counts())
+            .field("os", F::os_debug(&self.core))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Flavor> fmt::Debug for Handle<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("base", &self.core.id())
+            .finish_non_exhaustive()
     }
 }
 
 impl Base {
-    /// A base with the default configuration.
+    /// A thread-safe base with the default configuration.
     ///
     /// # Errors
     ///
@@ -221,51 +241,186 @@ impl Base {
         Builder::new().build()
     }
 
-    /// A builder.
+    /// A builder (of either flavor: [`Builder::build`], [`Builder::build_local`]).
     pub fn builder() -> Builder {
         Builder::new()
     }
 
-    /// A handle for other threads.
-    pub fn handle(&self) -> Handle {
+    /// The notifier chosen.
+    pub fn notifier_kind(&self) -> NotifierKind {
+        self.core.notifier().notifier_kind()
+    }
+}
+
+impl LocalBase {
+    /// A single-threaded base with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn new_local() -> io::Result<LocalBase> {
+        Builder::new().build_local()
+    }
+}
+
+impl<F: Flavor> Base<F>
+where
+    rouse_core::Base<F>: Send + Sync,
+{
+    /// A handle for other threads (only a thread-safe flavor has them).
+    pub fn handle(&self) -> Handle<F> {
         Handle {
-            events: self.events.clone(),
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<F: Flavor> Base<F> {
+    fn from_core(core: rouse_core::Base<F>) -> Base<F> {
+        Base {
+            core: Arc::new(core),
+            pid: AtomicU32::new(std::process::id()),
         }
     }
 
-    /// The events (the core base) behind this base.
-    pub fn events(&self) -> &Events {
-        &self.events
+    #[inline]
+    fn core(&self) -> &rouse_core::Base<F> {
+        &self.core
     }
 
-    /// The notifier chosen.
-    pub fn notifier_kind(&self) -> NotifierKind {
-        self.events.notifier().notifier_kind()
+    #[inline]
+    pub(crate) fn core_ref(&self) -> &rouse_core::Base<F> {
+        &self.core
     }
 
-    /// Interest-change syscalls issued so far (`None` while the loop runs); see
-    /// [`Os::interest_syscalls`].
+    /// The shared operations, for helpers that also serve a handle or a callback.
+    pub fn events(&self) -> crate::Events<'_, F> {
+        crate::Events::new(&self.core)
+    }
+
+    /// Runs the loop until no event is pending or active, or a break or exit
+    /// (`event_base_dispatch`).
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` if the loop is already running (on another thread, or this is called from
+    /// one of its callbacks); the poller's OS error.
+    pub fn run(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::UNTIL_EMPTY)
+    }
+
+    /// Blocks until something is active, runs it, returns (`EVLOOP_ONCE`).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_once(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::ONCE)
+    }
+
+    /// Runs what is active without blocking, returns (`EVLOOP_NONBLOCK`).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_nonblocking(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::NONBLOCK)
+    }
+
+    /// Runs until a break or exit, even with nothing pending (`EVLOOP_NO_EXIT_ON_EMPTY`).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_forever(&self) -> io::Result<Exit> {
+        self.run_with(RunFlags::FOREVER)
+    }
+
+    /// Runs the loop as `flags` say.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Base::run).
+    pub fn run_with(&self, flags: RunFlags) -> io::Result<Exit> {
+        F::run(&self.core, flags)
+    }
+
+    /// After `fork()`, in the child: a new poller (and notifier), every event registered again
+    /// on the next run, and no notification left in flight (so the child can be woken by a
+    /// thread it starts). Call it before starting threads in the child.
+    ///
+    /// If the parent's loop was running in another thread when it forked, that thread does
+    /// not exist in the child and still holds the poller: this returns `ResourceBusy`, and the
+    /// child should build a new base.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if no fork happened since the base was made (or last re-initialized):
+    /// nothing is changed, closed or leaked. `ResourceBusy` if the loop runs (or ran in a
+    /// thread that did not survive the fork); the OS error of creating the new poller or
+    /// notifier.
+    pub fn reinit_after_fork(&self) -> io::Result<()> {
+        let me = std::process::id();
+        if self.pid.load(Relaxed) == me {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "reinit_after_fork: this process made the base (no fork happened)",
+            ));
+        }
+        F::reinit(&self.core)?;
+        self.pid.store(me, Relaxed);
+        Ok(())
+    }
+
+    /// The poller chosen.
+    pub fn poller_kind(&self) -> PollerKind {
+        F::poller_kind(&self.core)
+    }
+
+    /// Interest-change syscalls issued so far (`epoll_ctl`, `kevent` changes; 0 for poll(2)),
+    /// or `None` while the loop runs. Proves that a delete+add within one iteration reaches no
+    /// kernel.
     pub fn interest_syscalls(&self) -> Option<u64> {
-        self.events.notifier().interest_syscalls()
+        F::interest_syscalls(&self.core)
+    }
+
+    /// Calls `f` with a snapshot of every live event, in slot order. `f` runs under the base
+    /// lock: it must not call the base.
+    pub fn for_each_event(&self, f: impl FnMut(rouse_core::EventInfo)) {
+        self.core.for_each_event(f)
     }
 
     /// A human-readable dump of every event and the wake counters.
     pub fn dump(&self) -> String {
+        let notifier = F::notifier_kind(&self.core).map_or("none", NotifierKind::name);
         let mut s = format!(
             "poller {}, notifier {}\n",
             self.poller_kind().name(),
-            self.notifier_kind().name()
+            notifier
         );
-        let _ = self.events.dump(&mut s);
+        let _ = self.core.dump(&mut s);
         s
     }
 }
 
-crate::run::loop_methods!(Base);
+impl<F: Flavor> Handle<F> {
+    #[inline]
+    fn core(&self) -> &rouse_core::Base<F> {
+        &self.core
+    }
 
-impl Drop for Base {
+    /// The shared operations, for helpers that also serve a base or a callback.
+    pub fn events(&self) -> crate::Events<'_, F> {
+        crate::Events::new(&self.core)
+    }
+}
+
+crate::api::shared_api!(impl[F: Flavor] Base<F>, Base, F, crate::api::wrap, [+ Send]);
+crate::api::shared_api!(impl[F: Flavor] Handle<F>, Handle, F, crate::api::wrap, [+ Send]);
+
+impl<F: Flavor> Drop for Base<F> {
     fn drop(&mut self) {
         // Frees every event now: their callbacks may hold handles (a cycle through the Arc).
-        self.events.close();
+        self.core.close();
     }
 }

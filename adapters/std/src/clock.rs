@@ -1,35 +1,46 @@
-//! Monotonic time for the core: `CLOCK_MONOTONIC`, and conversions to and from `std::time::Instant`.
+//! Monotonic time for the core: the clock `std::time::Instant` reads, and conversions to and
+//! from `std::time::Instant`.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant as StdInstant};
 
 use rouse_core::{Clock, Instant};
 
-/// [`rouse_core::Clock`] over `CLOCK_MONOTONIC`: nanoseconds since a process-wide origin (the
-/// first use), so instants of every base in the process compare.
+/// [`rouse_core::Clock`] over the clock `std::time::Instant` uses: nanoseconds since a
+/// process-wide origin (the first use), so instants of every base in the process compare, and
+/// convert to and from `std::time::Instant` exactly.
 ///
 /// # Implementation notes
 ///
-/// `clock_gettime(CLOCK_MONOTONIC)` (a vDSO call on Linux, no syscall), minus the origin.
+/// `clock_gettime(CLOCK_MONOTONIC)` (a vDSO call on Linux, no syscall), or
+/// `clock_gettime(CLOCK_UPTIME_RAW)` on Apple systems (std's `Instant` clock there, which stops
+/// while the machine sleeps), minus the origin. One clock: deadlines given as a std `Instant`
+/// never fire early after a sleep.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MonotonicClock;
 
-/// Nanoseconds on `CLOCK_MONOTONIC`.
+/// The clock std's `Instant` reads on this OS.
+#[cfg(target_vendor = "apple")]
+const CLOCK_ID: libc::clockid_t = libc::CLOCK_UPTIME_RAW;
+#[cfg(not(target_vendor = "apple"))]
+const CLOCK_ID: libc::clockid_t = libc::CLOCK_MONOTONIC;
+
+/// Nanoseconds on [`CLOCK_ID`].
 #[inline]
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists, so the call
-    // cannot fail (it would leave `ts` zeroed, which only yields an early instant).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec; the clock always exists, so the call cannot
+    // fail (it would leave `ts` zeroed, which only yields an early instant).
+    unsafe { libc::clock_gettime(CLOCK_ID, &mut ts) };
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
 }
 
-/// The origin: `CLOCK_MONOTONIC` in ns, and a `std::time::Instant` read right after it.
+/// The origin: [`CLOCK_ID`] in ns, and a `std::time::Instant` read right after it.
 static ORIGIN: OnceLock<(u64, StdInstant)> = OnceLock::new();
 
 /// Covers the gap between the two origin readings in [`MonotonicClock::instant`].
@@ -71,6 +82,9 @@ mod tests {
 
     #[test]
     fn conversions_never_make_a_deadline_earlier() {
+        // The origin first: a std instant from before it maps to the origin itself (seen under
+        // a loaded qemu-aarch64, where setting it up took more than the 5 ms below).
+        let _ = MonotonicClock.now();
         for _ in 0..1000 {
             let s = StdInstant::now() + Duration::from_millis(5);
             let core = MonotonicClock::instant(s);
@@ -83,5 +97,24 @@ mod tests {
         let a = MonotonicClock.now();
         let b = MonotonicClock.now();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn the_clock_is_the_one_std_instant_reads() {
+        // Over a real wait, the two clocks advance alike (a different clock, such as
+        // CLOCK_MONOTONIC against macOS's CLOCK_UPTIME_RAW, drifts apart after a sleep).
+        for _ in 0..100 {
+            let before = StdInstant::now();
+            let core = MonotonicClock::to_std(MonotonicClock.now());
+            let after = StdInstant::now();
+            assert!(
+                core + Duration::from_micros(2) >= before,
+                "core clock behind std's"
+            );
+            assert!(
+                core <= after + Duration::from_micros(2),
+                "core clock ahead of std's"
+            );
+        }
     }
 }

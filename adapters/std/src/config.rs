@@ -1,4 +1,4 @@
-//! The two core configurations of `rouse-std`: thread-safe and single-threaded.
+//! The two core configurations of `rouse-std` (its flavors): thread-safe and single-threaded.
 
 use std::cell::Cell;
 
@@ -8,29 +8,22 @@ use crate::clock::MonotonicClock;
 use crate::lock::StdLock;
 use crate::os::{LocalOs, Os};
 
-/// The core config of a thread-safe base: [`StdLock`], the OS notifier and poller, the
-/// monotonic clock, growable storage, and `FnMut + Send` callbacks.
+/// The thread-safe flavor (the default of [`Base`](crate::Base)): [`StdLock`], the OS notifier
+/// and poller, the monotonic clock, growable storage. Its base has [`Handle`](crate::Handle)s.
 #[derive(Debug)]
 pub struct Threaded;
 
-/// The core config of a single-threaded base: no lock, callbacks need not be `Send`; its base
-/// is neither `Send` nor `Sync`.
+/// The single-threaded flavor ([`LocalBase`](crate::LocalBase)): no lock, no notifier; its
+/// base is neither `Send` nor `Sync` and has no handle.
 #[derive(Debug)]
 pub struct Local;
 
-/// The events of a thread-safe base: what callbacks, [`Base`](crate::Base) and
-/// [`Handle`](crate::Handle) operate on (the core's [`rouse_core::Base`], with the methods of
-/// [`EventsExt`](crate::EventsExt) added).
-pub type Events = rouse_core::Base<Threaded>;
+/// What the core stores as an event's callback in a thread-safe base (the facade wraps your
+/// closure in one; you only meet this type when you drive the core yourself).
+pub type Callback = Box<dyn FnMut(&rouse_core::Base<Threaded>, Fired) + Send>;
 
-/// The events of a single-threaded base.
-pub type LocalEvents = rouse_core::Base<Local>;
-
-/// A callback of a thread-safe base.
-pub type Callback = Box<dyn FnMut(&Events, Fired) + Send>;
-
-/// A callback of a single-threaded base.
-pub type LocalCallback = Box<dyn FnMut(&LocalEvents, Fired)>;
+/// What the core stores as an event's callback in a single-threaded base: need not be `Send`.
+pub type LocalCallback = Box<dyn FnMut(&rouse_core::Base<Local>, Fired)>;
 
 thread_local! {
     static THREAD_MARK: Cell<u8> = const { Cell::new(0) };

@@ -1,18 +1,13 @@
-//! The friendly layer over the core's events: closures as callbacks, fds borrowed through
-//! `AsFd`, `Duration` timeouts, `io::Result` everywhere.
+//! Sources of fds, and the checks every event creation goes through.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::Duration;
 
-use rouse_core::{Event, Fired, Interest, Key, Source};
+use rouse_core::Source;
 
-use crate::config::{Events, LocalEvents};
-use crate::sys::notify::NotifierKind;
-use crate::sys::poll::PollerKind;
-
-/// The source of a borrowed fd (always valid: a `BorrowedFd` is never `-1`).
-pub fn source(fd: impl AsFd) -> Source {
+/// The source of a borrowed fd (always valid: a `BorrowedFd` is never `-1`). The fd is only
+/// borrowed: delete its events before closing it.
+pub fn source(fd: &(impl AsFd + ?Sized)) -> Source {
     Source::new(fd.as_fd().as_raw_fd() as u32)
 }
 
@@ -62,236 +57,18 @@ fn read_fd_limit(cache: &std::sync::atomic::AtomicU64) -> u64 {
     limit
 }
 
-/// Checks a signal number: a real, catchable signal of this OS.
-fn check_signal(signo: i32) -> io::Result<u32> {
-    let max = if cfg!(any(target_os = "linux", target_os = "android")) {
-        64
-    } else {
-        31
-    };
-    if signo <= 0 || signo > max || signo == libc::SIGKILL || signo == libc::SIGSTOP {
-        return Err(io::Error::new(
+/// Checks a signal number: a real, catchable signal of this OS (the rule is
+/// [`check_catchable`](crate::sys::signal::check_catchable)'s). Every path that creates a
+/// signal event goes through it.
+pub(crate) fn check_signal(signo: i32) -> io::Result<u32> {
+    let n = u32::try_from(signo).map_err(|_| {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("signal {signo} cannot be caught"),
-        ));
-    }
-    Ok(signo as u32)
-}
-
-macro_rules! events_ext {
-    ($(#[$m:meta])* $Ext:ident for $Events:ty, [$($send:tt)*]) => {
-        $(#[$m])*
-        pub trait $Ext {
-            /// Creates an event with `callback`; not pending until added (`event_new`).
-            ///
-            /// # Errors
-            ///
-            /// What [`rouse_core::Base::new_event`] returns, as `io::Error`.
-            fn event<F>(&self, event: Event, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// Creates an event and makes it pending (`event_new` + `event_add`). On failure
-            /// nothing is left behind.
-            ///
-            /// # Errors
-            ///
-            /// What creating or adding returns.
-            fn add_event<F>(&self, event: Event, timeout: Option<Duration>, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// A persistent event for `interest` on `fd`, pending at once. The fd is only
-            /// borrowed: delete the event before closing it.
-            ///
-            /// # Errors
-            ///
-            /// As [`add_event`](Self::add_event).
-            fn add_fd<F>(&self, fd: impl AsFd, interest: Interest, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// A persistent event for `interest` on `fd`, which the event owns: the callback
-            /// gets it as `&mut T`, and it is dropped (closed) when the event is freed — after
-            /// the loop can no longer report it, so nothing has to be ordered by hand.
-            ///
-            /// # Errors
-            ///
-            /// As [`add_event`](Self::add_event) (`fd` is dropped on failure).
-            fn add_owned<T, F>(&self, fd: T, interest: Interest, callback: F) -> io::Result<Key>
-            where
-                T: AsFd $($send)* + 'static,
-                F: FnMut(&$Events, Fired, &mut T) $($send)* + 'static;
-
-            /// A one-shot timer firing once `after` has passed; it frees itself after it ran
-            /// (libevent's `event_base_once`), or when deleted.
-            ///
-            /// # Errors
-            ///
-            /// As [`add_event`](Self::add_event).
-            fn add_timer<F>(&self, after: Duration, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// A persistent timer firing every `every` (re-armed from its previous deadline).
-            ///
-            /// # Errors
-            ///
-            /// As [`add_event`](Self::add_event).
-            fn add_interval<F>(&self, every: Duration, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// A persistent event for signal `signo`. Its handler is installed at once if the
-            /// loop is not running, else by the loop right away (the add wakes it).
-            ///
-            /// # Errors
-            ///
-            /// `InvalidInput` for a signal that cannot be caught; as
-            /// [`add_event`](Self::add_event).
-            fn add_signal<F>(&self, signo: i32, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// A persistent user event, pending (so it keeps `run` going) and activated by hand
-            /// with [`rouse_core::Base::activate`] from any thread.
-            ///
-            /// # Errors
-            ///
-            /// As [`add_event`](Self::add_event).
-            fn add_user<F>(&self, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static;
-
-            /// Deletes the event without waiting and runs `finalizer` on the loop thread once
-            /// its callback cannot run any more (`event_finalize`); the event is then freed.
-            ///
-            /// # Errors
-            ///
-            /// What [`rouse_core::Base::finalize`] returns.
-            fn finalize_with<F>(&self, key: Key, finalizer: F) -> io::Result<()>
-            where
-                F: FnOnce(&$Events) $($send)* + 'static;
-
-            /// The poller this base uses.
-            fn poller_kind(&self) -> PollerKind;
-        }
-
-        impl $Ext for $Events {
-            fn event<F>(&self, event: Event, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                Ok(self.new_event(event, Box::new(callback))?)
-            }
-
-            fn add_event<F>(&self, event: Event, timeout: Option<Duration>, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                let key = self.new_event(event, Box::new(callback))?;
-                if let Err(e) = self.add(key, timeout) {
-                    let _ = self.free(key);
-                    return Err(e.into());
-                }
-                Ok(key)
-            }
-
-            fn add_fd<F>(&self, fd: impl AsFd, interest: Interest, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                self.add_event(Event::io(source(fd), interest).persist(), None, callback)
-            }
-
-            fn add_owned<T, F>(&self, fd: T, interest: Interest, callback: F) -> io::Result<Key>
-            where
-                T: AsFd $($send)* + 'static,
-                F: FnMut(&$Events, Fired, &mut T) $($send)* + 'static,
-            {
-                let src = source(&fd);
-                let (mut fd, mut callback) = (fd, callback);
-                self.add_event(Event::io(src, interest).persist(), None, move |events, fired| {
-                    callback(events, fired, &mut fd)
-                })
-            }
-
-            fn add_timer<F>(&self, after: Duration, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                self.add_event(Event::timer().free_after_run(), Some(after), callback)
-            }
-
-            fn add_interval<F>(&self, every: Duration, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                self.add_event(Event::timer().persist(), Some(every), callback)
-            }
-
-            fn add_signal<F>(&self, signo: i32, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                let n = check_signal(signo)?;
-                let key = self.add_event(Event::signal(n).persist(), None, callback)?;
-                if let Some(mut poller) = self.notifier().try_poller() {
-                    self.apply_changes(&mut *poller);
-                }
-                Ok(key)
-            }
-
-            fn add_user<F>(&self, callback: F) -> io::Result<Key>
-            where
-                F: FnMut(&$Events, Fired) $($send)* + 'static,
-            {
-                self.add_event(Event::user().persist(), None, callback)
-            }
-
-            fn finalize_with<F>(&self, key: Key, finalizer: F) -> io::Result<()>
-            where
-                F: FnOnce(&$Events) $($send)* + 'static,
-            {
-                let mut f = Some(finalizer);
-                Ok(self.finalize(
-                    key,
-                    Box::new(move |events, _| {
-                        if let Some(f) = f.take() {
-                            f(events)
-                        }
-                    }),
-                )?)
-            }
-
-            fn poller_kind(&self) -> PollerKind {
-                self.notifier().poller_kind()
-            }
-        }
-    };
-}
-
-events_ext!(
-    /// The std methods of a thread-safe base's [`Events`]: reach them through
-    /// [`Base`](crate::Base), [`Handle`](crate::Handle) or a callback's `&Events`.
-    EventsExt for Events, [+ Send]
-);
-
-events_ext!(
-    /// The std methods of a single-threaded base's [`LocalEvents`].
-    LocalEventsExt for LocalEvents, []
-);
-
-/// Which notifier a thread-safe base uses.
-pub trait NotifierKindExt {
-    /// The notifier chosen for this base (after fallbacks).
-    fn notifier_kind(&self) -> NotifierKind;
-}
-
-impl NotifierKindExt for Events {
-    fn notifier_kind(&self) -> NotifierKind {
-        self.notifier().notifier_kind()
-    }
+            format!("signal {signo}: no such signal on this OS"),
+        )
+    })?;
+    crate::sys::signal::check_catchable(n)?;
+    Ok(n)
 }
 
 #[cfg(test)]

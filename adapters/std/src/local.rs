@@ -1,51 +1,62 @@
-//! The single-threaded base: no lock, no notifier, no handle, neither `Send` nor `Sync`.
+//! The single-threaded base's extra: callbacks that need not be `Send`.
 
-use std::io;
-use std::ops::Deref;
+use std::fmt;
 
-use crate::config::LocalEvents;
+use crate::base::LocalBase;
+use crate::config::Local;
+use crate::context::Context;
 
-/// A base for one thread (libevent's `EVENT_BASE_FLAG_NOLOCK`): cheaper (no lock, no
-/// notifier fd), and the compiler keeps it on its thread — there is no handle type, and it is
-/// neither `Send` nor `Sync`:
+/// The operations of a [`LocalBase`] (or of a callback's `Context<'_, Local>`) taking closures
+/// that need not be `Send`: they may capture `Rc`, `RefCell`, `Cell`. Get it with
+/// [`LocalBase::local`](crate::Base::local) or [`Context::local`].
 ///
-/// ```compile_fail
-/// let base = rouse_std::Builder::new().build_local().unwrap();
-/// std::thread::spawn(move || drop(base)); // error: `LocalBase` cannot be sent between threads
 /// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+/// use rouse_std::LocalBase;
 ///
-/// Build it with [`Builder::build_local`](crate::Builder::build_local).
-#[derive(Debug)]
-pub struct LocalBase {
-    events: LocalEvents,
+/// let base = LocalBase::new_local()?;
+/// let fired = Rc::new(Cell::new(0));
+/// let f = fired.clone();
+/// base.local().add_timer(Duration::from_millis(1), move |_, _| f.set(f.get() + 1))?;
+/// base.run()?;
+/// assert_eq!(fired.get(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct LocalApi<'a> {
+    core: &'a rouse_core::Base<Local>,
 }
 
-impl Deref for LocalBase {
-    type Target = LocalEvents;
-    fn deref(&self) -> &LocalEvents {
-        &self.events
+impl fmt::Debug for LocalApi<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalApi")
+            .field("base", &self.core.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> LocalApi<'a> {
+    #[inline]
+    fn core(&self) -> &rouse_core::Base<Local> {
+        self.core
     }
 }
 
 impl LocalBase {
-    pub(crate) fn from_events(events: LocalEvents) -> LocalBase {
-        LocalBase { events }
-    }
-
-    /// A single-threaded base with the default configuration.
-    ///
-    /// # Errors
-    ///
-    /// As [`Builder::build`](crate::Builder::build).
-    pub fn new() -> io::Result<LocalBase> {
-        crate::Builder::new().build_local()
+    /// This base's operations for closures that need not be `Send` (see [`LocalApi`]).
+    pub fn local(&self) -> LocalApi<'_> {
+        LocalApi {
+            core: self.core_ref(),
+        }
     }
 }
 
-crate::run::loop_methods!(LocalBase);
-
-impl Drop for LocalBase {
-    fn drop(&mut self) {
-        self.events.close();
+impl<'a> Context<'a, Local> {
+    /// The base's operations for closures that need not be `Send` (see [`LocalApi`]).
+    pub fn local(&self) -> LocalApi<'a> {
+        LocalApi {
+            core: self.core_ref(),
+        }
     }
 }
+
+crate::api::shared_api!(impl['a] LocalApi<'a>, LocalApi, Local, crate::api::wrap_local, []);

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use rouse_core::{Event, Exit, Interest, Key, Ready, RunFlags};
-use rouse_std::{Base, Builder, EventsExt, LocalBase, LocalEventsExt, NotifierKind, PollerKind};
+use rouse_std::{Base, Builder, LocalBase, NotifierKind, PollerKind};
 use util::{
     base_of, base_with_poller, builder, child_mode, drain, holds_for, leave_free_fds, open_fds,
     pair, recorder, run_child, run_in_thread, set_nofile, take, wait_blocked, wait_until,
@@ -70,7 +70,7 @@ fn readable(fd: RawFd) -> bool {
 /// base's OS half (`... { read: 5, write: 6 } ...`): rouse offers no accessor, and a test may
 /// know the layout of its own crate's types.
 fn notifier_fds(base: &Base) -> (RawFd, RawFd) {
-    let dbg = format!("{:?}", base.notifier());
+    let dbg = format!("{base:?}");
     let field = |name: &str| -> RawFd {
         let at = dbg
             .find(&format!("{name}: "))
@@ -245,21 +245,25 @@ fn emfile_child() {
     assert_eq!(take(&log), [Ready::SIGNAL | Ready::ERROR]);
     iterate(&base).unwrap();
     assert_eq!(take(&log), [], "refused once, reported once");
-    // Re-creating poller and notifier (`reinit_after_fork`) needs a new fd first: EMFILE, and
-    // the base is left as it was.
-    let e = base.reinit_after_fork().unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
-    base.delete(sig).unwrap();
-    let user = base
-        .add_user(|events, _| events.loop_break().unwrap())
-        .unwrap();
-    let h = base.handle();
-    let t = thread::spawn(move || {
-        wait_blocked(&h, 0, "after a failed reinit");
-        h.activate(user, Ready::USER)
+    // In a forked child, re-creating poller and notifier (`reinit_after_fork`) needs a new fd
+    // first: EMFILE, and the base is left as it was.
+    let code = util::in_forked_child("reinit with no fd left", || {
+        let e = base.reinit_after_fork().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+        base.delete(sig).unwrap();
+        let user = base
+            .add_user(|events, _| events.loop_break().unwrap())
+            .unwrap();
+        let h = base.handle();
+        let t = thread::spawn(move || {
+            wait_blocked(&h, 0, "after a failed reinit");
+            h.activate(user, Ready::USER)
+        });
+        assert_eq!(base.run().unwrap(), Exit::Break);
+        t.join().unwrap().unwrap();
+        0
     });
-    assert_eq!(base.run().unwrap(), Exit::Break);
-    t.join().unwrap().unwrap();
+    assert_eq!(code, 0, "the child: a failed reinit left the base usable");
     drop(base);
     set_nofile(old).unwrap();
     assert_eq!(open_fds().unwrap(), before, "an fd leaked");
@@ -346,8 +350,6 @@ fn a_failed_notification_write_is_reported_and_a_later_change_wakes_the_loop() -
             // The activation takes effect, the wake fails, and the caller is told so with the
             // OS error.
             let e = h.activate(first, Ready::USER).unwrap_err();
-            assert!(matches!(e, rouse_core::Error::Notify(_)), "{what}: {e:?}");
-            let e = io::Error::from(e);
             assert_eq!(e.raw_os_error(), Some(expected_errno(n)), "{what}: {e}");
             let s = h.wake_stats();
             assert_eq!((s.writes, s.failures), (1, 1), "{what}: {s:?}");
@@ -396,10 +398,8 @@ fn retrying_an_activation_whose_wake_failed_wakes_the_loop() -> io::Result<()> {
     let h = b.lt.handle().clone();
     let (key, runs) = keys[0].clone();
     b.fault()?;
-    assert!(matches!(
-        h.activate(key, Ready::USER),
-        Err(rouse_core::Error::Notify(_))
-    ));
+    let e = h.activate(key, Ready::USER).unwrap_err();
+    assert!(e.raw_os_error().is_some(), "the OS error of the write: {e}");
     b.mend()?;
     h.activate(key, Ready::USER)?; // the retry: Ok
     let woke = (0..1000).any(|_| {
@@ -814,9 +814,12 @@ fn a_panicking_callback_reaches_run_and_the_base_runs_again() -> io::Result<()> 
         );
         assert_eq!(base.info(after)?.queued, Ready::USER, "{p}: still queued");
         let c = base.counts();
+        // `tick` is queued too if its first millisecond passed before the panic (a slow or
+        // emulated machine: it happened under qemu-aarch64).
+        let tick_queued = u32::from(!base.info(tick)?.queued.is_empty());
         assert_eq!(
             (c.events, c.pending, c.active, c.timers),
-            (3, 3, 1, 1),
+            (3, 3, 1 + tick_queued, 1),
             "{p}: {c:?}"
         );
         assert!(base.is_pending(tick)?);
@@ -880,7 +883,7 @@ fn a_delete_waiting_for_a_callback_that_panics_returns() -> io::Result<()> {
     );
     release.store(true, SeqCst);
     let r = util::join_within(deleter, BOUND, || "the deleter".to_string());
-    assert_eq!(r, Ok(()));
+    r.expect("the delete");
     let (r, base) = util::join_within(looper, BOUND, || "the loop thread".to_string());
     assert_eq!(r.unwrap_err(), "boom while a delete waits");
     let info = base.info(key)?;
@@ -901,7 +904,10 @@ fn panicking_finalizers_and_timers_leave_the_base_consistent() -> io::Result<()>
     let key = base.add_user(|_, _| {})?;
     base.finalize_with(key, |_| panic!("boom in a finalizer"))?;
     expect_panic("finalizer", "boom in a finalizer", || iterate(&base));
-    assert_eq!(base.info(key).unwrap_err(), rouse_core::Error::Stale);
+    assert_eq!(
+        util::core_err(&base.info(key).unwrap_err()),
+        Some(rouse_core::Error::Stale)
+    );
     assert_eq!(base.counts().events, 0, "the finalized slot was released");
 
     let fired = counter();
@@ -928,7 +934,7 @@ fn a_panicking_callback_on_a_local_base_leaves_it_usable() -> io::Result<()> {
     let base: LocalBase = Builder::new().build_local()?;
     let runs = std::rc::Rc::new(std::cell::Cell::new(0));
     let r = runs.clone();
-    let key = base.add_user(move |_, _| {
+    let key = base.local().add_user(move |_, _| {
         r.set(r.get() + 1);
         if r.get() == 1 {
             panic!("boom on a local base");

@@ -8,7 +8,6 @@ mod util;
 use std::io;
 
 use rouse_core::{Exit, RunFlags};
-use rouse_std::EventsExt;
 use util::default_base;
 
 /// A callback of a `once` run asks for a break (or exit): that run ends and says so, and the

@@ -12,7 +12,7 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use rouse_core::{Exit, Fired, Key, Ready, RunFlags};
-use rouse_std::{Events, EventsExt, Handle};
+use rouse_std::{Context, Handle};
 use util::{default_base, holds_for, run_in_thread, wait_blocked, wait_until, LoopThread, BOUND};
 
 /// How long a blocked `delete` is watched to stay blocked: long against a mistaken early
@@ -51,7 +51,7 @@ impl Gate {
         }
     }
 
-    fn callback(&self) -> impl FnMut(&Events, Fired) + Send + 'static {
+    fn callback(&self) -> impl FnMut(&Context<'_>, Fired) + Send + 'static {
         let (started, release, finished) = (
             self.started.clone(),
             self.release.clone(),
@@ -93,7 +93,7 @@ struct AtReturn {
 fn blocks_until_the_callback_returns(
     h: &Handle,
     gate: &Gate,
-    op: impl FnOnce(&Handle) -> Result<(), rouse_core::Error> + Send + 'static,
+    op: impl FnOnce(&Handle) -> io::Result<()> + Send + 'static,
 ) -> io::Result<AtReturn> {
     let returned = flag();
     let (h2, r) = (h.clone(), returned.clone());
@@ -143,7 +143,7 @@ fn free_from_another_thread_waits_and_drops_the_callback_before_returning() -> i
     let at = blocks_until_the_callback_returns(&h, &gate, move |h| h.free(key))?;
     assert!(at.dropped, "free returned before dropping the callback");
     let e = h.activate(key, Ready::USER).unwrap_err();
-    assert_eq!(io::Error::from(e).kind(), io::ErrorKind::NotFound);
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
     lt.expect_exit(Exit::Empty);
     Ok(())
 }
@@ -253,10 +253,8 @@ fn dropping_the_base_fails_every_handle_call_without_panic() -> io::Result<()> {
             let t = thread::spawn(move || {
                 while !stop.load(SeqCst) {
                     let r = match i {
-                        0 => h.activate(key, Ready::USER).map_err(io::Error::from),
-                        1 => h
-                            .add_user(|_, _| {})
-                            .and_then(|k| h.free(k).map_err(io::Error::from)),
+                        0 => h.activate(key, Ready::USER),
+                        1 => h.add_user(|_, _| {}).and_then(|k| h.free(k)),
                         _ => h.add_timer(Duration::from_secs(60), |_, _| {}).map(drop),
                     };
                     match r {
@@ -296,11 +294,14 @@ fn dropping_the_base_fails_every_handle_call_without_panic() -> io::Result<()> {
     for (t, _, _) in workers {
         t.join().expect("no worker panicked");
     }
-    // Every call through a handle of a dropped base is an error.
-    let kind = |r: Result<(), rouse_core::Error>| io::Error::from(r.unwrap_err()).kind();
-    assert_eq!(kind(h.activate(key, Ready::USER)), io::ErrorKind::NotFound);
-    assert_eq!(kind(h.delete(key)), io::ErrorKind::NotFound);
-    assert_eq!(kind(h.free(key)), io::ErrorKind::NotFound);
+    // Every call through a handle of a dropped base is the closed error.
+    let kind = |r: io::Result<()>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(h.activate(key, Ready::USER)),
+        io::ErrorKind::NotConnected
+    );
+    assert_eq!(kind(h.delete(key)), io::ErrorKind::NotConnected);
+    assert_eq!(kind(h.free(key)), io::ErrorKind::NotConnected);
     assert_eq!(
         h.add_user(|_, _| {}).unwrap_err().kind(),
         io::ErrorKind::NotConnected

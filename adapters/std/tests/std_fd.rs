@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use rouse_core::{Event, Exit, Fired, Interest, Key, Ready, RunFlags};
-use rouse_std::{source, Base, Events, EventsExt, PollerKind};
+use rouse_std::{source, Base, Context, PollerKind};
 use util::{base_with_poller, drain, pair, recorder, run_in_thread, take, write_byte};
 
 /// One loop iteration that never blocks (`EVLOOP_ONCE | EVLOOP_NONBLOCK`).
@@ -334,7 +334,7 @@ fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
         let old = base.add_event(
             Event::io(rouse_std::raw_source(PINNED)?, Interest::READ).persist(),
             None,
-            move |events: &Events, f: Fired| {
+            move |events: &Context<'_>, f: Fired| {
                 // Free the old event, close its socket, and put a new one on the same number.
                 events.free(f.key).unwrap();
                 let (new_rx, new_tx) = pair().unwrap();

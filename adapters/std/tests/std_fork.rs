@@ -1,6 +1,7 @@
 #![cfg(not(miri))]
 //! `fork()`: the child re-inits its base and is woken by a thread it starts; the parent is
-//! unaffected; a child forked while the parent's loop runs gets the documented `WouldBlock`.
+//! unaffected; a child forked while the parent's loop runs (with a notification in flight)
+//! takes the base over (more in `std_fork_takeover.rs`).
 //!
 //! One `#[test]` only: forking a multi-threaded test process is safe only while no other test
 //! thread runs.
@@ -10,13 +11,13 @@ mod util;
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rouse_core::{Exit, Interest, Key, Ready, RunFlags};
-use rouse_std::{Base, EventsExt};
+use rouse_std::Base;
 use util::{all_kinds, base_of, default_base, drain, pair, wait_blocked, wait_until, write_byte};
 
 /// What a child's exit code means.
@@ -32,8 +33,10 @@ fn meaning(code: i32) -> &'static str {
         16 => "the child's thread panicked",
         17 => "the child's thread failed to activate",
         18 => "no notification was written in the child",
-        20 => "reinit_after_fork with the parent's loop running: another error than WouldBlock",
-        21 => "reinit_after_fork with the parent's loop running: succeeded",
+        20 => "reinit_after_fork with the parent's loop running failed",
+        21 => "after that reinit, a run failed",
+        22 => "after that reinit, the child's thread did not wake the child's loop",
+        23 => "after that reinit, the activation made before the fork did not run",
         99 => "the child panicked",
         _ => "unknown",
     }
@@ -73,8 +76,8 @@ fn wait_child(pid: libc::pid_t, what: &str) -> i32 {
 /// returning. Returns the child's pid in the parent.
 fn fork(child: impl FnOnce() -> i32) -> libc::pid_t {
     // SAFETY: the caller runs no other thread that could hold a lock the child needs, except
-    // where the test documents it (the in-flight case, whose child only calls
-    // `reinit_after_fork`, which fails before taking any lock held at fork).
+    // where the test documents it (the in-flight case, whose other thread is the loop thread,
+    // blocked in its poller: it holds neither the base lock nor the poller slot's).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
@@ -83,6 +86,112 @@ fn fork(child: impl FnOnce() -> i32) -> libc::pid_t {
         unsafe { libc::_exit(code) };
     }
     pid
+}
+
+/// The loop thread of case 2, for `pthread_kill`.
+static LOOP_THREAD: AtomicUsize = AtomicUsize::new(0);
+/// The read end [`park_handler`] blocks on, and whether it is blocked there.
+static PARK_FD: AtomicI32 = AtomicI32::new(-1);
+static PARKED: AtomicBool = AtomicBool::new(false);
+
+fn pthread_self() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
+/// Blocks the thread it runs on until a byte arrives on [`PARK_FD`]: async-signal-safe
+/// (atomics and `read(2)`).
+extern "C" fn park_handler(_: libc::c_int) {
+    PARKED.store(true, SeqCst);
+    let mut b = 0u8;
+    loop {
+        // SAFETY: `b` is a live one-byte buffer; PARK_FD is the open read end of Park's pipe.
+        let n = unsafe { libc::read(PARK_FD.load(SeqCst), std::ptr::from_mut(&mut b).cast(), 1) };
+        if n != -1 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    PARKED.store(false, SeqCst);
+}
+
+/// Parks a thread inside a signal handler (`SIGURG`) until released: it then holds no lock
+/// and runs nothing until [`release`](Park::release).
+struct Park {
+    read: libc::c_int,
+    write: libc::c_int,
+    saved: libc::sigaction,
+}
+
+impl Park {
+    fn new() -> io::Result<Park> {
+        let mut fds = [-1; 2];
+        // SAFETY: `fds` is a live array of two fds.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        PARK_FD.store(fds[0], SeqCst);
+        // SAFETY: all-zero bytes are a valid sigaction (SIG_DFL, empty mask, no flags).
+        let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+        act.sa_sigaction = park_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: as above.
+        let mut saved: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: `act` and `saved` are live sigactions; the handler is async-signal-safe.
+        if unsafe { libc::sigaction(libc::SIGURG, &act, &mut saved) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Park {
+            read: fds[0],
+            write: fds[1],
+            saved,
+        })
+    }
+
+    /// Parks `thread` and waits until it is parked.
+    fn park(&self, thread: usize) {
+        // SAFETY: `thread` is a live thread of this process (the loop thread, which runs until
+        // the scope ends); SIGURG runs `park_handler` on it.
+        let r = unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) };
+        assert_eq!(r, 0, "pthread_kill");
+        wait_until(util::BOUND, "the loop thread is parked", || {
+            PARKED.load(SeqCst)
+        });
+    }
+
+    /// Lets a parked thread go on (idempotent: the byte stays for a later park otherwise).
+    fn release(&self) {
+        if PARKED.load(SeqCst) {
+            // SAFETY: a one-byte buffer to the open write end.
+            let n = unsafe { libc::write(self.write, b"x".as_ptr().cast(), 1) };
+            assert_eq!(n, 1, "release: {}", io::Error::last_os_error());
+            wait_until(util::BOUND, "the loop thread is released", || {
+                !PARKED.load(SeqCst)
+            });
+        }
+    }
+}
+
+impl Drop for Park {
+    fn drop(&mut self) {
+        self.release();
+        // SAFETY: `saved` was returned by the kernel for SIGURG; the fds are ours.
+        unsafe {
+            libc::sigaction(libc::SIGURG, &self.saved, std::ptr::null_mut());
+            libc::close(self.read);
+            libc::close(self.write);
+        }
+    }
+}
+
+/// Releases the parked loop thread and breaks its loop when dropped: armed while a scope's
+/// loop thread runs, so that a failed assertion ends the loop (and the scope can join it)
+/// instead of hanging.
+struct BreakOnUnwind<'a>(&'a Base, &'a Park);
+
+impl Drop for BreakOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.1.release();
+        let _ = self.0.loop_break();
+    }
 }
 
 struct Counters {
@@ -200,33 +309,64 @@ fn fork_reinit_wakes_the_child_and_leaves_the_parent_alone() -> io::Result<()> {
         assert_eq!(c.fd.load(SeqCst), 1, "{what}");
     }
 
-    // 2. A notification in flight at fork: the parent's loop thread is blocked, the main thread
-    //    activates (a write), and forks at once. In the child that loop thread does not exist
-    //    but still holds the poller: reinit_after_fork must say WouldBlock (documented).
+    // 2. A notification in flight at fork: the parent's loop thread is blocked in its poller
+    //    and parked there by a signal handler (so it can neither consume the notification nor
+    //    take a lock); the main thread activates (a write) and forks. In the child that loop
+    //    thread does not exist: the child takes over, runs the activation it inherited, and
+    //    its own thread wakes it (the parent's notification is not left pending in the child).
     let base = default_base()?;
     let ticks = Arc::new(AtomicU64::new(0));
     let t = ticks.clone();
     let tick = base.add_user(move |_, _| {
         t.fetch_add(1, SeqCst);
     })?;
+    let park = Park::new()?;
     thread::scope(|s| -> io::Result<()> {
         let before = base.wake_stats().blocking_polls;
-        let looper = s.spawn(|| base.run_forever());
-        wait_blocked(&base, before, "the parent's loop thread");
+        let looper = s.spawn(|| {
+            LOOP_THREAD.store(pthread_self(), SeqCst);
+            base.run_forever()
+        });
+        // A failed check below must not leave the scope waiting for the loop thread.
+        let stop = BreakOnUnwind(&base, &park);
+        wait_blocked(&base.handle(), before, "the parent's loop thread");
+        park.park(LOOP_THREAD.load(SeqCst));
         let writes = base.wake_stats().writes;
         base.activate(tick, Ready::USER)?;
-        let pid = fork(|| match base.reinit_after_fork() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(_) => 20,
-            Ok(()) => 21,
-        });
-        let code = wait_child(pid, "in-flight notification");
-        assert_eq!(code, 0, "in-flight notification: child: {}", meaning(code));
         assert_eq!(
             base.wake_stats().writes,
             writes + 1,
             "a notification was written"
         );
+        let pid = fork(|| {
+            if base.reinit_after_fork().is_err() {
+                return 20;
+            }
+            // The activation made before the fork runs here; then the child's thread wakes it.
+            if base.run_with(RunFlags::ONCE_NONBLOCK).is_err() {
+                return 21;
+            }
+            if ticks.load(SeqCst) != 1 {
+                return 23;
+            }
+            let h = base.handle();
+            let before = base.wake_stats().blocking_polls;
+            let t = thread::spawn(move || {
+                wait_blocked(&h, before, "the child's loop");
+                h.activate(tick, Ready::USER)
+            });
+            if !matches!(base.run_once(), Ok(Exit::Done)) {
+                return 21;
+            }
+            if !matches!(t.join(), Ok(Ok(()))) || ticks.load(SeqCst) != 2 {
+                return 22;
+            }
+            0
+        });
+        let code = wait_child(pid, "in-flight notification");
+        assert_eq!(code, 0, "in-flight notification: child: {}", meaning(code));
+        assert_eq!(ticks.load(SeqCst), 0, "the parent's loop is still parked");
+        park.release();
         // The parent's loop got it, and stops when asked.
         wait_until(util::BOUND, "the parent's loop runs the activation", || {
             ticks.load(SeqCst) == 1
@@ -236,8 +376,10 @@ fn fork_reinit_wakes_the_child_and_leaves_the_parent_alone() -> io::Result<()> {
             looper.is_finished()
         });
         assert_eq!(looper.join().expect("loop thread")?, Exit::Break);
+        std::mem::forget(stop);
         Ok(())
     })?;
+    drop(park);
     // Usable afterwards, on this thread.
     base.activate(tick, Ready::USER)?;
     assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use rouse_core::{Exit, Fired, Ready, RunFlags};
-use rouse_std::EventsExt;
 use util::{default_base, run_in_thread, wait_blocked};
 
 static SERIAL: Mutex<()> = Mutex::new(());

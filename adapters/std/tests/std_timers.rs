@@ -10,13 +10,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rouse_core::{Event, Exit, Fired, Key, Ready, RunFlags};
-use rouse_std::{Events, EventsExt, MonotonicClock, PollerKind};
+use rouse_std::{Events, MonotonicClock, PollerKind};
 use util::{base_with_poller, default_base, run_in_thread, wait_blocked, Rng};
 
 /// The std instant of an event's armed deadline.
-fn deadline(events: &Events, key: Key) -> Instant {
+fn deadline(events: Events<'_>, key: Key) -> Instant {
     let at = events.info(key).unwrap().deadline.expect("armed");
     MonotonicClock::to_std(at)
+}
+
+/// What [`deadline`] may be later than the base's own deadline: `MonotonicClock::to_std` is
+/// off by the gap between the two readings of the clocks' common origin. That is nanoseconds
+/// natively (vDSO), but microseconds under qemu-user, where each `clock_gettime` is a syscall
+/// through the emulator (back-to-back reads 4 µs apart, up to 42 µs; 48 ns natively): a
+/// callback that runs within that gap of the true deadline looks early by it (seen: 14 µs).
+/// Allowed under an emulator only (`ROUSE_TEST_EMULATED`, set by `scripts/cross-test.sh`).
+fn origin_gap() -> Duration {
+    if std::env::var_os("ROUSE_TEST_EMULATED").is_some() {
+        Duration::from_micros(200)
+    } else {
+        Duration::ZERO
+    }
 }
 
 type Log<T> = Arc<Mutex<Vec<T>>>;
@@ -70,7 +84,7 @@ fn timers_fire_in_deadline_order() -> io::Result<()> {
         let k = base.add_timer(Duration::from_millis(ms), move |_, f: Fired| {
             o.lock().unwrap().push((f.key, Instant::now()));
         })?;
-        keys.push((deadline(&base, k), k));
+        keys.push((deadline(base.events(), k), k));
     }
     assert_eq!(base.run()?, Exit::Empty);
     // The deadlines the base computed, not the durations: a preempted add shifts its own.
@@ -80,13 +94,21 @@ fn timers_fire_in_deadline_order() -> io::Result<()> {
     let expected: Vec<Key> = keys.iter().map(|&(_, k)| k).collect();
     assert_eq!(fired, expected, "ROUSE_TEST_SEED={seed}");
     for (&(_, at), &(due, _)) in order.iter().zip(&keys) {
-        assert!(at >= due, "early by {:?}", due - at);
+        assert!(at + origin_gap() >= due, "early by {:?}", due - at);
     }
     Ok(())
 }
 
 #[test]
 fn a_persistent_timer_keeps_its_cadence() -> io::Result<()> {
+    // Skipped under an emulator (`scripts/cross-test.sh aarch64`): its 30 ms bound on the 20th
+    // fire is for native scheduling. Under qemu-user one stall of a whole interval (code
+    // translated on first use, two cores shared with the build) re-arms from now, as
+    // designed, and the bound fails; the re-arm rule itself is still checked by
+    // `tests/core_timers.rs` on the mock clock, which runs there.
+    if util::emulated("a_persistent_timer_keeps_its_cadence") {
+        return Ok(());
+    }
     const EVERY: Duration = Duration::from_millis(10);
     const FIRES: usize = 20;
     let base = default_base()?;
@@ -96,14 +118,14 @@ fn a_persistent_timer_keeps_its_cadence() -> io::Result<()> {
     let start = Instant::now();
     let key = base.add_interval(EVERY, move |events, fired: Fired| {
         assert_eq!(fired.ready, Ready::TIMEOUT);
-        let next = deadline(events, fired.key);
+        let next = deadline(events.events(), fired.key);
         let mut f = f.lock().unwrap();
         f.push((Instant::now(), next));
         if f.len() == FIRES {
             events.delete(fired.key).unwrap();
         }
     })?;
-    let first = deadline(&base, key);
+    let first = deadline(base.events(), key);
     assert_eq!(base.run()?, Exit::Empty);
     let fires = fires.lock().unwrap();
     assert_eq!(fires.len(), FIRES);
@@ -138,6 +160,13 @@ fn sub_millisecond(p: PollerKind) -> bool {
 
 #[test]
 fn short_waits_are_precise_to_well_under_a_millisecond() -> io::Result<()> {
+    // Skipped under an emulator (`scripts/cross-test.sh aarch64`): sub-millisecond precision
+    // is the host kernel's and its scheduler's, measured natively. qemu-user 7.2 has no
+    // `epoll_pwait2` (epoll falls back to whole milliseconds) and adds its own scheduling
+    // delays; "never early" is still checked there by `timers_never_fire_early`.
+    if util::emulated("short_waits_are_precise_to_well_under_a_millisecond") {
+        return Ok(());
+    }
     let mut rng = Rng::from_env_or_time();
     for &p in PollerKind::available() {
         if !sub_millisecond(p) {
@@ -254,7 +283,7 @@ fn common_timeouts_fire_in_order() -> io::Result<()> {
         let (ct, after) = if i % 2 == 0 { (long, 15) } else { (short, 5) };
         let at = Instant::now();
         base.add_common(k, ct)?;
-        let due = deadline(&base, k);
+        let due = deadline(base.events(), k);
         assert!(due >= at + Duration::from_millis(after));
         added.push((due, i, k));
     }
@@ -266,7 +295,7 @@ fn common_timeouts_fire_in_order() -> io::Result<()> {
     let expected: Vec<Key> = added.iter().map(|&(_, _, k)| k).collect();
     assert_eq!(fired, expected);
     for (&(_, at), &(due, _, _)) in order.iter().zip(&added) {
-        assert!(at >= due, "early by {:?}", due - at);
+        assert!(at + origin_gap() >= due, "early by {:?}", due - at);
     }
     Ok(())
 }

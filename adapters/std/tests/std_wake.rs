@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rouse_core::{Event, Exit, Interest, Ready, RunFlags};
-use rouse_std::{EventsExt, NotifierKind, PollerKind};
+use rouse_std::{NotifierKind, PollerKind};
 use util::{all_kinds, base_of, pair, run_in_thread, wait_blocked, wait_until, write_byte, BOUND};
 
 fn name(p: PollerKind, n: NotifierKind) -> String {

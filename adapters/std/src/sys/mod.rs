@@ -19,11 +19,16 @@
 //! - `wait`: block up to the timeout, rounded **up** to what the kernel can express, never early;
 //!   `EINTR` is a wait that found nothing;
 //! - `ready`: the readiness found, the notifier as `Readiness::Wake`, signals as
-//!   `Readiness::Signal`.
+//!   `Readiness::Signal`;
+//! - `inherited_fds`, `adopt_signals`: the fd numbers a forked child inherits from it (its
+//!   kernel object if inherited, its signal pipe), which `AnyPoller` publishes in atomics, and
+//!   taking over an adopted signal pipe: so that a child can replace a poller that a parent
+//!   thread had in its hands at `fork()` without touching it.
 //!
-//! `signal.rs` is the process-wide signal registry: an async-signal-safe handler writes the
-//! signal number to every subscribed self-pipe; the previous disposition is restored when the
-//! last subscriber leaves.
+//! `signal.rs` is the process-wide signal registry: which signals can be watched
+//! (`check_catchable`), and an async-signal-safe handler that writes the signal number to every
+//! subscribed self-pipe and chains to the disposition it replaced, which is restored when the
+//! last subscriber leaves if rouse's handler is still the installed one.
 
 #![allow(dead_code)] // each mechanism is compiled on every Unix; not all are used everywhere
 

@@ -4,30 +4,58 @@
 //! Rust-side hook and leaves its own handler installed, never restoring the previous disposition
 //! (a removed `SIGTERM` hook leaves `SIGTERM` ignored), and its handler runs arbitrary closures
 //! in signal context. We restore the saved disposition when the last subscriber of a signal
-//! leaves, and our handler does nothing but atomics and `write(2)`.
+//! leaves (if our handler is still the installed one), and our handler does nothing but
+//! atomics, `write(2)` and a call of the handler it replaced.
 //!
 //! # Implementation notes
 //!
+//! - Which signals can be watched is decided once, by [`check_catchable`]: a number this OS has
+//!   (at most [`max_signal`]), not reserved by the C library, and none of [`FORBIDDEN`].
 //! - `TABLE[signo]` holds up to [`SLOTS`] subscribers: the write fd of a self-pipe plus a
 //!   *pending* bit. The handler sets the bit and writes one byte (the signal number) unless the
 //!   bit was already set; [`SignalPipe::drain`] reads the bytes, then clears the bits and reports
 //!   them. A full pipe therefore never loses a signal: the bit is the truth, the byte only makes
 //!   the pipe readable.
-//! - Refcounts and saved `sigaction`s live under a `Mutex` the handler never touches.
+//! - Chaining, as `signal-hook-registry` does: the disposition our handler replaced is kept
+//!   (in atomics the handler reads) and called after our work: a `sa_sigaction` with the
+//!   `siginfo_t` and context we got if it had `SA_SIGINFO`, else its `sa_handler`. `SIG_IGN`
+//!   and `SIG_DFL` are not called: once watched, a signal's default action (terminate, stop)
+//!   no longer happens, which is the point of watching it.
+//! - Removal: when the last subscriber of a signal leaves, the saved disposition is restored
+//!   only if the installed handler is still ours. If someone installed theirs over ours
+//!   meanwhile, theirs stays, and ours stays callable (they may chain to it): it then reports
+//!   to nobody and chains on. A later subscription in that state does not install ours over
+//!   theirs again (if theirs chains to ours, that would be a loop); it is reported only if
+//!   theirs chains to ours, or once ours, `SIG_DFL` or `SIG_IGN` is installed again.
+//! - Refcounts, states and saved `sigaction`s live under a `Mutex` the handler never touches.
 //! - Before a write fd is closed, [`wait_for_handlers`] waits until no handler that may have
 //!   read it from the table is still running, so a handler never writes into an fd number that
-//!   was closed and reused for something else.
+//!   was closed and reused for something else. The same wait comes before the chained
+//!   disposition of a signal is replaced.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::{mem, ptr, thread};
 
 use super::{fd, syscall};
 
-/// Highest signal number the registry accepts (the core's `MAX_SIGNAL`).
+/// Size of the tables: the core's `MAX_SIGNAL` (no OS has more; see [`max_signal`]).
 const MAX_SIGNAL: usize = rouse_core::MAX_SIGNAL as usize;
+
+/// Signals never watched: `SIGKILL` and `SIGSTOP` cannot be caught, and a handler that returns
+/// from a fault (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP`) makes the faulting
+/// instruction run again, and fault again, forever.
+pub(crate) const FORBIDDEN: [libc::c_int; 7] = [
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+];
 
 /// Subscribers (self-pipes, i.e. bases) per signal.
 pub(crate) const SLOTS: usize = 8;
@@ -43,6 +71,14 @@ const PENDING: u64 = 1 << 33;
 static TABLE: [[AtomicU64; SLOTS]; MAX_SIGNAL + 1] =
     [const { [const { AtomicU64::new(EMPTY) }; SLOTS] }; MAX_SIGNAL + 1];
 
+/// `CHAIN[signo]`: the handler address of the disposition ours replaced (`SIG_DFL`: none).
+/// Written only while no handler can read it (see [`Registry::install`]).
+static CHAIN: [AtomicUsize; MAX_SIGNAL + 1] =
+    [const { AtomicUsize::new(libc::SIG_DFL) }; MAX_SIGNAL + 1];
+/// `CHAIN_SIGINFO[signo]`: whether that disposition had `SA_SIGINFO`.
+static CHAIN_SIGINFO: [AtomicBool; MAX_SIGNAL + 1] =
+    [const { AtomicBool::new(false) }; MAX_SIGNAL + 1];
+
 /// Handlers currently running, in any thread (see [`wait_for_handlers`]).
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
@@ -51,16 +87,30 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// at the moment of `fork()`; [`SignalPipe::reinit_after_fork`] resets it.
 static RUNNING_PID: AtomicU32 = AtomicU32::new(0);
 
+/// Who holds a signal's disposition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Not ours: we never installed our handler, or restored what it replaced.
+    Free,
+    /// Our handler is installed (as far as we know), replacing `saved`.
+    Installed,
+    /// Our handler was replaced by someone else's while we had subscribers; ours may still be
+    /// called by theirs, and chains to `saved`.
+    Orphaned,
+}
+
 /// Bookkeeping the handler never reads.
 struct Registry {
     /// Subscribers per signal.
     count: [u32; MAX_SIGNAL + 1],
-    /// The disposition replaced by our handler, while `count[signo] > 0`.
+    state: [State; MAX_SIGNAL + 1],
+    /// The disposition replaced by our handler, while not `Free`.
     saved: [Option<libc::sigaction>; MAX_SIGNAL + 1],
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     count: [0; MAX_SIGNAL + 1],
+    state: [State::Free; MAX_SIGNAL + 1],
     saved: [None; MAX_SIGNAL + 1],
 });
 
@@ -69,37 +119,63 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One past the highest signal number of this OS (`NSIG`).
-fn os_nsig() -> usize {
+/// The highest signal number of this OS, the one limit every path checks against (through
+/// [`check_catchable`]): Linux's `SIGRTMAX`, FreeBSD's `_SIG_MAXSIG` (128: its real-time
+/// signals are 65..=126), NetBSD's 63, OpenBSD's and Apple's 31.
+pub(crate) fn max_signal() -> u32 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let nsig = libc::SIGRTMAX() as usize + 1;
-    // _SIG_MAXSIG is 128 (real-time signals 65..=126).
+    let max = libc::SIGRTMAX() as u32;
     #[cfg(any(target_os = "freebsd", target_os = "dragonfly"))]
-    let nsig = 129;
+    let max = 128;
     #[cfg(target_os = "netbsd")]
-    let nsig = 64;
-    #[cfg(target_os = "openbsd")]
-    let nsig = 33;
-    // Apple's NSIG, and a conservative default for the rest.
+    let max = 63;
+    // Apple's and OpenBSD's NSIG - 1, and a conservative default for the rest.
     #[cfg(not(any(
         target_os = "linux",
         target_os = "android",
         target_os = "freebsd",
         target_os = "dragonfly",
         target_os = "netbsd",
-        target_os = "openbsd",
     )))]
-    let nsig = 32;
-    nsig
+    let max = 31;
+    max.min(rouse_core::MAX_SIGNAL)
 }
 
-/// `Ok(index)` if `signo` is a signal number this OS and the core can both express.
-fn check(signo: u32) -> io::Result<usize> {
-    let s = signo as usize;
-    if s == 0 || s > MAX_SIGNAL || s >= os_nsig() {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+/// Whether `signo` is reserved by the C library for its own use (threads, timers): glibc's and
+/// musl's signals between 31 and `SIGRTMIN`, FreeBSD's `SIGTHR` and `SIGLIBRT`.
+fn reserved(signo: u32) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return signo > 31 && signo < libc::SIGRTMIN() as u32;
+    #[cfg(target_os = "freebsd")]
+    return signo == libc::SIGTHR as u32 || signo == libc::SIGLIBRT as u32;
+    #[allow(unreachable_code)]
+    {
+        let _ = signo;
+        false
     }
-    Ok(s)
+}
+
+/// `Ok` if `signo` can be watched: a signal of this OS (1..=[`max_signal`]), not reserved by
+/// the C library, and not one of [`FORBIDDEN`]. Every way to watch a signal checks this.
+///
+/// # Errors
+///
+/// `InvalidInput`, saying which rule `signo` breaks.
+pub(crate) fn check_catchable(signo: u32) -> io::Result<()> {
+    let why = if signo == 0 || signo > max_signal() {
+        "no such signal on this OS"
+    } else if FORBIDDEN.iter().any(|&s| s as u32 == signo) {
+        "cannot be watched (SIGKILL and SIGSTOP cannot be caught; a caught fault signal \
+         repeats forever)"
+    } else if reserved(signo) {
+        "reserved by the C library"
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("signal {signo}: {why}"),
+    ))
 }
 
 /// The calling thread's `errno`.
@@ -119,15 +195,24 @@ fn errno_location() -> *mut libc::c_int {
     }
 }
 
-/// The signal handler: for every subscriber of `signo`, mark the signal pending and make its
-/// pipe readable. Async-signal-safe: only atomics, `write(2)` and `errno`.
-extern "C" fn handler(signo: libc::c_int) {
+/// Our handler's address, as `sigaction` reports it.
+fn handler_addr() -> libc::sighandler_t {
+    handler as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+        as libc::sighandler_t
+}
+
+/// The signal handler (`SA_SIGINFO`): for every subscriber of `signo`, mark the signal pending
+/// and make its pipe readable; then call the disposition ours replaced. Async-signal-safe:
+/// only atomics, `write(2)` and `errno`, no allocation, no `io::Error`.
+extern "C" fn handler(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let errno = errno_location();
     // SAFETY: `errno` points to this thread's errno, valid for the thread's lifetime.
     let saved_errno = unsafe { *errno };
     RUNNING.fetch_add(1, SeqCst);
-    if let Some(row) = usize::try_from(signo).ok().and_then(|s| TABLE.get(s)) {
-        for slot in row {
+    let index = usize::try_from(signo).ok().filter(|&s| s <= MAX_SIGNAL);
+    let mut chain = (libc::SIG_DFL, false);
+    if let Some(s) = index {
+        for slot in &TABLE[s] {
             let mut v = slot.load(SeqCst);
             while v & OCCUPIED != 0 {
                 if v & PENDING != 0 {
@@ -136,27 +221,50 @@ extern "C" fn handler(signo: libc::c_int) {
                 }
                 match slot.compare_exchange_weak(v, v | PENDING, SeqCst, SeqCst) {
                     Ok(_) => {
-                        write_byte(v as u32 as RawFd, signo as u8);
+                        write_byte(errno, v as u32 as RawFd, signo as u8);
                         break;
                     }
                     Err(now) => v = now,
                 }
             }
         }
+        // Read while counted in RUNNING: `install` waits for us before replacing it.
+        chain = (CHAIN[s].load(SeqCst), CHAIN_SIGINFO[s].load(SeqCst));
     }
     RUNNING.fetch_sub(1, SeqCst);
-    // SAFETY: as above.
+    // SAFETY: as above. Restored before chaining: the next handler sees the interrupted
+    // code's errno, as if it had been called by the kernel.
     unsafe { *errno = saved_errno };
+    // Called outside the RUNNING window: it may never return (exit, longjmp).
+    match chain {
+        (libc::SIG_DFL | libc::SIG_IGN, _) => {}
+        (f, true) => {
+            // SAFETY: `f` is the `sa_sigaction` of a disposition the kernel reported with
+            // `SA_SIGINFO`, so it has this signature; we pass the arguments we were given.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { mem::transmute(f) };
+            f(signo, info, ctx);
+        }
+        (f, false) => {
+            // SAFETY: `f` is the `sa_handler` of a disposition the kernel reported without
+            // `SA_SIGINFO`, so it takes the signal number only.
+            let f: extern "C" fn(libc::c_int) = unsafe { mem::transmute(f) };
+            f(signo);
+        }
+    }
 }
 
-/// Writes one byte to a non-blocking fd; `EAGAIN` (full pipe, already readable) is ignored.
-fn write_byte(fd: RawFd, byte: u8) {
+/// Writes one byte to a non-blocking fd from the handler: raw `write(2)`, `EINTR` retried, any
+/// other failure (`EAGAIN`: a full pipe is readable already) ignored. `errno` is the thread's.
+fn write_byte(errno: *mut libc::c_int, fd: RawFd, byte: u8) {
     loop {
-        // `&byte` is a live one-byte buffer; `fd` is open: see `wait_for_handlers`.
-        match syscall!(write(fd, ptr::from_ref(&byte).cast(), 1)) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            _ => return,
+        // SAFETY: `&byte` is a live one-byte buffer; `fd` is open (see `wait_for_handlers`).
+        let n = unsafe { libc::write(fd, ptr::from_ref(&byte).cast(), 1) };
+        // SAFETY: `errno` points to this thread's errno.
+        if n == -1 && unsafe { *errno } == libc::EINTR {
+            continue;
         }
+        return;
     }
 }
 
@@ -172,6 +280,115 @@ fn wait_for_handlers() {
     }
     while RUNNING.load(SeqCst) != 0 {
         thread::yield_now();
+    }
+}
+
+/// In a forked child: the inherited [`RUNNING`] count may be stale (another parent thread was
+/// inside the handler at fork); the only thread of the child is not, so it is really 0.
+fn reset_running_after_fork() {
+    let pid = std::process::id();
+    let owner = RUNNING_PID.load(SeqCst);
+    if owner != 0 && owner != pid {
+        RUNNING.store(0, SeqCst);
+        RUNNING_PID.store(pid, SeqCst);
+    }
+}
+
+/// The disposition of `signo` now.
+fn current(signo: usize) -> io::Result<libc::sigaction> {
+    // SAFETY: `sigaction` is a plain C struct (integers, a sigset and a function address) for
+    // which all-zero bytes are valid (SIG_DFL, empty mask, no flags).
+    let mut cur: libc::sigaction = unsafe { mem::zeroed() };
+    // A null new action only queries; `cur` is a live sigaction.
+    syscall!(sigaction(signo as libc::c_int, ptr::null(), &mut cur))?;
+    Ok(cur)
+}
+
+/// Points `signo`'s chain at `act` (never at our own handler: that would recurse). Only while
+/// no handler can read it: ours is not installed for `signo`, and [`wait_for_handlers`] has
+/// returned since it last was (or it is being set before the first install).
+fn set_chain(signo: usize, act: &libc::sigaction) {
+    let f = act.sa_sigaction;
+    let f = if f == handler_addr() {
+        libc::SIG_DFL
+    } else {
+        f
+    };
+    CHAIN[signo].store(f, SeqCst);
+    CHAIN_SIGINFO[signo].store(act.sa_flags & libc::SA_SIGINFO != 0, SeqCst);
+}
+
+impl Registry {
+    /// The first subscriber of `signo` in the process arrives: make sure our handler is
+    /// installed, unless someone else's replaced it (see the module notes).
+    fn first(&mut self, s: usize) -> io::Result<()> {
+        match self.state[s] {
+            State::Installed => Ok(()),
+            State::Orphaned => {
+                let cur = current(s)?;
+                match cur.sa_sigaction {
+                    f if f == handler_addr() => self.state[s] = State::Installed,
+                    libc::SIG_DFL | libc::SIG_IGN => {
+                        // Nobody chains to ours any more: a fresh install, chaining to this.
+                        self.saved[s] = None;
+                        self.state[s] = State::Free;
+                        return self.install(s);
+                    }
+                    _ => {} // theirs may chain to ours: do not install ours over it
+                }
+                Ok(())
+            }
+            State::Free => self.install(s),
+        }
+    }
+
+    /// Installs [`handler`] for `signo` (`SA_SIGINFO | SA_RESTART`), chaining to and saving the
+    /// disposition it replaces.
+    fn install(&mut self, s: usize) -> io::Result<()> {
+        // SAFETY: all-zero is a valid sigaction (see `current`).
+        let mut act: libc::sigaction = unsafe { mem::zeroed() };
+        act.sa_sigaction = handler_addr();
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // `act.sa_mask` is a live sigset_t.
+        syscall!(sigemptyset(&mut act.sa_mask))?;
+        // A handler invocation from an earlier install may still be reading the chain.
+        wait_for_handlers();
+        // The chain is set before ours is installed: a signal right after finds it.
+        let cur = current(s)?;
+        set_chain(s, &cur);
+        let _ = RUNNING_PID.compare_exchange(0, std::process::id(), SeqCst, SeqCst);
+        // SAFETY: as above.
+        let mut old: libc::sigaction = unsafe { mem::zeroed() };
+        // `act` and `old` are live sigaction structs; `handler` is async-signal-safe.
+        syscall!(sigaction(s as libc::c_int, &act, &mut old))?;
+        if old.sa_sigaction != cur.sa_sigaction || old.sa_flags != cur.sa_flags {
+            // Changed by another thread between the two calls (without this registry).
+            set_chain(s, &old);
+        }
+        self.saved[s] = Some(old);
+        self.state[s] = State::Installed;
+        Ok(())
+    }
+
+    /// The last subscriber of `signo` in the process left: restore the saved disposition if the
+    /// installed one is still ours.
+    fn last(&mut self, s: usize) -> io::Result<()> {
+        if self.state[s] == State::Free {
+            return Ok(());
+        }
+        let cur = current(s)?;
+        if cur.sa_sigaction != handler_addr() {
+            // Someone else's: keep it (and keep ours chaining, for theirs may call it).
+            self.state[s] = State::Orphaned;
+            return Ok(());
+        }
+        if let Some(old) = self.saved[s] {
+            // `old` is a disposition the kernel gave us; null: no old action wanted.
+            syscall!(sigaction(s as libc::c_int, &old, ptr::null_mut()))?;
+        }
+        self.saved[s] = None;
+        self.state[s] = State::Free;
+        Ok(())
     }
 }
 
@@ -203,6 +420,16 @@ impl SignalPipe {
         self.read
     }
 
+    /// Both ends (the base refuses them as user sources).
+    pub(crate) fn fds(&self) -> [RawFd; 2] {
+        [self.read, self.write]
+    }
+
+    /// The write end, which the registry's slots name.
+    pub(crate) fn write_fd(&self) -> RawFd {
+        self.write
+    }
+
     /// The signal numbers this pipe is subscribed to, ascending.
     fn signals(&self) -> impl Iterator<Item = usize> {
         let mask = self.subscribed;
@@ -210,15 +437,16 @@ impl SignalPipe {
     }
 
     /// Reports `signo` through this pipe. The first subscription of a signal in the process
-    /// installs the handler (`SA_RESTART`), saving the previous disposition. Idempotent.
+    /// installs the handler (`SA_SIGINFO | SA_RESTART`), which chains to the previous
+    /// disposition. Idempotent.
     ///
     /// # Errors
     ///
-    /// `EINVAL` for 0, a number above `MAX_SIGNAL` or the OS's `NSIG`, and for
-    /// `SIGKILL`/`SIGSTOP` (from `sigaction`); an error if the signal already has [`SLOTS`]
-    /// subscribers.
+    /// `InvalidInput` for a signal [`check_catchable`] refuses; an error if the signal already
+    /// has [`SLOTS`] subscribers; the error of `sigaction`.
     pub(crate) fn subscribe(&mut self, signo: u32) -> io::Result<()> {
-        let s = check(signo)?;
+        check_catchable(signo)?;
+        let s = signo as usize;
         let bit = 1u128 << (s - 1);
         if self.subscribed & bit != 0 {
             return Ok(());
@@ -235,13 +463,11 @@ impl SignalPipe {
         // Publish first: a signal arriving right after the handler is installed finds us.
         row[i].store(OCCUPIED | u64::from(self.write as u32), SeqCst);
         if reg.count[s] == 0 {
-            match install(s) {
-                Ok(old) => reg.saved[s] = Some(old),
-                Err(e) => {
-                    // Our handler is not installed for `s`: nothing can have read the slot.
-                    row[i].store(EMPTY, SeqCst);
-                    return Err(e);
-                }
+            if let Err(e) = reg.first(s) {
+                // Our handler is not installed for `s` (or was already, harmlessly): a
+                // handler that read the slot wrote to our open pipe.
+                row[i].store(EMPTY, SeqCst);
+                return Err(e);
             }
         }
         reg.count[s] += 1;
@@ -251,10 +477,14 @@ impl SignalPipe {
     }
 
     /// Stops reporting `signo`. The last subscriber in the process restores the disposition
-    /// saved by the first. Idempotent. A signal that arrived before may still make the pipe
-    /// readable once; [`drain`](Self::drain) no longer reports it.
+    /// our handler replaced, if ours is still installed. Idempotent. A signal that arrived
+    /// before may still make the pipe readable once; [`drain`](Self::drain) no longer reports
+    /// it.
     pub(crate) fn unsubscribe(&mut self, signo: u32) -> io::Result<()> {
-        let Ok(s) = check(signo) else { return Ok(()) };
+        if check_catchable(signo).is_err() {
+            return Ok(());
+        }
+        let s = signo as usize;
         let bit = 1u128 << (s - 1);
         if self.subscribed & bit == 0 {
             return Ok(());
@@ -264,10 +494,7 @@ impl SignalPipe {
         self.subscribed &= !bit;
         reg.count[s] -= 1;
         if reg.count[s] == 0 {
-            if let Some(old) = reg.saved[s].take() {
-                // `old` is a disposition the kernel gave us; null: no old action wanted.
-                syscall!(sigaction(s as libc::c_int, &old, ptr::null_mut()))?;
-            }
+            reg.last(s)?;
         }
         Ok(())
     }
@@ -304,31 +531,52 @@ impl SignalPipe {
     ///
     /// Takes no lock: call it while the child is single-threaded, right after `fork()`.
     pub(crate) fn reinit_after_fork(&mut self) -> io::Result<()> {
-        let (read, write) = fd::pipe()?;
-        let pid = std::process::id();
-        let owner = RUNNING_PID.load(SeqCst);
-        if owner != 0 && owner != pid {
-            // The only thread of the child is here, not in the handler: the inherited count
-            // may be stale (another parent thread inside the handler at fork) and is really 0.
-            RUNNING.store(0, SeqCst);
-            RUNNING_PID.store(pid, SeqCst);
-        }
-        let new = OCCUPIED | u64::from(write as u32);
-        for s in self.signals() {
-            let slot = &TABLE[s][usize::from(self.slot[s])];
-            let mut v = slot.load(SeqCst);
-            // Only this pipe writes this slot (besides the handler setting PENDING).
-            while let Err(now) = slot.compare_exchange_weak(v, new, SeqCst, SeqCst) {
-                v = now;
+        let mut new = SignalPipe::adopt(self.read, self.write)?;
+        // `new` found exactly our slots; take its fds, leave it nothing to close.
+        self.read = mem::replace(&mut new.read, -1);
+        self.write = mem::replace(&mut new.write, -1);
+        debug_assert_eq!(new.subscribed, self.subscribed);
+        new.subscribed = 0;
+        Ok(())
+    }
+
+    /// In a forked child: a new pipe that takes over, in place, every registry slot naming the
+    /// inherited pipe `(read, write)` (its subscriptions, refcounts and dispositions stay as
+    /// they are), then closes the child's copies of `read` and `write`. For a pipe whose owner
+    /// cannot be used any more (it was in the hands of a thread that did not survive the fork):
+    /// only its fd numbers are needed.
+    ///
+    /// Takes no lock: call it while the child is single-threaded, right after `fork()`.
+    ///
+    /// # Errors
+    ///
+    /// The error of creating the new pipe; the inherited one is then left as it was.
+    pub(crate) fn adopt(read: RawFd, write: RawFd) -> io::Result<SignalPipe> {
+        let mut pipe = SignalPipe::new()?;
+        reset_running_after_fork();
+        let old = u64::from(write as u32);
+        let new = OCCUPIED | u64::from(pipe.write as u32);
+        for (s, row) in TABLE.iter().enumerate().skip(1) {
+            for (i, slot) in row.iter().enumerate() {
+                let mut v = slot.load(SeqCst);
+                // Only the inherited pipe's owner writes these slots (besides the handler
+                // setting PENDING), and it is not running: the fd cannot change under us.
+                while v & OCCUPIED != 0 && v & 0xffff_ffff == old {
+                    match slot.compare_exchange_weak(v, new, SeqCst, SeqCst) {
+                        Ok(_) => {
+                            pipe.subscribed |= 1 << (s - 1);
+                            pipe.slot[s] = i as u8;
+                            break;
+                        }
+                        Err(now) => v = now,
+                    }
+                }
             }
         }
-        let (old_read, old_write) = (self.read, self.write);
-        self.read = read;
-        self.write = write;
         wait_for_handlers();
-        fd::close(old_read);
-        fd::close(old_write);
-        Ok(())
+        fd::close(read);
+        fd::close(write);
+        Ok(pipe)
     }
 }
 
@@ -341,23 +589,6 @@ impl Drop for SignalPipe {
         fd::close(self.read);
         fd::close(self.write);
     }
-}
-
-/// Installs [`handler`] for `signo`, returning the disposition it replaces.
-fn install(signo: usize) -> io::Result<libc::sigaction> {
-    // SAFETY: `sigaction` is a plain C struct (integers, a sigset and a function address) for
-    // which all-zero bytes are valid (SIG_DFL, empty mask, no flags).
-    let mut act: libc::sigaction = unsafe { mem::zeroed() };
-    act.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    act.sa_flags = libc::SA_RESTART;
-    // `act.sa_mask` is a live sigset_t.
-    syscall!(sigemptyset(&mut act.sa_mask))?;
-    // SAFETY: as above.
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    let _ = RUNNING_PID.compare_exchange(0, std::process::id(), SeqCst, SeqCst);
-    // `act` and `old` are live sigaction structs; `handler` is async-signal-safe.
-    syscall!(sigaction(signo as libc::c_int, &act, &mut old))?;
-    Ok(old)
 }
 
 #[cfg(test)]
@@ -441,7 +672,7 @@ mod tests {
         act.sa_sigaction = test_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
         syscall!(sigaction(sig, &act, ptr::null_mut())).unwrap();
 
-        let ours = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let ours = handler_addr();
         let mut a = SignalPipe::new().unwrap();
         let mut b = SignalPipe::new().unwrap();
         a.subscribe(sig as u32).unwrap();
@@ -464,21 +695,39 @@ mod tests {
     #[test]
     fn invalid_signals_fail() {
         let mut pipe = SignalPipe::new().unwrap();
-        for sig in [libc::SIGKILL, libc::SIGSTOP] {
-            let e = pipe.subscribe(sig as u32).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
-            assert_eq!(registry().count[sig as usize], 0);
-            assert!(TABLE[sig as usize]
-                .iter()
-                .all(|slot| slot.load(SeqCst) == EMPTY));
-        }
-        for sig in [0, os_nsig() as u32, rouse_core::MAX_SIGNAL + 1] {
-            assert_eq!(
-                pipe.subscribe(sig).unwrap_err().raw_os_error(),
-                Some(libc::EINVAL)
-            );
+        let mut refused: Vec<u32> = FORBIDDEN.iter().map(|&s| s as u32).collect();
+        refused.extend([0, max_signal() + 1, rouse_core::MAX_SIGNAL + 1, u32::MAX]);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        refused.extend(32..libc::SIGRTMIN() as u32);
+        for sig in refused {
+            let e = pipe.subscribe(sig).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "signal {sig}: {e}");
+            assert_eq!(check_catchable(sig).unwrap_err().kind(), e.kind());
+            if let Some(row) = TABLE.get(sig as usize) {
+                assert_eq!(registry().count[sig as usize], 0);
+                assert!(row.iter().all(|slot| slot.load(SeqCst) == EMPTY));
+            }
         }
         assert_eq!(pipe.subscribed, 0);
+    }
+
+    #[test]
+    fn the_limit_is_the_os_and_reaches_real_time_signals() {
+        assert!(max_signal() <= rouse_core::MAX_SIGNAL);
+        assert!(check_catchable(max_signal()).is_ok());
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            assert_eq!(max_signal(), libc::SIGRTMAX() as u32);
+            assert!(check_catchable(libc::SIGRTMIN() as u32).is_ok());
+        }
+        #[cfg(target_os = "freebsd")]
+        {
+            // FreeBSD's real-time signals are 65 (SIGRTMIN) ..= 126 (SIGRTMAX).
+            assert_eq!(max_signal(), 128);
+            assert!(check_catchable(65).is_ok() && check_catchable(126).is_ok());
+        }
+        #[cfg(target_vendor = "apple")]
+        assert_eq!(max_signal(), 31);
     }
 
     #[test]
@@ -500,7 +749,7 @@ mod tests {
     #[test]
     fn reinit_after_fork_swaps_the_pipe_in_place() {
         let sig = libc::SIGURG;
-        let ours = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let ours = handler_addr();
         let mut pipe = SignalPipe::new().unwrap();
         pipe.subscribe(sig as u32).unwrap();
         let (old_read, old_write) = (pipe.read, pipe.write);

@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use rouse_core::{Exit, Fired, Ready, RunFlags};
-use rouse_std::{Base, Builder, Events, Handle, NotifierKind, PollerKind};
+use rouse_std::{Base, Builder, Context, Handle, NotifierKind, PollerKind};
 
 /// The bound of every wait that should take microseconds: far above any scheduling hiccup,
 /// short enough to report a hang clearly.
@@ -81,7 +81,7 @@ pub fn holds_for(window: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// (`wake_stats().blocking_polls` is counted when the loop commits to block: from then on any
 /// change must wake it).
 #[track_caller]
-pub fn wait_blocked(events: &Events, before: u64, what: &str) {
+pub fn wait_blocked(events: &Handle, before: u64, what: &str) {
     wait_until(BOUND, &format!("the loop blocks ({what})"), || {
         events.wake_stats().blocking_polls > before
     });
@@ -410,15 +410,43 @@ pub fn child_mode(mode: &str) -> bool {
     std::env::var(CHILD_ENV).is_ok_and(|m| m == mode)
 }
 
+/// Whether the tests run under an emulator: `ROUSE_TEST_EMULATED` is set (by
+/// `scripts/cross-test.sh aarch64`). A test that measures native timing calls it with its own
+/// name and skips itself when it holds (saying so on stderr; each caller says why).
+pub fn emulated(test: &str) -> bool {
+    let on = std::env::var_os("ROUSE_TEST_EMULATED").is_some();
+    if on {
+        eprintln!("{test}: skipped under an emulator (ROUSE_TEST_EMULATED)");
+    }
+    on
+}
+
+/// A command that runs `exe`, this test binary: directly, or under the runner that
+/// `ROUSE_TEST_RUNNER` names (words split on spaces). `scripts/cross-test.sh aarch64` sets it to
+/// its qemu user-mode command: an emulated process cannot exec a binary of its own
+/// architecture unless the host registered qemu with binfmt_misc.
+pub fn self_command(exe: std::path::PathBuf) -> std::process::Command {
+    let runner = std::env::var("ROUSE_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut c = std::process::Command::new(program);
+            c.args(words).arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    }
+}
+
 /// Runs the `#[ignore]`d test `test` of this test binary in a child process of its own (with
 /// [`CHILD_ENV`] = `mode`, one test thread), so that it may change process-wide state (fd
 /// limits, memory limits) alone. Waits at most `timeout` (then kills it), asserts that it
 /// passed, and returns what it printed.
 #[track_caller]
 pub fn run_child(test: &str, mode: &str, timeout: Duration) -> String {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let exe = std::env::current_exe().expect("the test binary");
-    let child = Command::new(exe)
+    let child = self_command(exe)
         .args([
             test,
             "--exact",
@@ -464,10 +492,10 @@ pub fn run_child(test: &str, mode: &str, timeout: Duration) -> String {
 pub type ReadyLog = Arc<Mutex<Vec<Ready>>>;
 
 /// A callback that records what it was told.
-pub fn recorder() -> (ReadyLog, impl FnMut(&Events, Fired) + Send + 'static) {
+pub fn recorder() -> (ReadyLog, impl FnMut(&Context<'_>, Fired) + Send + 'static) {
     let log = ReadyLog::default();
     let l = log.clone();
-    (log, move |_: &Events, f: Fired| {
+    (log, move |_: &Context<'_>, f: Fired| {
         l.lock().unwrap().push(f.ready)
     })
 }
@@ -475,4 +503,48 @@ pub fn recorder() -> (ReadyLog, impl FnMut(&Events, Fired) + Send + 'static) {
 /// Takes what a [`recorder`] logged so far.
 pub fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
     std::mem::take(&mut log.lock().unwrap())
+}
+
+/// Runs `child` in a forked child process and returns its exit code (a panic in it: 99). The
+/// child ends with `_exit` (no destructors, no harness); it is killed after [`BOUND`].
+///
+/// The caller runs no other thread that could hold a lock the child needs.
+#[track_caller]
+pub fn in_forked_child(what: &str, child: impl FnOnce() -> i32) -> i32 {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    // SAFETY: the caller runs no thread holding a lock the child needs (documented above).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "{what}: fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        let code = catch_unwind(AssertUnwindSafe(child)).unwrap_or(99);
+        // SAFETY: ends the child at once: no destructors, no atexit, no test harness.
+        unsafe { libc::_exit(code) };
+    }
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a live c_int; `pid` is our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            assert!(
+                libc::WIFEXITED(status),
+                "{what}: the child did not exit normally (status {status:#x})"
+            );
+            return libc::WEXITSTATUS(status);
+        }
+        if Instant::now() > deadline {
+            // SAFETY: plain syscalls on our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{what}: the child did not exit within {BOUND:?}");
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The core error inside an `io::Error` of the facade, if it carries one.
+pub fn core_err(e: &io::Error) -> Option<rouse_core::Error> {
+    e.get_ref()?.downcast_ref::<rouse_core::Error>().copied()
 }

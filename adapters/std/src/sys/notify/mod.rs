@@ -234,6 +234,23 @@ impl Notifier {
         }
     }
 
+    /// Whether `fd` is one of this notifier's fds (the base refuses them as user sources).
+    pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
+        match &self.inner {
+            #[cfg(any(
+                target_os = "freebsd",
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "dragonfly"
+            ))]
+            Inner::KqueueUser(_) => false, // no fd: an event on the poller's kqueue
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Inner::EventFd(n) => n.fd() == fd,
+            Inner::Pipe(n) => n.read_fd() == fd || n.write_fd() == fd,
+            Inner::SocketPair(n) => n.read_fd() == fd || n.write_fd() == fd,
+        }
+    }
+
     /// How the poller must watch this notifier.
     pub(crate) fn wake_source(&self) -> WakeSource {
         each!(&self.inner, n => n.wake_source())
@@ -558,7 +575,19 @@ pub(crate) mod tests {
     #[test]
     fn emfile_falls_back_in_a_child_process() {
         let name = "sys::notify::tests::emfile_child";
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        // Under an emulator, the child runs under it too (as in tests/util's `self_command`).
+        let runner = std::env::var("ROUSE_TEST_RUNNER").unwrap_or_default();
+        let mut words = runner.split_whitespace();
+        let mut child = match words.next() {
+            Some(program) => {
+                let mut c = std::process::Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        };
+        let out = child
             .args([
                 name,
                 "--exact",

@@ -49,6 +49,12 @@ struct KernelTimespec {
 }
 
 impl EpollPoller {
+    /// The fds this poller owns: its kernel object and its signal pipe (`-1`: none).
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        let [r, w] = self.signals.as_ref().map_or([-1, -1], SignalPipe::fds);
+        [self.epfd, r, w]
+    }
+
     /// A new epoll instance.
     ///
     /// # Errors
@@ -132,6 +138,23 @@ impl EpollPoller {
             self.add_internal(pipe.read_fd(), libc::EPOLLIN as u32, SIGNALS)?;
             self.signals = Some(pipe);
         }
+        Ok(())
+    }
+
+    /// The fds a forked child inherits and must close if this poller is abandoned in the
+    /// parent's hands: the epoll instance (shared with the parent) and the signal pipe.
+    pub(crate) fn inherited_fds(&self) -> (RawFd, Option<&SignalPipe>) {
+        (self.epfd, self.signals.as_ref())
+    }
+
+    /// Takes over `pipe` (adopted after `fork()`) as this poller's signal pipe.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering its read end.
+    pub(crate) fn adopt_signals(&mut self, pipe: SignalPipe) -> io::Result<()> {
+        self.add_internal(pipe.read_fd(), libc::EPOLLIN as u32, SIGNALS)?;
+        self.signals = Some(pipe);
         Ok(())
     }
 

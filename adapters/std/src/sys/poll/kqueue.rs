@@ -59,6 +59,12 @@ fn kev(ident: usize, filter: i16, flags: u16) -> libc::kevent {
 }
 
 impl KqueuePoller {
+    /// The fds this poller owns: its kernel object and its signal pipe (`-1`: none).
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        let [r, w] = self.signals.as_ref().map_or([-1, -1], SignalPipe::fds);
+        [self.kq, r, w]
+    }
+
     /// A new kqueue.
     ///
     /// # Errors
@@ -179,6 +185,25 @@ impl KqueuePoller {
             self.add_internal(pipe.read_fd(), false)?;
             self.signals = Some(pipe);
         }
+        Ok(())
+    }
+}
+
+impl KqueuePoller {
+    /// The fds a forked child inherits and must close if this poller is abandoned in the
+    /// parent's hands: the signal pipe only (a kqueue is not inherited).
+    pub(crate) fn inherited_fds(&self) -> (RawFd, Option<&SignalPipe>) {
+        (-1, self.signals.as_ref())
+    }
+
+    /// Takes over `pipe` (adopted after `fork()`) as this poller's signal pipe.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering its read end.
+    pub(crate) fn adopt_signals(&mut self, pipe: SignalPipe) -> io::Result<()> {
+        self.add_internal(pipe.read_fd(), false)?;
+        self.signals = Some(pipe);
         Ok(())
     }
 }

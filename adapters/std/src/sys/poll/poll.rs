@@ -38,6 +38,12 @@ pub(crate) struct PollPoller {
 }
 
 impl PollPoller {
+    /// The fds this poller owns: its kernel object and its signal pipe (`-1`: none).
+    pub(crate) fn own_fds(&self) -> [RawFd; 3] {
+        let [r, w] = self.signals.as_ref().map_or([-1, -1], SignalPipe::fds);
+        [-1, r, w]
+    }
+
     /// An empty poll set (no syscall: poll(2) keeps its set in user space).
     pub(crate) fn new() -> PollPoller {
         PollPoller {
@@ -119,6 +125,25 @@ impl PollPoller {
             self.push_internal(pipe.read_fd());
             self.signals = Some(pipe);
         }
+        Ok(())
+    }
+}
+
+impl PollPoller {
+    /// The fds a forked child inherits and must close if this poller is abandoned in the
+    /// parent's hands: the signal pipe only (a poll set is memory).
+    pub(crate) fn inherited_fds(&self) -> (RawFd, Option<&SignalPipe>) {
+        (-1, self.signals.as_ref())
+    }
+
+    /// Takes over `pipe` (adopted after `fork()`) as this poller's signal pipe.
+    ///
+    /// # Errors
+    ///
+    /// None: a poll set is memory.
+    pub(crate) fn adopt_signals(&mut self, pipe: SignalPipe) -> io::Result<()> {
+        self.push_internal(pipe.read_fd());
+        self.signals = Some(pipe);
         Ok(())
     }
 }

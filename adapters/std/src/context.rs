@@ -1,0 +1,122 @@
+//! What a callback gets: the events of its base, without the loop owner's operations.
+
+use std::fmt;
+
+use crate::config::Threaded;
+use crate::flavor::Flavor;
+
+/// The context a callback runs in: it may add, delete and activate events (its own included),
+/// stop the loop, and [`loop_continue`](Context::loop_continue) — what a
+/// [`Handle`](crate::Handle) may do, plus that. It cannot run the loop, re-initialize the base
+/// or reach its poller or notifier: those are the [`Base`](crate::Base)'s.
+///
+/// Shared state goes into the closure (a [`Handle`](crate::Handle) too, to hand work to
+/// other threads that post results back):
+///
+/// ```
+/// use rouse_std::{Base, Context};
+/// use rouse_core::Fired;
+///
+/// fn stop(cx: &Context<'_>, _: Fired) {
+///     cx.loop_break().unwrap();
+/// }
+/// let base = Base::new()?;
+/// let user = base.add_user(stop)?;
+/// base.activate(user, rouse_core::Ready::USER)?;
+/// base.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Context<'a, F: Flavor = Threaded> {
+    core: &'a rouse_core::Base<F>,
+}
+
+impl<'a, F: Flavor> Context<'a, F> {
+    pub(crate) fn new(core: &'a rouse_core::Base<F>) -> Context<'a, F> {
+        Context { core }
+    }
+
+    #[inline]
+    fn core(&self) -> &rouse_core::Base<F> {
+        self.core
+    }
+
+    #[inline]
+    pub(crate) fn core_ref(&self) -> &'a rouse_core::Base<F> {
+        self.core
+    }
+
+    /// Stops running callbacks and polls for new events now, before the rest of the active
+    /// queue (libevent's `event_base_loopcontinue`).
+    pub fn loop_continue(&self) {
+        self.core.loop_continue()
+    }
+}
+
+impl<F: Flavor> fmt::Debug for Context<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("base", &self.core.id())
+            .finish_non_exhaustive()
+    }
+}
+
+crate::api::shared_api!(impl['a, F: Flavor] Context<'a, F>, Context, F, crate::api::wrap, [+ Send]);
+
+/// The operations a [`Base`](crate::Base), a [`Handle`](crate::Handle) and a [`Context`] share,
+/// borrowed from any of them ([`Base::events`](crate::Base::events),
+/// [`Handle::events`](crate::Handle::events), [`Context::events`]): write a helper once
+/// against it, and call it from the loop owner, another thread or a callback.
+///
+/// ```
+/// use rouse_std::{Base, Events};
+/// use rouse_core::{Key, Ready};
+///
+/// fn poke(events: Events<'_>, key: Key) -> std::io::Result<()> {
+///     events.activate(key, Ready::USER)
+/// }
+/// let base = Base::new()?;
+/// let user = base.add_user(|cx, _| cx.loop_break().unwrap())?;
+/// let handle = base.handle();
+/// std::thread::spawn(move || poke(handle.events(), user)).join().unwrap()?;
+/// base.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Events<'a, F: Flavor = Threaded> {
+    core: &'a rouse_core::Base<F>,
+}
+
+impl<F: Flavor> Clone for Events<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F: Flavor> Copy for Events<'_, F> {}
+
+impl<F: Flavor> fmt::Debug for Events<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("base", &self.core.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, F: Flavor> Events<'a, F> {
+    pub(crate) fn new(core: &'a rouse_core::Base<F>) -> Events<'a, F> {
+        Events { core }
+    }
+
+    #[inline]
+    fn core(&self) -> &rouse_core::Base<F> {
+        self.core
+    }
+}
+
+impl<'a, F: Flavor> Context<'a, F> {
+    /// The shared operations, for helpers that also serve a base or a handle.
+    pub fn events(&self) -> Events<'a, F> {
+        Events::new(self.core)
+    }
+}
+
+crate::api::shared_api!(impl['a, F: Flavor] Events<'a, F>, Events, F, crate::api::wrap, [+ Send]);

@@ -1,0 +1,303 @@
+#![cfg(not(miri))]
+//! Signals that play well with others: fault and uncatchable signals refused on every path,
+//! the handler rouse replaced still called (chaining), a handler installed after rouse's never
+//! overwritten when rouse's last event of the signal leaves.
+//!
+//! Dispositions are process-wide: every test holds [`serial`]'s lock, and puts back the
+//! disposition it found.
+
+#[path = "util/mod.rs"]
+mod util;
+
+use std::io;
+use std::mem;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rouse_core::{Event, Exit, Ready, RunFlags};
+use rouse_std::Signal;
+use util::default_base;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn raise(sig: libc::c_int) {
+    // SAFETY: raise is safe to call with any signal number; every signal raised here has a
+    // handler installed (the base's, or the test's own), which runs before raise returns.
+    let r = unsafe { libc::raise(sig) };
+    assert_eq!(r, 0, "raise({sig})");
+}
+
+/// The disposition of `sig` now.
+fn current(sig: libc::c_int) -> libc::sigaction {
+    // SAFETY: all-zero bytes are a valid `sigaction` (SIG_DFL, empty mask, no flags).
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is a live sigaction.
+    let r = unsafe { libc::sigaction(sig, ptr::null(), &mut old) };
+    assert_eq!(r, 0);
+    old
+}
+
+/// Installs `handler` for `sig` (with `SA_SIGINFO` if `siginfo`); returns what it replaced.
+fn install(sig: libc::c_int, handler: libc::sighandler_t, siginfo: bool) -> libc::sigaction {
+    // SAFETY: as in `current`.
+    let mut act: libc::sigaction = unsafe { mem::zeroed() };
+    act.sa_sigaction = handler;
+    if siginfo {
+        act.sa_flags = libc::SA_SIGINFO;
+    }
+    // SAFETY: as in `current`.
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: `act` and `old` are live sigactions; the handlers installed here are
+    // async-signal-safe (atomics only, and a call of the handler they replaced).
+    let r = unsafe { libc::sigaction(sig, &act, &mut old) };
+    assert_eq!(r, 0);
+    old
+}
+
+fn restore(sig: libc::c_int, old: &libc::sigaction) {
+    // SAFETY: `old` was returned by the kernel for this signal.
+    let r = unsafe { libc::sigaction(sig, old, ptr::null_mut()) };
+    assert_eq!(r, 0);
+}
+
+/// Calls of [`plain`].
+static PLAIN: AtomicU64 = AtomicU64::new(0);
+extern "C" fn plain(_: libc::c_int) {
+    PLAIN.fetch_add(1, SeqCst);
+}
+fn plain_addr() -> libc::sighandler_t {
+    plain as extern "C" fn(libc::c_int) as libc::sighandler_t
+}
+
+/// Calls of [`with_info`] whose `siginfo_t` named the signal it was called for.
+static WITH_INFO: AtomicU64 = AtomicU64::new(0);
+extern "C" fn with_info(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel (or a handler chaining to us) passes a valid siginfo_t for `sig`.
+    if !info.is_null() && unsafe { (*info).si_signo } == sig {
+        WITH_INFO.fetch_add(1, SeqCst);
+    }
+}
+fn with_info_addr() -> libc::sighandler_t {
+    with_info as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+        as libc::sighandler_t
+}
+
+/// A library installed after rouse that chains, as signal-hook does: counts, then calls the
+/// handler it replaced (stored in [`CHAINER_PREV`], always an `SA_SIGINFO` one here: rouse's).
+static CHAINER: AtomicU64 = AtomicU64::new(0);
+static CHAINER_PREV: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn chainer(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    CHAINER.fetch_add(1, SeqCst);
+    let prev = CHAINER_PREV.load(SeqCst);
+    if prev != libc::SIG_DFL && prev != libc::SIG_IGN {
+        // SAFETY: the test stores only an `SA_SIGINFO` handler's address here.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { mem::transmute(prev) };
+        f(sig, info, ctx);
+    }
+}
+fn chainer_addr() -> libc::sighandler_t {
+    chainer as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+        as libc::sighandler_t
+}
+
+#[test]
+fn fault_and_uncatchable_signals_are_refused_on_every_path() -> io::Result<()> {
+    let _serial = serial();
+    let base = default_base()?;
+    let counts = base.counts();
+    let segv = current(libc::SIGSEGV).sa_sigaction;
+    for sig in [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGTRAP,
+        libc::SIGKILL,
+        libc::SIGSTOP,
+    ] {
+        let e = base.add_signal(sig, |_, _| {}).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::InvalidInput,
+            "add_signal({sig}): {e}"
+        );
+        let e = base
+            .event(Event::signal(sig as u32), |_, _| {})
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "event({sig}): {e}");
+        let e = base
+            .add_event(Event::signal(sig as u32).persist(), None, |_, _| {})
+            .unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::InvalidInput,
+            "add_event({sig}): {e}"
+        );
+        let e = Signal::new(sig).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::InvalidInput,
+            "Signal::new({sig}): {e}"
+        );
+    }
+    assert_eq!(base.counts(), counts, "nothing left behind");
+    // Nothing was installed, now or by a later iteration.
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(current(libc::SIGSEGV).sa_sigaction, segv);
+    assert_eq!(
+        base.poll_errors(),
+        0,
+        "no refusal left for the loop to report"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_replaced_handler_is_still_called() -> io::Result<()> {
+    let _serial = serial();
+    // A plain `sa_handler` before rouse's.
+    let sig = libc::SIGUSR1;
+    let saved = install(sig, plain_addr(), false);
+    let base = default_base()?;
+    let runs = std::sync::Arc::new(AtomicU64::new(0));
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, fired| {
+        assert_eq!(fired.ready, Ready::SIGNAL);
+        r.fetch_add(1, SeqCst);
+    })?;
+    assert_ne!(
+        current(sig).sa_sigaction,
+        plain_addr(),
+        "rouse's handler installed"
+    );
+    let before = PLAIN.load(SeqCst);
+    raise(sig);
+    assert_eq!(
+        PLAIN.load(SeqCst),
+        before + 1,
+        "the previous handler was chained to"
+    );
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(runs.load(SeqCst), 1, "and the event ran");
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(current(sig).sa_sigaction, plain_addr(), "restored");
+    restore(sig, &saved);
+
+    // An `SA_SIGINFO` handler gets the signal's siginfo_t through the chain.
+    let sig = libc::SIGWINCH;
+    let saved = install(sig, with_info_addr(), true);
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, _| {
+        r.fetch_add(1, SeqCst);
+    })?;
+    let before = WITH_INFO.load(SeqCst);
+    raise(sig);
+    assert_eq!(
+        WITH_INFO.load(SeqCst),
+        before + 1,
+        "chained with its siginfo_t"
+    );
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(runs.load(SeqCst), 2);
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    let now = current(sig);
+    assert_eq!(now.sa_sigaction, with_info_addr(), "restored");
+    assert_ne!(now.sa_flags & libc::SA_SIGINFO, 0, "with its flags");
+    restore(sig, &saved);
+
+    // `SIG_IGN` before rouse's: nothing to call, the event still runs.
+    let saved = install(sig, libc::SIG_IGN, false);
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, _| {
+        r.fetch_add(1, SeqCst);
+    })?;
+    raise(sig);
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(runs.load(SeqCst), 3);
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(current(sig).sa_sigaction, libc::SIG_IGN, "restored");
+    restore(sig, &saved);
+    Ok(())
+}
+
+#[test]
+fn a_handler_installed_after_ours_survives_our_removal() -> io::Result<()> {
+    let _serial = serial();
+    let sig = libc::SIGUSR2;
+    let original = current(sig);
+    let base = default_base()?;
+    let runs = std::sync::Arc::new(AtomicU64::new(0));
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, _| {
+        r.fetch_add(1, SeqCst);
+    })?;
+    let ours = current(sig);
+    assert_ne!(ours.sa_sigaction, libc::SIG_DFL);
+
+    // Another library installs its own over ours, without chaining.
+    let replaced = install(sig, plain_addr(), false);
+    assert_eq!(replaced.sa_sigaction, ours.sa_sigaction);
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(
+        current(sig).sa_sigaction,
+        plain_addr(),
+        "the other library's handler was wiped"
+    );
+    // Watched again: ours is not put over theirs.
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, _| {
+        r.fetch_add(1, SeqCst);
+    })?;
+    assert_eq!(current(sig).sa_sigaction, plain_addr());
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(current(sig).sa_sigaction, plain_addr());
+
+    // They put back what they replaced (ours): rouse owns it again, and restores on removal.
+    restore(sig, &replaced);
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, _| {
+        r.fetch_add(1, SeqCst);
+    })?;
+    raise(sig);
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(runs.load(SeqCst), 1);
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(current(sig).sa_sigaction, original.sa_sigaction, "restored");
+
+    // A library that chains (as signal-hook does) installed over ours: our events still hear
+    // the signal through it; once they are gone, its handler stays, and calling ours (as it
+    // still does) is harmless.
+    let r = runs.clone();
+    let key = base.add_signal(sig, move |_, _| {
+        r.fetch_add(1, SeqCst);
+    })?;
+    let theirs = install(sig, chainer_addr(), true);
+    CHAINER_PREV.store(theirs.sa_sigaction, SeqCst);
+    let chained = CHAINER.load(SeqCst);
+    raise(sig);
+    assert_eq!(CHAINER.load(SeqCst), chained + 1);
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(runs.load(SeqCst), 2, "reported through the chain");
+    base.free(key)?;
+    assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
+    assert_eq!(current(sig).sa_sigaction, chainer_addr(), "theirs stays");
+    // Ours, called by theirs, chains on to what it replaced: `SIG_DFL`, which is not called
+    // (else this process would end here).
+    raise(sig);
+    assert_eq!(CHAINER.load(SeqCst), chained + 2);
+    assert_eq!(runs.load(SeqCst), 2);
+    restore(sig, &original);
+    Ok(())
+}
