@@ -1,4 +1,5 @@
-/* Loop control: ONCE, NONBLOCK, NO_EXIT_ON_EMPTY, loopbreak, loopexit, loopcontinue,
+/* Loop control: ONCE, NONBLOCK, NO_EXIT_ON_EMPTY, loopbreak, loopexit, loopcontinue (and
+ * that it re-polls before the rest of the pass),
  * got_break/got_exit, reentrancy, and a break requested before the loop starts (libevent
  * loses it; rouse keeps it for the next run, the fixed behaviour). */
 #include "check.h"
@@ -24,6 +25,27 @@ static void rec(evutil_socket_t fd, short res, void *arg)
 	order[n_order++] = (int)(long)arg;
 	if ((long)arg == 1)
 		event_base_loopcontinue(b);
+}
+
+/* loopcontinue's effect: e1 (priority 1) makes a read ready and asks for a re-poll; the
+ * read (priority 0) then runs before e2 (priority 1), which a pass without the re-poll would
+ * run first. */
+static struct event_base *b2;
+static int fds2[2];
+static int order2[4], n_order2;
+static void rec2(evutil_socket_t fd, short res, void *arg)
+{
+	(void)res;
+	long id = (long)arg;
+	if (n_order2 < 4)
+		order2[n_order2++] = (int)id;
+	if (id == 1) {
+		CHECK(write(fds2[1], "x", 1) == 1);
+		CHECK(event_base_loopcontinue(b2) == 0);
+	} else if (id == 3) {
+		char c;
+		CHECK(read(fd, &c, 1) == 1);
+	}
 }
 
 static void tick(evutil_socket_t fd, short res, void *arg)
@@ -95,6 +117,30 @@ int main(void)
 	/* Nothing at all: dispatch returns 1 at once. */
 	CHECK(event_base_dispatch(b) == 1);
 	CHECK(event_base_loop(b, EVLOOP_ONCE) == 1);
+
+	/* loopcontinue polls before the rest of the pass (see rec2); outside a callback it does
+	 * nothing. */
+	b2 = event_base_new();
+	CHECK(b2 && event_base_priority_init(b2, 2) == 0);
+	CHECK(event_base_loopcontinue(b2) == 0);
+	pair(fds2);
+	struct event *c1 = event_new(b2, -1, 0, rec2, (void *)1);
+	struct event *c2 = event_new(b2, -1, 0, rec2, (void *)2);
+	struct event *cr = event_new(b2, fds2[0], EV_READ, rec2, (void *)3);
+	CHECK(event_priority_set(c1, 1) == 0 && event_priority_set(c2, 1) == 0);
+	CHECK(event_priority_set(cr, 0) == 0);
+	CHECK(event_add(cr, NULL) == 0);
+	event_active(c1, 0, 0);
+	event_active(c2, 0, 0);
+	CHECK(event_base_dispatch(b2) >= 0);
+	CHECK(n_order2 == 3);
+	CHECK(order2[0] == 1 && order2[1] == 3 && order2[2] == 2);
+	event_free(c1);
+	event_free(c2);
+	event_free(cr);
+	event_base_free(b2);
+	close(fds2[0]);
+	close(fds2[1]);
 
 	event_free(e1);
 	event_free(e2);
