@@ -174,7 +174,7 @@ impl Builder {
 /// let base = Base::new()?;
 /// let handle = base.handle();
 /// let user = base.add_user(|cx, _| cx.loop_break().unwrap())?;
-/// let t = std::thread::spawn(move || handle.activate(user, rouse_core::Ready::USER));
+/// let t = std::thread::spawn(move || handle.activate(user, rouse_std::Ready::USER));
 /// base.run()?; // sleeps until the other thread activates `user`
 /// t.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())

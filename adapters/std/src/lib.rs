@@ -26,8 +26,8 @@
 //!
 //! let base = Base::new()?;
 //! let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
-//! base.add_fd(&a, rouse_core::Interest::READ, |cx, fired| {
-//!     assert!(fired.ready.contains(rouse_core::Ready::READ));
+//! base.add_fd(&a, rouse_std::Interest::READ, |cx, fired| {
+//!     assert!(fired.ready.contains(rouse_std::Ready::READ));
 //!     cx.loop_break().unwrap();
 //! })?;
 //! let handle = base.handle();
@@ -35,7 +35,7 @@
 //!     std::io::Write::write_all(&mut b, b"x").unwrap();
 //!     handle.add_timer(Duration::from_secs(10), |_, _| {}).unwrap(); // from another thread
 //! });
-//! assert_eq!(base.run()?, rouse_core::Exit::Break);
+//! assert_eq!(base.run()?, rouse_std::Exit::Break);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -51,7 +51,7 @@
 //! # Errors
 //!
 //! Everything returns `io::Result`. OS failures carry their errno; the rest carries the core's
-//! [`rouse_core::Error`] as the inner error (`err.get_ref()` and `downcast_ref`), with these
+//! [`Error`] as the inner error (`err.get_ref()` and `downcast_ref`), with these
 //! kinds:
 //!
 //! | kind | when |
@@ -87,6 +87,7 @@ mod os;
 mod signal;
 mod sys;
 
+pub use api::WithPriority;
 pub use base::{Base, Builder, Handle, LocalBase};
 pub use channel::{SendError, Sender};
 pub use clock::MonotonicClock;
@@ -100,6 +101,15 @@ pub use os::{LocalOs, Os};
 pub use signal::{IntoSignal, Signal};
 pub use sys::notify::NotifierKind;
 pub use sys::poll::PollerKind;
+
+/// The core's types this crate's API uses, re-exported: a std user depends on `rouse-std`
+/// alone (`use rouse_std::{Base, Interest, Ready};`), with no second dependency to keep in
+/// step. The seam traits (`Poller`, `Notify`, `Lock`, `Clock`, `Config`, ...) are for
+/// custom runtimes and stay in [`rouse_core`].
+pub use rouse_core::{
+    CommonTimeout, Counts, Error, Event, EventInfo, Exit, Fired, Instant, Interest, Key, Kind,
+    Ready, RunFlags, Source, WakeStats, MAX_SIGNAL, MAX_SOURCE,
+};
 
 /// The core crate, re-exported.
 pub use rouse_core;
