@@ -432,13 +432,10 @@ pub(crate) use constructors;
 /// let order = Arc::new(Mutex::new(Vec::new()));
 /// let (lo, hi) = (order.clone(), order.clone());
 /// let low = base.with_priority(2).add_user(move |_, _| lo.lock().unwrap().push("low"))?;
-/// let high = base.with_priority(0).add_user(move |cx, _| {
-///     hi.lock().unwrap().push("high");
-///     cx.loop_exit(None).unwrap();
-/// })?;
+/// let high = base.with_priority(0).add_user(move |_, _| hi.lock().unwrap().push("high"))?;
 /// base.activate(low, Ready::USER)?; // queued first,
 /// base.activate(high, Ready::USER)?; // runs first: priority 0
-/// base.run()?;
+/// base.run_once()?;
 /// assert_eq!(*order.lock().unwrap(), ["high", "low"]);
 /// assert_eq!(base.info(high)?.priority, 0);
 /// # Ok::<(), std::io::Error>(())
