@@ -1,6 +1,8 @@
 //! The examples, run: every example that exits by itself runs with a short duration and its
 //! output is checked; `timers_signals` is stopped with SIGINT; the echo servers are driven by
-//! hundreds of concurrent clients that check every reply byte for byte.
+//! hundreds of concurrent clients that check every reply byte for byte; `chat_server` by a few
+//! clients (broadcast, the idle drop, then SIGTERM); `job_pool`'s results are checked one by
+//! one; `priorities_timers`' output is compared line by line.
 //!
 //! The example binaries are built once, by a nested `cargo build --examples` into this test's
 //! own target directory and profile (a no-op when `cargo test` already built them).
@@ -598,4 +600,67 @@ fn chat_server_broadcasts_drops_idle_clients_and_stops_on_sigterm() {
         !out.contains(&format!("client {} dropped", talker.id)),
         "the talker was dropped:\n{out}"
     );
+}
+
+#[test]
+fn job_pool_gets_every_result_once() {
+    const JOBS: u64 = 300;
+    let out = Proc::start("job_pool", &["--jobs", "300", "--workers", "4"])
+        .finish(Duration::from_secs(60));
+    let collatz = |mut n: u64| {
+        let mut steps = 0;
+        while n > 1 {
+            n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+            steps += 1;
+        }
+        steps
+    };
+    let mut seen = vec![0u32; JOBS as usize];
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("job ") && l.contains(" = "))
+    {
+        // "job I = V (worker W)"
+        let mut words = line.split_whitespace();
+        let i: u64 = words.nth(1).and_then(|w| w.parse().ok()).expect(line);
+        let v: u64 = words.nth(1).and_then(|w| w.parse().ok()).expect(line);
+        assert_eq!(v, collatz((i + 1) * 7919), "job {i}'s result: {line}");
+        seen[i as usize] += 1;
+    }
+    for (i, n) in seen.iter().enumerate() {
+        assert_eq!(*n, 1, "job {i} arrived {n} times:\n{out}");
+    }
+    assert_lines(
+        &out,
+        "job_pool",
+        &[
+            "job pool: 300 jobs, 4 workers",
+            "all 300 results arrived once (0 missing)",
+            "notification writes",
+        ],
+    );
+    assert!(!out.contains("twice"), "{out}");
+}
+
+#[test]
+fn priorities_timers_prints_its_deterministic_order() {
+    let out = Proc::start("priorities_timers", &[]).finish(Duration::from_secs(30));
+    let expected = "\
+1. priorities
+   priority 1: mid
+   priority 0: high (activated by mid, runs before low)
+   priority 2: low
+2. a one-shot timer re-armed by an interval
+   tick 1: watchdog re-armed
+   tick 2: watchdog re-armed
+   tick 3: watchdog re-armed
+   watchdog fired once, after 3 re-arms
+3. an interval that falls behind
+   run 1 stalls the loop for 55 ms (5 periods)
+   run 2 runs late, once; next run re-armed from now: true (no catch-up burst)
+   run 3 is back on a 10 ms cadence
+   3 runs in all
+done
+";
+    assert_eq!(out, expected, "priorities_timers' output");
 }
