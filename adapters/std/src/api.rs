@@ -123,7 +123,9 @@ macro_rules! shared_api {
 
             /// Makes the event pending (`event_add`); with `Some(timeout)` its timeout is
             /// (re-)armed to fire `timeout` from now, with `None` an armed one is kept. A zero
-            /// timeout fires at the next iteration; `Duration::MAX` never fires.
+            /// timeout fires at the next iteration; `Duration::MAX` never fires. Re-arming an
+            /// event whose timeout has expired but whose callback has not run yet cancels that
+            /// queued run: it runs once, at the new deadline.
             ///
             /// # Errors
             ///
@@ -368,7 +370,9 @@ macro_rules! constructors {
                 $crate::api::constructors!(@add $mode self, rouse_core::Event::timer().free_after_run(), Some(after), callback)
             }
 
-            /// A persistent timer firing every `every` (re-armed from its previous deadline).
+            /// A persistent timer firing every `every`, re-armed from its previous deadline (no
+            /// drift); one that fell a whole period behind runs once, late, and is re-armed from
+            /// now (no burst of catch-up runs).
             ///
             #[doc = $note]
             ///

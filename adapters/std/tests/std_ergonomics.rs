@@ -127,3 +127,24 @@ fn priorities_order_the_convenience_constructors() -> io::Result<()> {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     Ok(())
 }
+
+/// What the crate docs say about an I/O event with a timeout: input that is there when the
+/// timeout expires arrives in one run, `READ | TIMEOUT`.
+#[test]
+fn an_io_timeout_and_input_together_fire_once_with_both() -> io::Result<()> {
+    use std::io::Write;
+    let base = Base::new()?;
+    let (rx, mut tx) = UnixStream::pair()?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let ev = rouse_std::Event::io(rouse_std::source(&rx), Interest::READ).persist();
+    let key = base.add_event(ev, Some(Duration::from_millis(5)), move |_, fired| {
+        s.lock().unwrap().push(fired.ready)
+    })?;
+    tx.write_all(b"x")?;
+    std::thread::sleep(Duration::from_millis(20)); // both due before the loop looks
+    base.run_once()?;
+    assert_eq!(*seen.lock().unwrap(), [Ready::READ | Ready::TIMEOUT]);
+    base.free(key)?;
+    Ok(())
+}
