@@ -31,7 +31,7 @@ struct Done {
 fn collatz_steps(mut n: u64) -> u64 {
     let mut steps = 0;
     while n > 1 {
-        n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+        n = if n & 1 == 0 { n / 2 } else { 3 * n + 1 };
         steps += 1;
     }
     steps

@@ -610,7 +610,7 @@ fn job_pool_gets_every_result_once() {
     let collatz = |mut n: u64| {
         let mut steps = 0;
         while n > 1 {
-            n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+            n = if n & 1 == 0 { n / 2 } else { 3 * n + 1 };
             steps += 1;
         }
         steps
