@@ -34,8 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rouse_core::{Event, Exit, Interest, Key, Ready};
-use rouse_std::{Base, Handle};
+use rouse_std::{Base, Event, Exit, Handle, Interest, Key, Ready};
 
 /// What the loop thread records. Only callbacks (on the loop thread) write it; `main` reads it
 /// once the loop has returned.
@@ -258,7 +257,7 @@ fn worker(
 fn reader(
     mut rx: UnixStream,
     stats: Arc<Stats>,
-) -> impl FnMut(&rouse_std::Context<'_>, rouse_core::Fired) + Send + 'static {
+) -> impl FnMut(&rouse_std::Context<'_>, rouse_std::Fired) + Send + 'static {
     let mut buf = [0u8; 4096];
     move |events, fired| {
         stats.callbacks.fetch_add(1, Ordering::Relaxed);

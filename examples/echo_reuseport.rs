@@ -26,8 +26,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::thread;
 
-use rouse_core::{Event, Interest, Key};
-use rouse_std::{Context, Local, LocalBase};
+use rouse_std::{Context, Event, Interest, Key, Local, LocalBase};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let (port, loops) = parse_args()?;

@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 
-use rouse_core::{Event, Interest, Key, Ready};
-use rouse_std::{Base, Context, Handle};
+use rouse_std::{Base, Context, Event, Handle, Interest, Key, Ready};
 
 /// A connection: shared by its callbacks (on the loop thread) and the workers.
 struct Conn {

@@ -17,8 +17,7 @@ use std::error::Error;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rouse_core::{Event, Exit, Key};
-use rouse_std::{Events, Local, LocalBase};
+use rouse_std::{Event, Events, Exit, Key, Local, LocalBase};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let duration = parse_args()?;

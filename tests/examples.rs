@@ -1,6 +1,8 @@
 //! The examples, run: every example that exits by itself runs with a short duration and its
 //! output is checked; `timers_signals` is stopped with SIGINT; the echo servers are driven by
-//! hundreds of concurrent clients that check every reply byte for byte.
+//! hundreds of concurrent clients that check every reply byte for byte; `chat_server` by a few
+//! clients (broadcast, the idle drop, then SIGTERM); `job_pool`'s results are checked one by
+//! one; `priorities_timers`' output is compared line by line.
 //!
 //! The example binaries are built once, by a nested `cargo build --examples` into this test's
 //! own target directory and profile (a no-op when `cargo test` already built them).
@@ -428,4 +430,237 @@ impl Rng {
         v.truncate(len);
         v
     }
+}
+
+/// The address in a `listening on ADDR ...` line.
+fn listening_addr(name: &str, line: &str) -> SocketAddr {
+    line["listening on ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: no address in {line:?}"))
+}
+
+/// A client of `chat_server`: the id from its welcome line, and its line-based socket.
+struct ChatClient {
+    id: u64,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl ChatClient {
+    fn connect(addr: SocketAddr) -> ChatClient {
+        let stream = TcpStream::connect(addr).expect("connect to chat_server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut client = ChatClient {
+            id: 0,
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let welcome = client.line().expect("a welcome line");
+        client.id = welcome
+            .strip_prefix("welcome ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("chat_server: welcome line {welcome:?}"));
+        client
+    }
+
+    /// The next line; `None` at end of file.
+    fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end().to_string()),
+            Err(e) => panic!("chat client {}: read: {e}", self.id),
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        writeln!(self.writer, "{text}").expect("write to chat_server");
+    }
+
+    /// Reads until every line of `want` came (in any order, others in between).
+    fn expect(&mut self, want: &[String]) {
+        let mut missing: Vec<&String> = want.iter().collect();
+        while !missing.is_empty() {
+            let line = self
+                .line()
+                .unwrap_or_else(|| panic!("chat client {}: EOF before {missing:?}", self.id));
+            missing.retain(|w| **w != line);
+        }
+    }
+}
+
+#[test]
+fn chat_server_broadcasts_drops_idle_clients_and_stops_on_sigterm() {
+    const IDLE: Duration = Duration::from_millis(1000);
+    let mut server = Proc::start("chat_server", &["--port", "0", "--idle-ms", "1000"]);
+    let addr = listening_addr(
+        "chat_server",
+        &server.wait_line("listening on ", Duration::from_secs(30)),
+    );
+
+    // Three clients each say hello (which also keeps them from going idle): every line
+    // reaches both others.
+    let mut clients: Vec<ChatClient> = (0..3).map(|_| ChatClient::connect(addr)).collect();
+    for c in &mut clients {
+        let text = format!("hello from {}", c.id);
+        c.say(&text);
+    }
+    let ids: Vec<u64> = clients.iter().map(|c| c.id).collect();
+    for c in &mut clients {
+        let want: Vec<String> = ids
+            .iter()
+            .filter(|&&i| i != c.id)
+            .map(|i| format!("{i}: hello from {i}"))
+            .collect();
+        c.expect(&want);
+    }
+
+    // A fourth one joins. The first keeps talking; the other three go silent and are dropped
+    // after the idle timeout (the silent newcomer first told why), while the first stays.
+    let newcomer = ChatClient::connect(addr);
+    let joined = Instant::now();
+    let mut talker = clients.remove(0);
+    let mut silent = clients;
+    silent.push(newcomer);
+    let silent_ids: Vec<u64> = silent.iter().map(|c| c.id).collect();
+    let readers: Vec<_> = silent
+        .into_iter()
+        .map(|mut c| {
+            thread::spawn(move || {
+                let mut lines = Vec::new();
+                while let Some(line) = c.line() {
+                    lines.push(line);
+                }
+                (c.id, lines, Instant::now())
+            })
+        })
+        .collect();
+    let pings = 25;
+    for i in 0..pings {
+        talker.say(&format!("ping {i}"));
+        thread::sleep(IDLE / 10);
+    }
+    for r in readers {
+        let (id, lines, eof_at) = r.join().expect("reader panicked");
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("bye: idle"),
+            "client {id}: {lines:?}"
+        );
+        if id == *silent_ids.last().unwrap() {
+            let after = eof_at - joined;
+            assert!(
+                after >= IDLE / 2,
+                "the newcomer was dropped after {after:?}, before the idle timeout"
+            );
+            assert!(
+                lines.iter().any(|l| l == &format!("{}: ping 0", talker.id)),
+                "the newcomer got the talker's lines: {lines:?}"
+            );
+        }
+    }
+    for id in &silent_ids {
+        server.wait_line(
+            &format!("client {id} dropped: idle"),
+            Duration::from_secs(10),
+        );
+    }
+    // The talker is still connected: no end of file, just nothing to read.
+    talker
+        .writer
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    match talker.reader.get_ref().read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("the talker should still be connected and idle, got {other:?}"),
+    }
+
+    server.signal(libc::SIGTERM);
+    let out = server.finish(Duration::from_secs(10));
+    assert_lines(
+        &out,
+        "chat_server",
+        &[
+            "SIGTERM: stopping",
+            "stopped: 4 clients served",
+            "1 still connected",
+        ],
+    );
+    assert!(
+        !out.contains(&format!("client {} dropped", talker.id)),
+        "the talker was dropped:\n{out}"
+    );
+}
+
+#[test]
+fn job_pool_gets_every_result_once() {
+    const JOBS: u64 = 300;
+    let out = Proc::start("job_pool", &["--jobs", "300", "--workers", "4"])
+        .finish(Duration::from_secs(60));
+    let collatz = |mut n: u64| {
+        let mut steps = 0;
+        while n > 1 {
+            n = if n & 1 == 0 { n / 2 } else { 3 * n + 1 };
+            steps += 1;
+        }
+        steps
+    };
+    let mut seen = vec![0u32; JOBS as usize];
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("job ") && l.contains(" = "))
+    {
+        // "job I = V (worker W)"
+        let mut words = line.split_whitespace();
+        let i: u64 = words.nth(1).and_then(|w| w.parse().ok()).expect(line);
+        let v: u64 = words.nth(1).and_then(|w| w.parse().ok()).expect(line);
+        assert_eq!(v, collatz((i + 1) * 7919), "job {i}'s result: {line}");
+        seen[i as usize] += 1;
+    }
+    for (i, n) in seen.iter().enumerate() {
+        assert_eq!(*n, 1, "job {i} arrived {n} times:\n{out}");
+    }
+    assert_lines(
+        &out,
+        "job_pool",
+        &[
+            "job pool: 300 jobs, 4 workers",
+            "all 300 results arrived once (0 missing)",
+            "notification writes",
+        ],
+    );
+    assert!(!out.contains("twice"), "{out}");
+}
+
+#[test]
+fn priorities_timers_prints_its_deterministic_order() {
+    let out = Proc::start("priorities_timers", &[]).finish(Duration::from_secs(30));
+    let expected = "\
+1. priorities
+   priority 1: mid
+   priority 0: high (activated by mid, runs before low)
+   priority 2: low
+2. a one-shot timer re-armed by an interval
+   tick 1: watchdog re-armed
+   tick 2: watchdog re-armed
+   tick 3: watchdog re-armed
+   watchdog fired once, after 3 re-arms
+3. an interval that falls behind
+   run 1 stalls the loop for 55 ms (5 periods)
+   run 2 runs late, once; next run re-armed from now: true (no catch-up burst)
+   run 3 is back on a 10 ms cadence
+   3 runs in all
+done
+";
+    assert_eq!(out, expected, "priorities_timers' output");
 }

@@ -111,108 +111,21 @@ macro_rules! shared_api {
                 $crate::api::add_event(self.core(), event, timeout, $wrap(callback))
             }
 
-            /// A persistent event for `interest` on `fd`, pending at once. The fd is only
-            /// borrowed: delete the event before closing it (or let the event own it:
-            #[doc = concat!("[`add_owned`](", stringify!($Ty), "::add_owned)).")]
-            ///
-            /// # Errors
-            ///
-            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
-            pub fn add_fd<C>(
-                &self,
-                fd: &(impl std::os::fd::AsFd + ?Sized),
-                interest: rouse_core::Interest,
-                callback: C,
-            ) -> std::io::Result<rouse_core::Key>
-            where
-                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
-            {
-                let ev = rouse_core::Event::io($crate::source(fd), interest).persist();
-                self.add_event(ev, None, callback)
-            }
+            $crate::api::constructors!(plain, $Ty, $F, [$($send)*], concat!("Its priority is the base's default (half its number of priorities); [`with_priority`](", stringify!($Ty), "::with_priority) sets another."));
 
-            /// A persistent event for `interest` on `fd`, which the event owns: the callback
-            /// gets it as `&mut T`, and it is dropped (closed) when the event is freed — after
-            /// the loop can no longer report it, so nothing has to be ordered by hand.
-            ///
-            /// # Errors
-            ///
-            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event) (`fd` is dropped on failure).")]
-            pub fn add_owned<T, C>(
-                &self,
-                fd: T,
-                interest: rouse_core::Interest,
-                callback: C,
-            ) -> std::io::Result<rouse_core::Key>
-            where
-                T: std::os::fd::AsFd $($send)* + 'static,
-                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired, &mut T) $($send)* + 'static,
-            {
-                let src = $crate::source(&fd);
-                let (mut fd, mut callback) = (fd, callback);
-                let ev = rouse_core::Event::io(src, interest).persist();
-                self.add_event(ev, None, move |cx: &$crate::Context<'_, $F>, fired| {
-                    callback(cx, fired, &mut fd)
-                })
-            }
-
-            /// A one-shot timer firing once `after` has passed; it frees itself after it ran
-            /// (libevent's `event_base_once`), or when deleted. `Duration::MAX` never fires.
-            ///
-            /// # Errors
-            ///
-            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
-            pub fn add_timer<C>(&self, after: std::time::Duration, callback: C) -> std::io::Result<rouse_core::Key>
-            where
-                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
-            {
-                self.add_event(rouse_core::Event::timer().free_after_run(), Some(after), callback)
-            }
-
-            /// A persistent timer firing every `every` (re-armed from its previous deadline).
-            ///
-            /// # Errors
-            ///
-            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
-            pub fn add_interval<C>(&self, every: std::time::Duration, callback: C) -> std::io::Result<rouse_core::Key>
-            where
-                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
-            {
-                self.add_event(rouse_core::Event::timer().persist(), Some(every), callback)
-            }
-
-            /// A persistent event for `signal` (a [`Signal`](crate::Signal) such as `Signal::TERM`, or a raw number). Its handler is installed at once if the
-            /// loop is not running, else by the loop right away (the add wakes it).
-            ///
-            /// # Errors
-            ///
-            /// `InvalidInput` for a signal that cannot be caught; as
-            #[doc = concat!("[`add_event`](", stringify!($Ty), "::add_event).")]
-            pub fn add_signal<S, C>(&self, signal: S, callback: C) -> std::io::Result<rouse_core::Key>
-            where
-                S: $crate::IntoSignal,
-                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
-            {
-                let n = $crate::events::check_signal(signal.into_signal()?.as_raw())?;
-                self.add_event(rouse_core::Event::signal(n).persist(), None, callback)
-            }
-
-            /// A persistent user event, pending (so it keeps `run` going) and activated by hand
-            #[doc = concat!("with [`activate`](", stringify!($Ty), "::activate), from any thread through a handle.")]
-            ///
-            /// # Errors
-            ///
-            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
-            pub fn add_user<C>(&self, callback: C) -> std::io::Result<rouse_core::Key>
-            where
-                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
-            {
-                self.add_event(rouse_core::Event::user().persist(), None, callback)
+            /// The convenience constructors (`add_fd`, `add_owned`, `add_timer`, `add_interval`,
+            /// `add_signal`, `add_user`), giving their events `priority` (0 runs first):
+            #[doc = concat!("`", stringify!($Ty), ".with_priority(0).add_timer(after, callback)`.")]
+            /// A priority out of range is refused when the event is made (`InvalidInput`).
+            pub fn with_priority(&self, priority: u8) -> $crate::WithPriority<'_, Self> {
+                $crate::WithPriority { target: self, priority }
             }
 
             /// Makes the event pending (`event_add`); with `Some(timeout)` its timeout is
             /// (re-)armed to fire `timeout` from now, with `None` an armed one is kept. A zero
-            /// timeout fires at the next iteration; `Duration::MAX` never fires.
+            /// timeout fires at the next iteration; `Duration::MAX` never fires. Re-arming an
+            /// event whose timeout has expired but whose callback has not run yet cancels that
+            /// queued run: it runs once, at the new deadline.
             ///
             /// # Errors
             ///
@@ -285,7 +198,7 @@ macro_rules! shared_api {
             }
 
             /// Queues the event to run with `ready` (`event_active`); empty means
-            /// [`Ready::USER`](rouse_core::Ready::USER). If it is already queued with these
+            /// [`Ready::USER`](crate::Ready::USER). If it is already queued with these
             /// reasons, this costs a fence and a load: no lock, no syscall. The callback
             /// starts after this call and sees every write made before it.
             ///
@@ -360,7 +273,7 @@ macro_rules! shared_api {
             }
 
             /// Interest changes the poller refused so far (each activated the source's events
-            /// with [`Ready::ERROR`](rouse_core::Ready::ERROR)).
+            /// with [`Ready::ERROR`](crate::Ready::ERROR)).
             pub fn poll_errors(&self) -> u64 {
                 self.core().poll_errors()
             }
@@ -375,6 +288,187 @@ macro_rules! shared_api {
                 self.core().id()
             }
         }
+
+        impl<'p, $($gen)*> $crate::WithPriority<'p, $Self> {
+            $crate::api::constructors!(with, $Ty, $F, [$($send)*], "At the priority given to `with_priority`.");
+        }
     };
 }
 pub(crate) use shared_api;
+
+/// The convenience constructors, in `plain` mode (on the holder, default priority) or `with`
+/// mode (on a [`WithPriority`] of the holder, its priority).
+macro_rules! constructors {
+    (@add plain $s:tt, $ev:expr, $timeout:expr, $cb:expr) => {
+        $s.add_event($ev, $timeout, $cb)
+    };
+    (@add with $s:tt, $ev:expr, $timeout:expr, $cb:expr) => {
+        $s.target.add_event(($ev).priority($s.priority), $timeout, $cb)
+    };
+    ($mode:ident, $Ty:ident, $F:ty, [$($send:tt)*], $note:expr) => {
+            /// A persistent event for `interest` on `fd`, pending at once. The fd is only
+            /// borrowed: delete the event before closing it (or let the event own it:
+            #[doc = concat!("[`add_owned`](", stringify!($Ty), "::add_owned)).")]
+            ///
+            #[doc = $note]
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
+            pub fn add_fd<C>(
+                &self,
+                fd: &(impl std::os::fd::AsFd + ?Sized),
+                interest: rouse_core::Interest,
+                callback: C,
+            ) -> std::io::Result<rouse_core::Key>
+            where
+                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
+            {
+                let ev = rouse_core::Event::io($crate::source(fd), interest).persist();
+                $crate::api::constructors!(@add $mode self, ev, None, callback)
+            }
+
+            /// A persistent event for `interest` on `fd`, which the event owns: the callback
+            /// gets it as `&mut T`, and it is dropped (closed) when the event is freed — after
+            /// the loop can no longer report it, so nothing has to be ordered by hand.
+            ///
+            #[doc = $note]
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event) (`fd` is dropped on failure).")]
+            pub fn add_owned<T, C>(
+                &self,
+                fd: T,
+                interest: rouse_core::Interest,
+                callback: C,
+            ) -> std::io::Result<rouse_core::Key>
+            where
+                T: std::os::fd::AsFd $($send)* + 'static,
+                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired, &mut T) $($send)* + 'static,
+            {
+                let src = $crate::source(&fd);
+                let (mut fd, mut callback) = (fd, callback);
+                let ev = rouse_core::Event::io(src, interest).persist();
+                $crate::api::constructors!(@add $mode self, ev, None, move |cx: &$crate::Context<'_, $F>, fired| {
+                    callback(cx, fired, &mut fd)
+                })
+            }
+
+            /// A one-shot timer firing once `after` has passed; it frees itself after it ran
+            /// (libevent's `event_base_once`), or when deleted. `Duration::MAX` never fires.
+            ///
+            #[doc = $note]
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
+            pub fn add_timer<C>(&self, after: std::time::Duration, callback: C) -> std::io::Result<rouse_core::Key>
+            where
+                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
+            {
+                $crate::api::constructors!(@add $mode self, rouse_core::Event::timer().free_after_run(), Some(after), callback)
+            }
+
+            /// A persistent timer firing every `every`, re-armed from its previous deadline (no
+            /// drift); one that fell a whole period behind runs once, late, and is re-armed from
+            /// now (no burst of catch-up runs).
+            ///
+            #[doc = $note]
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
+            pub fn add_interval<C>(&self, every: std::time::Duration, callback: C) -> std::io::Result<rouse_core::Key>
+            where
+                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
+            {
+                $crate::api::constructors!(@add $mode self, rouse_core::Event::timer().persist(), Some(every), callback)
+            }
+
+            /// A persistent event for `signal` (a [`Signal`](crate::Signal) such as `Signal::TERM`, or a raw number). Its handler is installed at once if the
+            /// loop is not running, else by the loop right away (the add wakes it).
+            ///
+            #[doc = $note]
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a signal that cannot be caught; as
+            #[doc = concat!("[`add_event`](", stringify!($Ty), "::add_event).")]
+            pub fn add_signal<S, C>(&self, signal: S, callback: C) -> std::io::Result<rouse_core::Key>
+            where
+                S: $crate::IntoSignal,
+                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
+            {
+                let n = $crate::events::check_signal(signal.into_signal()?.as_raw())?;
+                $crate::api::constructors!(@add $mode self, rouse_core::Event::signal(n).persist(), None, callback)
+            }
+
+            /// A persistent user event, pending (so it keeps `run` going) and activated by hand
+            #[doc = concat!("with [`activate`](", stringify!($Ty), "::activate), from any thread through a handle.")]
+            ///
+            #[doc = $note]
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add_event`](", stringify!($Ty), "::add_event).")]
+            pub fn add_user<C>(&self, callback: C) -> std::io::Result<rouse_core::Key>
+            where
+                C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
+            {
+                $crate::api::constructors!(@add $mode self, rouse_core::Event::user().persist(), None, callback)
+            }
+
+    };
+}
+pub(crate) use constructors;
+
+/// The convenience constructors of `T` (a [`Base`](crate::Base), [`Handle`](crate::Handle),
+/// [`Context`], [`Events`](crate::Events) or [`LocalApi`](crate::LocalApi)), giving their events
+/// one priority: `base.with_priority(0).add_timer(after, callback)`, and on a `Base`
+/// `base.with_priority(0).channel(callback)`. Made by `T::with_priority`; it only borrows `T`.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use rouse_std::{Base, Ready};
+///
+/// let base = Base::builder().priorities(3).build()?;
+/// let order = Arc::new(Mutex::new(Vec::new()));
+/// let (lo, hi) = (order.clone(), order.clone());
+/// let low = base.with_priority(2).add_user(move |_, _| lo.lock().unwrap().push("low"))?;
+/// let high = base.with_priority(0).add_user(move |_, _| hi.lock().unwrap().push("high"))?;
+/// base.activate(low, Ready::USER)?; // queued first,
+/// base.activate(high, Ready::USER)?; // runs first: priority 0
+/// base.run_once()?;
+/// assert_eq!(*order.lock().unwrap(), ["high", "low"]);
+/// assert_eq!(base.info(high)?.priority, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct WithPriority<'a, T> {
+    pub(crate) target: &'a T,
+    pub(crate) priority: u8,
+}
+
+impl<T> Clone for WithPriority<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for WithPriority<'_, T> {}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for WithPriority<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithPriority")
+            .field("target", self.target)
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+impl<'a, T> WithPriority<'a, T> {
+    /// The priority its constructors give.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+}

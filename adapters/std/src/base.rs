@@ -78,7 +78,10 @@ impl Builder {
         self
     }
 
-    /// See [`rouse_core::Options::dispatch_limits`].
+    /// Limits how long the loop runs callbacks of priority `from_priority` and below (every
+    /// priority numerically `>= from_priority`) before it polls again: at most
+    /// `max_callbacks` callbacks, at most `max_interval` of time. More urgent priorities are
+    /// never limited. See [`rouse_core::Options::dispatch_limits`].
     pub fn dispatch_limits(
         mut self,
         max_callbacks: u32,
@@ -174,7 +177,7 @@ impl Builder {
 /// let base = Base::new()?;
 /// let handle = base.handle();
 /// let user = base.add_user(|cx, _| cx.loop_break().unwrap())?;
-/// let t = std::thread::spawn(move || handle.activate(user, rouse_core::Ready::USER));
+/// let t = std::thread::spawn(move || handle.activate(user, rouse_std::Ready::USER));
 /// base.run()?; // sleeps until the other thread activates `user`
 /// t.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())

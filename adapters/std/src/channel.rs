@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use rouse_core::{Event, Key, Ready};
 
+use crate::api::WithPriority;
 use crate::base::{Base, Handle};
 use crate::context::Context;
 
@@ -147,7 +148,12 @@ impl<T: Send> Sender<T> {
 }
 
 /// Creates the event and the channel behind [`Base::channel`].
-fn make<T, F>(base: &Base, bound: Option<usize>, mut callback: F) -> io::Result<(Sender<T>, Key)>
+fn make<T, F>(
+    base: &Base,
+    bound: Option<usize>,
+    priority: Option<u8>,
+    mut callback: F,
+) -> io::Result<(Sender<T>, Key)>
 where
     T: Send + 'static,
     F: FnMut(&Context<'_>, T) + Send + 'static,
@@ -164,7 +170,11 @@ where
         }
     };
     // Persistent and pending: a channel keeps `run` going, like a user event.
-    let key = base.add_event(Event::user().persist(), None, move |cx, _| {
+    let mut event = Event::user().persist();
+    if let Some(p) = priority {
+        event = event.priority(p);
+    }
+    let key = base.add_event(event, None, move |cx, _| {
         // Everything sent before this run started is here (and what arrives meanwhile).
         while let Ok(msg) = rx.try_recv() {
             callback(cx, msg);
@@ -217,7 +227,7 @@ impl Base {
         T: Send + 'static,
         F: FnMut(&Context<'_>, T) + Send + 'static,
     {
-        make(self, None, callback)
+        make(self, None, None, callback)
     }
 
     /// As [`channel`](Base::channel), holding at most `bound` unreceived messages:
@@ -232,6 +242,35 @@ impl Base {
         T: Send + 'static,
         F: FnMut(&Context<'_>, T) + Send + 'static,
     {
-        make(self, Some(bound), callback)
+        make(self, Some(bound), None, callback)
+    }
+}
+
+impl WithPriority<'_, Base> {
+    /// As [`Base::channel`], its callback at this priority: a channel whose messages go
+    /// before (0) or after the base's other events.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a priority out of range; what creating the event returns.
+    pub fn channel<T, F>(&self, callback: F) -> io::Result<(Sender<T>, Key)>
+    where
+        T: Send + 'static,
+        F: FnMut(&Context<'_>, T) + Send + 'static,
+    {
+        make(self.target, None, Some(self.priority), callback)
+    }
+
+    /// As [`Base::bounded_channel`], its callback at this priority.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a priority out of range; what creating the event returns.
+    pub fn bounded_channel<T, F>(&self, bound: usize, callback: F) -> io::Result<(Sender<T>, Key)>
+    where
+        T: Send + 'static,
+        F: FnMut(&Context<'_>, T) + Send + 'static,
+    {
+        make(self.target, Some(bound), Some(self.priority), callback)
     }
 }

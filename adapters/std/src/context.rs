@@ -14,15 +14,14 @@ use crate::flavor::Flavor;
 /// other threads that post results back):
 ///
 /// ```
-/// use rouse_std::{Base, Context};
-/// use rouse_core::Fired;
+/// use rouse_std::{Base, Context, Fired};
 ///
 /// fn stop(cx: &Context<'_>, _: Fired) {
 ///     cx.loop_break().unwrap();
 /// }
 /// let base = Base::new()?;
 /// let user = base.add_user(stop)?;
-/// base.activate(user, rouse_core::Ready::USER)?;
+/// base.activate(user, rouse_std::Ready::USER)?;
 /// base.run()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -68,8 +67,7 @@ crate::api::shared_api!(impl['a, F: Flavor] Context<'a, F>, Context, F, crate::a
 /// against it, and call it from the loop owner, another thread or a callback.
 ///
 /// ```
-/// use rouse_std::{Base, Events};
-/// use rouse_core::{Key, Ready};
+/// use rouse_std::{Base, Events, Key, Ready};
 ///
 /// fn poke(events: Events<'_>, key: Key) -> std::io::Result<()> {
 ///     events.activate(key, Ready::USER)

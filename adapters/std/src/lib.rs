@@ -26,8 +26,8 @@
 //!
 //! let base = Base::new()?;
 //! let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
-//! base.add_fd(&a, rouse_core::Interest::READ, |cx, fired| {
-//!     assert!(fired.ready.contains(rouse_core::Ready::READ));
+//! base.add_fd(&a, rouse_std::Interest::READ, |cx, fired| {
+//!     assert!(fired.ready.contains(rouse_std::Ready::READ));
 //!     cx.loop_break().unwrap();
 //! })?;
 //! let handle = base.handle();
@@ -35,7 +35,7 @@
 //!     std::io::Write::write_all(&mut b, b"x").unwrap();
 //!     handle.add_timer(Duration::from_secs(10), |_, _| {}).unwrap(); // from another thread
 //! });
-//! assert_eq!(base.run()?, rouse_core::Exit::Break);
+//! assert_eq!(base.run()?, rouse_std::Exit::Break);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -48,10 +48,65 @@
 //! refused as sources with `EINVAL`. A closure is always dropped outside the base lock, so its
 //! `Drop` may use the base.
 //!
+//! # Priorities
+//!
+//! A base has `n` priorities ([`Builder::priorities`], default 1); 0 runs first, and an event
+//! gets `n / 2` unless told otherwise. Every convenience constructor takes one through
+//! [`with_priority`](Base::with_priority), on a base, a handle, a callback's context or a
+//! channel: `base.with_priority(0).add_timer(after, callback)`,
+//! `base.with_priority(0).channel(callback)` ([`WithPriority`]). An event made from an
+//! [`Event`] takes it from [`Event::priority`]; [`set_priority`](Base::set_priority) changes
+//! it later.
+//!
+//! **Dispatch limits** ([`Builder::dispatch_limits`]`(max_callbacks, max_interval, p)`) apply
+//! to priorities "`p` and below", meaning every priority numerically `>= p` (as urgent as `p`
+//! or less): after `max_callbacks` callbacks or `max_interval` of them at such a priority the
+//! loop polls again before running more. Priorities `< p` (more urgent) are never limited.
+//! With `p = 0` every priority is limited.
+//!
+//! # Timers and timeouts
+//!
+//! - **An I/O event with a timeout** (`add_event(Event::io(..), Some(t), ..)`) fires with
+//!   `TIMEOUT` when nothing happened for `t`, and can fire with **`READ | TIMEOUT`**: input
+//!   arrived while the timeout was due, and both reasons reach one run (`fired.ready` is the
+//!   union of everything since the event was queued). Check `READ` first and handle the
+//!   input; treat the run as a timeout only without it (`!fired.ready.contains(Ready::READ)`),
+//!   or an idle connection that just spoke is dropped. A persistent event's timeout is
+//!   re-armed every time it fires: from now when it fired for I/O, from the deadline when it
+//!   timed out (`examples/chat_server.rs` drops idle clients this way).
+//! - **Re-arming a timer whose expiry is already queued** (due, its callback not run yet: a
+//!   callback earlier in the same pass calls [`add`](Base::add) with a new timeout) cancels the
+//!   queued run: the timer runs once, at its new deadline. For an I/O event with a timeout
+//!   that cancels the whole queued run, whatever else it was queued for (a level-triggered
+//!   `READ` is reported again by the next poll).
+//! - **An interval that falls behind** ([`add_interval`](Base::add_interval); the loop was
+//!   busy for longer than a period) runs once, late, and is re-armed one period from now: no
+//!   burst of catch-up runs for the periods it missed. While it keeps up it is re-armed from
+//!   its previous deadline, so it does not drift.
+//!
+//! ```
+//! use std::time::Duration;
+//! use rouse_std::{Base, Event, Interest, Ready};
+//!
+//! let base = Base::new()?;
+//! let (rx, _tx) = std::os::unix::net::UnixStream::pair()?;
+//! let idle = Duration::from_millis(5);
+//! let ev = Event::io(rouse_std::source(&rx), Interest::READ).persist();
+//! base.add_event(ev, Some(idle), |cx, fired| {
+//!     if fired.ready.contains(Ready::READ) {
+//!         // input (maybe with TIMEOUT too: it arrived at the deadline): read it
+//!     } else {
+//!         cx.loop_break().unwrap(); // TIMEOUT alone: idle
+//!     }
+//! })?;
+//! base.run()?; // no input: breaks after `idle`
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Errors
 //!
 //! Everything returns `io::Result`. OS failures carry their errno; the rest carries the core's
-//! [`rouse_core::Error`] as the inner error (`err.get_ref()` and `downcast_ref`), with these
+//! [`Error`] as the inner error (`err.get_ref()` and `downcast_ref`), with these
 //! kinds:
 //!
 //! | kind | when |
@@ -87,6 +142,7 @@ mod os;
 mod signal;
 mod sys;
 
+pub use api::WithPriority;
 pub use base::{Base, Builder, Handle, LocalBase};
 pub use channel::{SendError, Sender};
 pub use clock::MonotonicClock;
@@ -100,6 +156,15 @@ pub use os::{LocalOs, Os};
 pub use signal::{IntoSignal, Signal};
 pub use sys::notify::NotifierKind;
 pub use sys::poll::PollerKind;
+
+/// The core's types this crate's API uses, re-exported: a std user depends on `rouse-std`
+/// alone (`use rouse_std::{Base, Interest, Ready};`), with no second dependency to keep in
+/// step. The seam traits (`Poller`, `Notify`, `Lock`, `Clock`, `Config`, ...) are for
+/// custom runtimes and stay in [`rouse_core`].
+pub use rouse_core::{
+    CommonTimeout, Counts, Error, Event, EventInfo, Exit, Fired, Instant, Interest, Key, Kind,
+    Ready, RunFlags, Source, WakeStats, MAX_SIGNAL, MAX_SOURCE,
+};
 
 /// The core crate, re-exported.
 pub use rouse_core;
