@@ -86,6 +86,7 @@ mod lock;
 mod os;
 mod signal;
 mod sys;
+pub mod testing;
 
 pub use base::{Base, Builder, Handle, LocalBase};
 pub use channel::{SendError, Sender};
