@@ -185,12 +185,17 @@ mod tests {
         let reaper = Reaper::new(IDLE);
         let log = Arc::default();
         let conn = base.source();
-        reaper.watch(base.events(), "a", conn, recorder(&log)).unwrap();
+        reaper
+            .watch(base.events(), "a", conn, recorder(&log))
+            .unwrap();
 
         base.advance(Duration::from_millis(199)).unwrap();
         assert!(reaper.closed().is_empty());
         // The loop registered it with the poller (interest changes apply when it runs).
-        assert_eq!(base.with_poller(|p| p.registered(conn)), Interest::READ | Interest::CLOSED);
+        assert_eq!(
+            base.with_poller(|p| p.registered(conn)),
+            Interest::READ | Interest::CLOSED
+        );
         assert_eq!(base.advance(Duration::from_millis(1)).unwrap(), Exit::Empty);
         assert_eq!(closed(&reaper), [("a".into(), 200, true)]);
         assert_eq!(*log.lock().unwrap(), [(200, Activity::Idle)]);
@@ -238,7 +243,9 @@ mod tests {
         let reaper = Reaper::new(IDLE);
         let log = Arc::default();
         let conn = base.source();
-        reaper.watch(base.events(), "a", conn, recorder(&log)).unwrap();
+        reaper
+            .watch(base.events(), "a", conn, recorder(&log))
+            .unwrap();
         base.advance(Duration::from_millis(50)).unwrap();
         base.script_ready(conn, Ready::READ | Ready::CLOSED); // the peer hung up
         base.run_until_idle().unwrap();
@@ -264,7 +271,10 @@ mod tests {
         base.advance(Duration::from_millis(100)).unwrap();
         base.script_ready(src, Ready::READ); // the mock poller reports what it is told
         base.advance(Duration::from_millis(199)).unwrap();
-        assert!(reaper.closed().is_empty(), "the read at 100 ms restarted the timer");
+        assert!(
+            reaper.closed().is_empty(),
+            "the read at 100 ms restarted the timer"
+        );
         base.advance(Duration::from_millis(1)).unwrap();
         assert_eq!(closed(&reaper), [("sock".into(), 300, true)]);
         // The event owned the socket: freeing it closed it.

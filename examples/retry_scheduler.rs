@@ -28,7 +28,9 @@ pub struct Backoff {
 impl Backoff {
     /// The wait after the `failures`-th failure (1-based).
     pub fn delay(&self, failures: u32) -> Duration {
-        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.first.saturating_mul(factor).min(self.max)
     }
 }

@@ -102,7 +102,7 @@ type CoreBase<F> = rouse_core::Base<F>;
 pub struct Mock;
 
 /// A base on the mocks (see the [module docs](self)): the whole friendly API of
-/// [`Base`](crate::Base), plus the test's controls — [`source`](Base::source),
+/// [`Base`], plus the test's controls — [`source`](Base::source),
 /// [`script_ready`](Base::script_ready), [`advance`](Base::advance),
 /// [`run_until_idle`](Base::run_until_idle), [`elapsed`](Base::elapsed).
 pub type MockBase = Base<Mock>;
@@ -135,7 +135,8 @@ pub struct MockOs {
 impl fmt::Debug for MockOs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("MockOs");
-        d.field("notifier", &self.notifier).field("clock", &self.clock);
+        d.field("notifier", &self.notifier)
+            .field("clock", &self.clock);
         match self.poller.try_lock() {
             Ok(p) => d.field("poller", &p.0),
             Err(TryLockError::Poisoned(p)) => d.field("poller", &p.into_inner().0),
