@@ -105,6 +105,12 @@ pub struct Mock;
 /// [`Base`], plus the test's controls — [`source`](Base::source),
 /// [`script_ready`](Base::script_ready), [`advance`](Base::advance),
 /// [`run_until_idle`](Base::run_until_idle), [`elapsed`](Base::elapsed).
+///
+/// What the loop owner's introspection says of it: [`poller_kind`](Base::poller_kind) is
+/// [`PollerKind::Mock`]; [`interest_syscalls`](Base::interest_syscalls) counts the mock
+/// poller's interest changes (what a real poller would pay a syscall for); it has no OS
+/// notifier ([`dump`](Base::dump) says `notifier none`; the counting one is
+/// [`notifier`](Base::notifier)).
 pub type MockBase = Base<Mock>;
 
 /// What the core stores as an event's callback in a [`MockBase`].
