@@ -30,9 +30,21 @@ aarch64)
 	export ROUSE_TEST_EMULATED=qemu
 	# Child-process tests re-run their own binary: under qemu too (no binfmt_misc here).
 	export ROUSE_TEST_RUNNER="qemu-aarch64 -L $sysroot"
+	# Tests that cannot pass under qemu-user for reasons of the emulator, not of rouse (each
+	# still runs natively on x86_64 and i686):
+	# - the two fork tests fork a multi-threaded process while another thread is blocked (in
+	#   its poller, or parked in a signal handler); under qemu-user the child exits with
+	#   status 127, none of the test's own codes (0, 20-23, 99): the emulator's, not rouse's;
+	# - the clock identity test bounds the std/core clock offset by 2 us, but under qemu each
+	#   clock_gettime is an emulated syscall (back-to-back reads 4 us apart, up to 42 us), so
+	#   the origin's two readings are microseconds apart.
+	skips=(--skip fork_reinit_wakes_the_child_and_leaves_the_parent_alone
+		--skip a_child_forked_while_the_loop_runs_in_another_thread_takes_the_base_over
+		--skip clock::tests::the_clock_is_the_one_std_instant_reads)
 	;;
 i686)
 	target=i686-unknown-linux-gnu
+	skips=()
 	;;
 *)
 	echo "usage: scripts/cross-test.sh aarch64|i686 [test binary args...]" >&2
@@ -60,5 +72,5 @@ run() {
 		{ p += $4; f += $6; i += $8 } END { printf "  %d passed, %d failed, %d ignored: %s\n", p, f, i, what }'
 }
 run cargo test --no-fail-fast --target "$target" -p rouse-core --lib "${core_tests[@]}" -- "$@"
-run cargo test --no-fail-fast --target "$target" -p rouse-std -- "$@"
+run cargo test --no-fail-fast --target "$target" -p rouse-std -- ${skips[@]+"${skips[@]}"} "$@"
 echo "cross-test $arch ($target): all tests passed in $((SECONDS - t0)) s"

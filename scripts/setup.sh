@@ -2,7 +2,9 @@
 # Installs every toolchain piece the full check suite needs (idempotent):
 # rustfmt/clippy, the cross targets (embedded core and firmware, FreeBSD/macOS type-checks,
 # aarch64 and i686 test runs), nightly Miri, the MSRV toolchain, and the Debian packages of
-# the emulated runs (QEMU, the aarch64 cross linker and libc, 32-bit x86 libc and libgcc).
+# the emulated runs (QEMU, the aarch64 cross linker and libc, 32-bit x86 libc and libgcc) and
+# of rouse-libevent's C tests and real-program checks (libevent's headers, memcached,
+# libmemcached-tools, valgrind).
 set -euo pipefail
 MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml" | head -1)
 MSRV_TOOLCHAIN=$MSRV; [[ $MSRV =~ ^[0-9]+\.[0-9]+$ ]] && MSRV_TOOLCHAIN=$MSRV.0
@@ -16,14 +18,17 @@ q rustup toolchain install "$MSRV_TOOLCHAIN" --profile minimal
 # Debian packages: qemu-system-arm (scripts/bare-metal.sh), qemu-user + the aarch64 cross gcc
 # and libc (scripts/cross-test.sh aarch64), 32-bit libc and libgcc for `gcc -m32`
 # (scripts/cross-test.sh i686; not gcc-multilib, which Debian makes conflict with the cross
-# gcc). apt runs only if one is missing.
+# gcc); for rouse-libevent a C compiler, libevent 2.1's headers (and real libevent, to compare
+# against), memcached and its test clients, valgrind. apt runs only if one is missing.
 GCC_MAJOR=$(gcc -dumpversion | cut -d. -f1)
 DEBS=(qemu-system-arm qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6-dev-i386
-	"lib32gcc-$GCC_MAJOR-dev")
+	"lib32gcc-$GCC_MAJOR-dev" gcc libc6-dev libevent-dev memcached libmemcached-tools valgrind)
 if ! dpkg-query -W -f='${Status}\n' "${DEBS[@]}" 2>/dev/null | grep -c '^install ok installed$' |
 	grep -qx "${#DEBS[@]}"; then
+	command -v apt-get >/dev/null || { echo "setup: need ${DEBS[*]} (no apt-get here)" >&2; exit 1; }
+	SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
 	export DEBIAN_FRONTEND=noninteractive
-	q apt-get update -qq
-	q apt-get install -y -qq --no-install-recommends "${DEBS[@]}"
+	q $SUDO apt-get update -qq
+	q $SUDO apt-get install -y -qq --no-install-recommends "${DEBS[@]}"
 fi
-echo "setup: stable + targets, nightly miri, MSRV $MSRV, QEMU and cross linkers ready"
+echo "setup: stable + targets, nightly miri, MSRV $MSRV, QEMU and cross linkers, C compiler, libevent-dev, memcached, libmemcached-tools, valgrind ready"

@@ -122,7 +122,7 @@ mod tests {
                 s.spawn(|| base.activate(user, Ready::USER).unwrap());
             }
         });
-        let mut poller = mock::Poller::new().with_clock(&CLOCK);
+        let mut poller = base.mock_poller();
         assert_eq!(base.run(&mut poller), Ok(Exit::Break));
         // Two activations of a queued event coalesce into one run, then the timer.
         assert_eq!(RUNS.load(Ordering::Relaxed), 11);

@@ -1,0 +1,362 @@
+//! libevent 2.1's public ABI: constants of `event2/event.h`, and `struct event` with the layout
+//! of `event2/event_struct.h` (128 bytes on LP64), whose internal fields hold rouse's state.
+
+use std::ffi::{c_int, c_short, c_void};
+use std::sync::atomic::{AtomicI16, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+
+use crate::backend::Key;
+
+pub const EV_TIMEOUT: i16 = 0x01;
+pub const EV_READ: i16 = 0x02;
+pub const EV_WRITE: i16 = 0x04;
+pub const EV_SIGNAL: i16 = 0x08;
+pub const EV_PERSIST: i16 = 0x10;
+pub const EV_ET: i16 = 0x20;
+pub const EV_FINALIZE: i16 = 0x40;
+pub const EV_CLOSED: i16 = 0x80;
+
+pub const EVLIST_TIMEOUT: i16 = 0x01;
+pub const EVLIST_INSERTED: i16 = 0x02;
+pub const EVLIST_SIGNAL: i16 = 0x04;
+pub const EVLIST_ACTIVE: i16 = 0x08;
+pub const EVLIST_INIT: i16 = 0x80;
+
+pub const EVLOOP_ONCE: c_int = 0x01;
+pub const EVLOOP_NONBLOCK: c_int = 0x02;
+pub const EVLOOP_NO_EXIT_ON_EMPTY: c_int = 0x04;
+
+pub const EVENT_BASE_FLAG_IGNORE_ENV: c_int = 0x02;
+
+pub const EV_FEATURE_ET: c_int = 0x01;
+pub const EV_FEATURE_O1: c_int = 0x02;
+pub const EV_FEATURE_FDS: c_int = 0x04;
+pub const EV_FEATURE_EARLY_CLOSE: c_int = 0x08;
+
+pub const EVENT_BASE_COUNT_ACTIVE: u32 = 1;
+pub const EVENT_BASE_COUNT_VIRTUAL: u32 = 2;
+pub const EVENT_BASE_COUNT_ADDED: u32 = 4;
+
+/// libevent's limit on priorities per base.
+pub const EVENT_MAX_PRIORITIES: c_int = 256;
+
+/// `event_callback_fn`.
+pub type EventCb = Option<unsafe extern "C" fn(c_int, c_short, *mut c_void)>;
+/// `event_finalize_callback_fn`.
+pub type FinalizeCb = Option<unsafe extern "C" fn(*mut Event, *mut c_void)>;
+
+/// The opaque `struct event_base` (the crate's base header lives behind it).
+#[repr(C)]
+pub struct EventBase {
+    _private: [u8; 0],
+}
+
+/// `struct event`, field for field as `event2/event_struct.h` lays it out. Fields that
+/// libevent keeps internal (its queue links, heap index and per-kind lists) hold rouse's
+/// state instead; the public ones (`ev_fd`, `ev_base`, `ev_events`, `ev_res`, `ev_timeout`,
+/// the callback, its argument, flags and priority) mean what they mean in libevent.
+#[repr(C)]
+pub struct Event {
+    /// `ev_evcallback.evcb_active_next.tqe_next`: `MAGIC ^ address` once assigned.
+    pub magic: u64,
+    /// `...tqe_prev`: bit 0 = allocated by `event_new`.
+    pub owned: u64,
+    /// `evcb_flags` (`EVLIST_*`).
+    pub flags: i16,
+    /// `evcb_pri`.
+    pub pri: u8,
+    /// `evcb_closure`.
+    pub closure: u8,
+    /// The padding before the callback union: the seqlock word of rouse's state (odd while
+    /// a writer holds it).
+    pub lock: u32,
+    /// `evcb_cb_union.evcb_callback`.
+    pub callback: EventCb,
+    /// `evcb_arg`.
+    pub arg: *mut c_void,
+    /// `ev_timeout_pos` (16 bytes): the rouse key (12 bytes) and the base generation.
+    pub key: [u32; 3],
+    pub key_gen: u32,
+    /// `ev_fd`.
+    pub fd: c_int,
+    pub _pad0: u32,
+    /// `ev_base`.
+    pub base: *mut EventBase,
+    /// `ev_` (32 bytes): the base header whose loop holds `key`, and what the rouse event was
+    /// created for (`spec_live`: whether there is one).
+    pub owner: usize,
+    pub spec_fd: i32,
+    pub spec_events: i16,
+    pub spec_pri: u8,
+    pub spec_live: u8,
+    pub _spare: [u32; 4],
+    /// `ev_events`.
+    pub events: i16,
+    /// `ev_res`.
+    pub res: i16,
+    pub _pad1: u32,
+    /// `ev_timeout`.
+    pub timeout: libc::timeval,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Event>() == 128);
+
+/// `MAGIC ^ address` marks an event assigned at that address (zeroed or copied memory fails).
+pub const MAGIC: u64 = 0x726f_7573_655f_6576; // "rouse_ev"
+
+pub fn magic_of(ev: *const Event) -> u64 {
+    MAGIC ^ ev as usize as u64
+}
+
+/// Stores a key in three words.
+pub fn key_words(k: Key) -> [u32; 3] {
+    const { assert!(std::mem::size_of::<Key>() == 12) };
+    // SAFETY: `Key` is three `u32`s (checked above) with no padding and no invalid values.
+    unsafe { std::mem::transmute::<Key, [u32; 3]>(k) }
+}
+
+/// The key stored by [`key_words`].
+pub fn key_from(w: [u32; 3]) -> Key {
+    // SAFETY: as in `key_words`: every bit pattern of three `u32`s is a `Key` (a stale or
+    // forged one is refused by rouse with `Stale`/`Foreign`, never misused).
+    unsafe { std::mem::transmute::<[u32; 3], Key>(w) }
+}
+
+/// The event's lock word.
+///
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+pub unsafe fn lock_word<'a>(ev: *mut Event) -> &'a AtomicU32 {
+    // SAFETY: the field is 4-aligned inside a live struct (caller's contract); all access to
+    // it in this crate is atomic.
+    unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*ev).lock)) }
+}
+
+/// The event's `ev_flags` as an atomic (the loop thread updates it while others may read).
+///
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+pub unsafe fn flags_word<'a>(ev: *mut Event) -> &'a AtomicI16 {
+    // SAFETY: 2-aligned field of a live struct; this crate only accesses it atomically.
+    unsafe { AtomicI16::from_ptr(std::ptr::addr_of_mut!((*ev).flags)) }
+}
+
+/// Sets and clears `EVLIST_*` bits of `ev_flags`. A plain load and store, no read-modify-write:
+/// the flags are informational (rouse's own state decides everything), so a lost update
+/// between two threads is harmless, and a locked instruction per `event_add` is not.
+///
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+pub unsafe fn set_flags(ev: *mut Event, set: i16, clear: i16) {
+    // SAFETY: caller's contract.
+    let f = unsafe { flags_word(ev) };
+    let old = f.load(Ordering::Relaxed);
+    let new = (old & !clear) | set;
+    if new != old {
+        f.store(new, Ordering::Relaxed);
+    }
+}
+
+/// The event's `ev_res` as an atomic.
+///
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+pub unsafe fn res_word<'a>(ev: *mut Event) -> &'a AtomicI16 {
+    // SAFETY: as in `flags_word`.
+    unsafe { AtomicI16::from_ptr(std::ptr::addr_of_mut!((*ev).res)) }
+}
+
+/// rouse's state in a `struct event`: read without a lock (a seqlock over atomics), written
+/// under the event's spin lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    pub key: [u32; 3],
+    pub key_gen: u32,
+    pub owner: usize,
+    pub spec_fd: i32,
+    pub spec_events: i16,
+    pub spec_pri: u8,
+    pub spec_live: u8,
+}
+
+struct Fields<'a> {
+    key: [&'a AtomicU32; 3],
+    key_gen: &'a AtomicU32,
+    owner: &'a AtomicUsize,
+    spec_fd: &'a AtomicI32,
+    spec_events: &'a AtomicI16,
+    spec_pri: &'a AtomicU8,
+    spec_live: &'a AtomicU8,
+}
+
+/// # Safety
+///
+/// `ev` points to a live `struct event`.
+unsafe fn fields<'a>(ev: *mut Event) -> Fields<'a> {
+    use std::ptr::addr_of_mut as a;
+    // SAFETY: every field is naturally aligned inside the `repr(C)` struct (offsets checked
+    // by the C layout test) and, outside `event_assign` (which no other thread may overlap),
+    // only accessed atomically.
+    unsafe {
+        let k = a!((*ev).key) as *mut u32;
+        Fields {
+            key: [
+                AtomicU32::from_ptr(k),
+                AtomicU32::from_ptr(k.add(1)),
+                AtomicU32::from_ptr(k.add(2)),
+            ],
+            key_gen: AtomicU32::from_ptr(a!((*ev).key_gen)),
+            owner: AtomicUsize::from_ptr(a!((*ev).owner)),
+            spec_fd: AtomicI32::from_ptr(a!((*ev).spec_fd)),
+            spec_events: AtomicI16::from_ptr(a!((*ev).spec_events)),
+            spec_pri: AtomicU8::from_ptr(a!((*ev).spec_pri)),
+            spec_live: AtomicU8::from_ptr(a!((*ev).spec_live)),
+        }
+    }
+}
+
+impl Fields<'_> {
+    fn load(&self) -> State {
+        let r = Ordering::Relaxed;
+        State {
+            key: [
+                self.key[0].load(r),
+                self.key[1].load(r),
+                self.key[2].load(r),
+            ],
+            key_gen: self.key_gen.load(r),
+            owner: self.owner.load(r),
+            spec_fd: self.spec_fd.load(r),
+            spec_events: self.spec_events.load(r),
+            spec_pri: self.spec_pri.load(r),
+            spec_live: self.spec_live.load(r),
+        }
+    }
+
+    fn store(&self, s: &State) {
+        let r = Ordering::Relaxed;
+        for (a, v) in self.key.iter().zip(s.key) {
+            a.store(v, r);
+        }
+        self.key_gen.store(s.key_gen, r);
+        self.owner.store(s.owner, r);
+        self.spec_fd.store(s.spec_fd, r);
+        self.spec_events.store(s.spec_events, r);
+        self.spec_pri.store(s.spec_pri, r);
+        self.spec_live.store(s.spec_live, r);
+    }
+}
+
+/// A consistent snapshot of `ev`'s rouse state, without taking its lock (no write to the
+/// event's cache line: many threads may `event_active` one event).
+///
+/// # Safety
+///
+/// `ev` points to a live, assigned `struct event`.
+pub unsafe fn read_state(ev: *mut Event) -> State {
+    // SAFETY: caller's contract.
+    let (w, f) = unsafe { (lock_word(ev), fields(ev)) };
+    let mut spins = 0u32;
+    loop {
+        let v1 = w.load(Ordering::Acquire);
+        if v1 & 1 == 0 {
+            let s = f.load();
+            std::sync::atomic::fence(Ordering::Acquire);
+            if w.load(Ordering::Relaxed) == v1 {
+                return s;
+            }
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Changes `ev`'s rouse state under its lock; `f` returns what the caller wants back.
+///
+/// # Safety
+///
+/// `ev` points to a live, assigned `struct event`.
+pub unsafe fn update<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
+    // SAFETY: caller's contract.
+    let (w, fl) = unsafe { (lock_word(ev), fields(ev)) };
+    let mut spins = 0u32;
+    let v = loop {
+        let v = w.load(Ordering::Relaxed);
+        if v & 1 == 0
+            && w.compare_exchange_weak(v, v | 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            break v;
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    };
+    let mut s = fl.load();
+    let before = s;
+    let r = f(&mut s);
+    if s != before {
+        fl.store(&s);
+    }
+    w.store(v.wrapping_add(2), Ordering::Release);
+    r
+}
+
+/// `struct timeval` to a duration (negative parts count as zero).
+pub fn duration_of(tv: &libc::timeval) -> std::time::Duration {
+    let s = tv.tv_sec.max(0) as u64;
+    let us = (tv.tv_usec.max(0) as u64).min(999_999);
+    std::time::Duration::new(s, us as u32 * 1000)
+}
+
+/// A duration as `struct timeval`.
+pub fn timeval_of(d: std::time::Duration) -> libc::timeval {
+    libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    }
+}
+
+/// Offsets of `struct event`'s public fields as this library lays them out, in the order
+/// size, `ev_fd`, `ev_base`, `ev_events`, `ev_res`, `ev_timeout`, `evcb_callback`,
+/// `evcb_arg`, `evcb_flags`, `evcb_pri`: the C layout test compares them with `offsetof` on
+/// the installed `event2/event_struct.h`.
+static OFFSETS: [usize; 10] = [
+    std::mem::size_of::<Event>(),
+    std::mem::offset_of!(Event, fd),
+    std::mem::offset_of!(Event, base),
+    std::mem::offset_of!(Event, events),
+    std::mem::offset_of!(Event, res),
+    std::mem::offset_of!(Event, timeout),
+    std::mem::offset_of!(Event, callback),
+    std::mem::offset_of!(Event, arg),
+    std::mem::offset_of!(Event, flags),
+    std::mem::offset_of!(Event, pri),
+];
+
+/// The offsets of `OFFSETS` (size, then `ev_fd`, `ev_base`, `ev_events`, `ev_res`,
+/// `ev_timeout`, `evcb_callback`, `evcb_arg`, `evcb_flags`, `evcb_pri`); `n` receives their
+/// number.
+///
+/// # Safety
+///
+/// `n` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rouse_libevent_layout(n: *mut usize) -> *const usize {
+    if !n.is_null() {
+        // SAFETY: caller's contract.
+        unsafe { n.write(OFFSETS.len()) };
+    }
+    OFFSETS.as_ptr()
+}

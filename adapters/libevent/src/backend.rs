@@ -1,0 +1,490 @@
+//! Every call into rouse-std and rouse-core: porting this crate to another rouse API touches
+//! only this file. The rest of the crate speaks libevent (fds, `EV_*` bits, timevals) and
+//! sees rouse only through [`Loop`], [`Key`], [`Ctx`] and [`Fail`].
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rouse_std::rouse_core::{self, Event, Exit, Interest, Kind, Ready, RunFlags};
+use rouse_std::{Base, Builder, Context, PollerKind};
+
+use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_SIGNAL, EV_TIMEOUT, EV_WRITE};
+
+/// A rouse event's handle (generational: a freed event's key never names another event).
+pub type Key = rouse_core::Key;
+
+/// A common timeout of one loop.
+pub type Common = rouse_core::CommonTimeout;
+
+/// Why a rouse call failed, as far as libevent's API distinguishes.
+#[derive(Debug)]
+pub enum Fail {
+    /// The key names no live event of this loop (freed, or of another loop).
+    Stale,
+    /// The loop is already running.
+    Running,
+    /// Anything else, with rouse's message.
+    Other(String),
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fail::Stale => f.write_str("the event is not registered with this base"),
+            Fail::Running => f.write_str("the loop is already running"),
+            Fail::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Fail {
+        // A key of another base is `InvalidInput` with the core's `Foreign` inside: for
+        // libevent that is an event not registered with this base, like a stale one.
+        let foreign = e
+            .get_ref()
+            .and_then(|r| r.downcast_ref::<rouse_core::Error>())
+            .is_some_and(|c| matches!(c, rouse_core::Error::Foreign));
+        match e.kind() {
+            io::ErrorKind::NotFound => Fail::Stale,
+            _ if foreign => Fail::Stale,
+            io::ErrorKind::ResourceBusy => Fail::Running,
+            _ => Fail::Other(e.to_string()),
+        }
+    }
+}
+
+/// What an event waits for, in libevent's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// I/O on `fd` for the `EV_READ | EV_WRITE | EV_CLOSED | EV_ET` bits of `events`.
+    Io { fd: i32, events: i16 },
+    /// A signal.
+    Signal(i32),
+    /// Nothing but a timeout (or a manual activation).
+    Timer,
+}
+
+/// How a loop is built (from an `event_config`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// Use poll(2) even where epoll/kqueue exist.
+    pub poll_only: bool,
+    /// Ignore rouse's own `ROUSE_POLLER`/`ROUSE_NOTIFIER` variables.
+    pub ignore_env: bool,
+    /// `event_config_set_max_dispatch_interval`: (max callbacks, max interval, from priority).
+    pub limits: Option<(u32, Option<Duration>, u8)>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Nothing was pending or active.
+    Empty,
+    /// `loopbreak`.
+    Break,
+    /// `loopexit`.
+    Exit,
+    /// An `EVLOOP_ONCE`/`EVLOOP_NONBLOCK` run did its pass.
+    Done,
+}
+
+/// A snapshot of one event.
+#[derive(Clone, Copy, Debug)]
+pub struct Info {
+    pub key: Key,
+    pub what: What,
+    pub persistent: bool,
+    pub priority: u8,
+    pub pending: bool,
+    /// The libevent result bits it is queued with (`None`: not queued).
+    pub active: Option<i16>,
+    pub running: bool,
+    /// Time left before its timeout, if armed.
+    pub remaining: Option<Duration>,
+}
+
+/// What a callback may do with its own event while it runs.
+pub struct Ctx<'a> {
+    cx: &'a Context<'a>,
+    key: Key,
+}
+
+impl Ctx<'_> {
+    /// The running event's key.
+    pub fn key(&self) -> Key {
+        self.key
+    }
+
+    /// Whether the running event is still pending.
+    pub fn is_pending(&self) -> bool {
+        self.cx.is_pending(self.key).unwrap_or(false)
+    }
+
+    /// Makes the running event non-pending.
+    pub fn delete(&self) {
+        let _ = self.cx.delete(self.key);
+    }
+
+    /// Frees the running event's slot once it returns.
+    pub fn release(&self) {
+        let _ = self.cx.free(self.key);
+    }
+}
+
+/// A callback: told its context and the libevent result bits.
+pub type Callback = Box<dyn FnMut(&Ctx<'_>, i16) + Send>;
+
+/// The rouse priority count every loop is built with (libevent's priorities map 1:1 onto
+/// the first `n` of them).
+pub const MAX_PRIORITIES: u8 = 255;
+
+/// One rouse loop (a thread-safe `rouse_std::Base`).
+#[derive(Debug)]
+pub struct Loop {
+    base: Base,
+    /// The process that made (or last re-initialized) the loop: `event_reinit` without a fork
+    /// has nothing to do (rouse-std refuses it).
+    pid: AtomicU32,
+}
+
+thread_local! {
+    /// The base whose callback runs innermost on this thread, and whether that callback asked
+    /// for `event_base_loopcontinue` (rouse offers `loop_continue` on the callback's context
+    /// only; libevent's takes the base).
+    static RUNNING: Cell<Option<(u32, bool)>> = const { Cell::new(None) };
+}
+
+fn ready_of(res: i16) -> Ready {
+    let mut r = Ready::NONE;
+    for (bit, ready) in [
+        (EV_READ, Ready::READ),
+        (EV_WRITE, Ready::WRITE),
+        (EV_CLOSED, Ready::CLOSED),
+        (EV_TIMEOUT, Ready::TIMEOUT),
+        (EV_SIGNAL, Ready::SIGNAL),
+    ] {
+        if res & bit != 0 {
+            r |= ready;
+        }
+    }
+    if r.is_empty() {
+        Ready::USER
+    } else {
+        r
+    }
+}
+
+fn res_of(ready: Ready, events: i16) -> i16 {
+    let mut res = 0;
+    for (bit, r) in [
+        (EV_READ, Ready::READ),
+        (EV_WRITE, Ready::WRITE),
+        (EV_CLOSED, Ready::CLOSED),
+        (EV_TIMEOUT, Ready::TIMEOUT),
+        (EV_SIGNAL, Ready::SIGNAL),
+    ] {
+        if ready.contains(r) {
+            res |= bit;
+        }
+    }
+    if ready.contains(Ready::ERROR) {
+        // libevent reports a poller error as readable and writable.
+        res |= events & (EV_READ | EV_WRITE);
+    }
+    res
+}
+
+fn interest_of(events: i16) -> Interest {
+    let mut i = Interest::NONE;
+    if events & EV_READ != 0 {
+        i |= Interest::READ;
+    }
+    if events & EV_WRITE != 0 {
+        i |= Interest::WRITE;
+    }
+    if events & EV_CLOSED != 0 {
+        i |= Interest::CLOSED;
+    }
+    if events & EV_ET != 0 {
+        i |= Interest::EDGE;
+    }
+    i
+}
+
+fn events_of(i: Interest) -> i16 {
+    let mut e = 0;
+    if i.contains(Interest::READ) {
+        e |= EV_READ;
+    }
+    if i.contains(Interest::WRITE) {
+        e |= EV_WRITE;
+    }
+    if i.contains(Interest::CLOSED) {
+        e |= EV_CLOSED;
+    }
+    if i.contains(Interest::EDGE) {
+        e |= EV_ET;
+    }
+    e
+}
+
+fn event_of(what: What) -> Result<Event, Fail> {
+    Ok(match what {
+        What::Io { fd, events } => Event::io(rouse_std::raw_source(fd)?, interest_of(events)),
+        What::Signal(n) => {
+            Event::signal(u32::try_from(n).map_err(|_| Fail::Other("bad signal".into()))?)
+        }
+        What::Timer => Event::timer(),
+    })
+}
+
+fn wrap<F>(what: What, mut cb: F) -> impl FnMut(&Context<'_>, rouse_core::Fired) + Send
+where
+    F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+{
+    let events = match what {
+        What::Io { events, .. } => events,
+        _ => 0,
+    };
+    move |cx: &Context<'_>, fired: rouse_core::Fired| {
+        let ctx = Ctx { cx, key: fired.key };
+        let running = Running(RUNNING.replace(Some((cx.id(), false))));
+        cb(&ctx, res_of(fired.ready, events));
+        // Stops the pass after this callback, which is where libevent checks its flag too.
+        if running.end() {
+            cx.loop_continue();
+        }
+    }
+}
+
+/// Restores the outer callback's [`RUNNING`] entry, also if the callback unwinds.
+struct Running(Option<(u32, bool)>);
+
+impl Running {
+    /// Restores the outer entry; whether this callback asked for `loop_continue`.
+    fn end(self) -> bool {
+        let asked = RUNNING.get().is_some_and(|(_, c)| c);
+        drop(self);
+        asked
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.set(self.0);
+    }
+}
+
+impl Loop {
+    /// A new loop.
+    pub fn new(s: Settings) -> Result<Loop, Fail> {
+        // rouse-std's spin before blocking is off by default, as libevent has none.
+        let mut b = Builder::new().priorities(MAX_PRIORITIES);
+        if s.ignore_env {
+            b = b.ignore_env();
+        }
+        if s.poll_only {
+            b = b.poller(PollerKind::Poll);
+        }
+        if let Some((n, t, p)) = s.limits {
+            b = b.dispatch_limits(n, t, p);
+        }
+        Ok(Loop {
+            base: b.build()?,
+            pid: AtomicU32::new(std::process::id()),
+        })
+    }
+
+    /// The poller's name ("epoll", "poll", "kqueue").
+    pub fn method(&self) -> &'static str {
+        self.base.poller_kind().name()
+    }
+
+    /// Whether the poller is poll(2) (any fd, no edge-triggering).
+    pub fn is_poll(&self) -> bool {
+        self.base.poller_kind() == PollerKind::Poll
+    }
+
+    /// Creates a non-pending event (a signal event is created pending: rouse-std installs its
+    /// handler at once only through `add_signal`).
+    pub fn create<F>(&self, what: What, persist: bool, priority: u8, cb: F) -> Result<Key, Fail>
+    where
+        F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+    {
+        if let What::Signal(n) = what {
+            let key = self.base.add_signal(n, wrap(what, cb))?;
+            self.base.set_priority(key, priority)?;
+            return Ok(key);
+        }
+        let mut ev = event_of(what)?.priority(priority);
+        if persist {
+            ev = ev.persist();
+        }
+        Ok(self.base.event(ev, wrap(what, cb))?)
+    }
+
+    /// A one-shot event that frees itself after it ran (`event_base_once`), pending now.
+    pub fn once(
+        &self,
+        what: What,
+        timeout: Option<Duration>,
+        priority: u8,
+        cb: Callback,
+    ) -> Result<(), Fail> {
+        let ev = event_of(what)?.priority(priority).free_after_run();
+        self.base.add_event(ev, timeout, wrap(what, cb))?;
+        Ok(())
+    }
+
+    /// Makes `key` pending; `Some(timeout)` (re-)arms its timeout.
+    pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Fail> {
+        Ok(self.base.add(key, timeout)?)
+    }
+
+    /// Makes `key` pending with a common timeout.
+    pub fn add_common(&self, key: Key, ct: Common) -> Result<(), Fail> {
+        Ok(self.base.add_common(key, ct)?)
+    }
+
+    /// The common timeout of duration `d`.
+    pub fn common(&self, d: Duration) -> Result<Common, Fail> {
+        Ok(self.base.common_timeout(d)?)
+    }
+
+    /// Makes `key` non-pending (waits for its callback running on another thread).
+    pub fn delete(&self, key: Key) -> Result<(), Fail> {
+        Ok(self.base.delete(key)?)
+    }
+
+    /// Frees `key` (waits for its callback running on another thread).
+    pub fn free(&self, key: Key) -> Result<(), Fail> {
+        Ok(self.base.free(key)?)
+    }
+
+    /// Frees `key` without waiting and runs `f` on the loop thread once its callback cannot
+    /// run any more.
+    pub fn finalize(&self, key: Key, f: Box<dyn FnOnce() + Send>) -> Result<(), Fail> {
+        Ok(self.base.finalize_with(key, move |_| f())?)
+    }
+
+    /// Queues `key` with the libevent result bits `res`.
+    pub fn activate(&self, key: Key, res: i16) -> Result<(), Fail> {
+        Ok(self.base.activate(key, ready_of(res))?)
+    }
+
+    /// Changes the priority of a non-queued event.
+    pub fn set_priority(&self, key: Key, p: u8) -> Result<(), Fail> {
+        Ok(self.base.set_priority(key, p)?)
+    }
+
+    /// Runs the loop.
+    pub fn run(&self, once: bool, nonblock: bool, forever: bool) -> Result<End, Fail> {
+        // `RunFlags` is non-exhaustive: built from a constant, its public fields set.
+        let mut flags = RunFlags::UNTIL_EMPTY;
+        flags.once = once;
+        flags.nonblock = nonblock;
+        flags.forever = forever;
+        Ok(match self.base.run_with(flags)? {
+            Exit::Empty => End::Empty,
+            Exit::Break => End::Break,
+            Exit::Exit => End::Exit,
+            // `Done`, and whatever a later rouse adds (`Exit` is non-exhaustive).
+            _ => End::Done,
+        })
+    }
+
+    /// Stops the loop after the running callback (or the next run at once).
+    pub fn loop_break(&self) -> Result<(), Fail> {
+        Ok(self.base.loop_break()?)
+    }
+
+    /// Stops the loop after `after` (`None`: after this iteration).
+    pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Fail> {
+        Ok(self.base.loop_exit(after)?)
+    }
+
+    /// From one of this loop's callbacks: poll again before running the rest of the queue
+    /// (once the callback returned). Anywhere else it does nothing: libevent's flag is reset
+    /// at each iteration, so outside a callback it has no effect either.
+    pub fn loop_continue(&self) {
+        let id = self.base.id();
+        RUNNING.with(|r| {
+            if let Some((b, _)) = r.get() {
+                if b == id {
+                    r.set(Some((b, true)));
+                }
+            }
+        });
+    }
+
+    /// After fork, in the child (in the process that made the loop: nothing to do).
+    pub fn reinit(&self) -> Result<(), Fail> {
+        let me = std::process::id();
+        if self.pid.load(Ordering::Relaxed) == me {
+            return Ok(());
+        }
+        self.base.reinit_after_fork()?;
+        self.pid.store(me, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// (events, pending, active).
+    pub fn counts(&self) -> (u32, u32, u32) {
+        let c = self.base.counts();
+        (c.events, c.pending, c.active)
+    }
+
+    /// A snapshot of `key`.
+    pub fn info(&self, key: Key) -> Result<Info, Fail> {
+        let i = self.base.info(key)?;
+        Ok(self.convert(i))
+    }
+
+    fn convert(&self, i: rouse_core::EventInfo) -> Info {
+        let what = match i.kind {
+            Kind::Io(src, interest) => What::Io {
+                fd: src.id() as i32,
+                events: events_of(interest),
+            },
+            Kind::Signal(n) => What::Signal(n as i32),
+            // Timers, user events (`Kind` is non-exhaustive).
+            _ => What::Timer,
+        };
+        let events = match what {
+            What::Io { events, .. } => events,
+            _ => 0,
+        };
+        let now = self.base.now();
+        Info {
+            key: i.key,
+            what,
+            persistent: i.persistent,
+            priority: i.priority,
+            pending: i.pending,
+            active: (!i.queued.is_empty()).then(|| res_of(i.queued, events)),
+            running: i.running,
+            remaining: i.deadline.map(|d| d.saturating_duration_since(now)),
+        }
+    }
+
+    /// A snapshot of every live event, in slot order.
+    pub fn events(&self) -> Vec<Info> {
+        let mut v = Vec::new();
+        self.base.for_each_event(|i| v.push(i));
+        v.into_iter().map(|i| self.convert(i)).collect()
+    }
+
+    /// The slot index of a key (stable while the event lives).
+    pub fn index(key: Key) -> u32 {
+        key.index()
+    }
+
+    /// rouse's own dump (poller, notifier, wake counters, every event).
+    pub fn dump(&self) -> String {
+        self.base.dump()
+    }
+}

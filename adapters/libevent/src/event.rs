@@ -1,0 +1,1058 @@
+//! `struct event` and the per-event exports of `event2/event.h`.
+//!
+//! The rouse event behind a `struct event` is created lazily, at the first `event_add` or
+//! `event_active`, from the fields the program set (`ev_fd`, `ev_events`, `ev_base`,
+//! `ev_pri`); it is created again when those changed (programs rewrite `ev_fd`/`ev_events`
+//! or call `event_base_set` before re-adding). Its callback reads `ev_callback`, `ev_arg` and
+//! `ev_fd` from the struct when it runs, as libevent does.
+//!
+//! An event of `event_new` keeps its rouse slot until `event_free`. A caller-allocated event
+//! (`event_assign`/`event_set`) may be freed by the program whenever it is neither pending nor
+//! active, so its rouse slot goes as soon as it stops being pending (`event_del`, a one-shot
+//! firing): nothing leaks when the program frees the memory.
+
+use std::ffi::{c_int, c_short, c_void};
+use std::ptr;
+use std::sync::atomic::Ordering;
+
+use crate::abi::*;
+use crate::backend::{Ctx, Fail, Key, What};
+use crate::base::{self, base_of, header_of, timeout_of, Header, Inner, Timeout};
+use crate::log::{guard, warn, DEBUG_MODE};
+
+/// `event_self_cbarg()`'s marker.
+static SELF_CBARG: u8 = 0;
+
+fn self_cbarg() -> *mut c_void {
+    &SELF_CBARG as *const u8 as *mut c_void
+}
+
+/// Whether `ev` is an event this library assigned (safe on zeroed or garbage memory).
+///
+/// # Safety
+///
+/// `ev` is NULL or points to at least `size_of::<Event>()` readable bytes.
+pub unsafe fn is_assigned(ev: *const Event) -> bool {
+    // SAFETY: caller's contract.
+    !ev.is_null() && unsafe { read_frozen(ptr::addr_of!((*ev).magic)) } == magic_of(ev)
+}
+
+/// Reads a word the program may never have initialized (`event_initialized` on fresh
+/// memory): through an asm load, whose result is always an initialized value, so the
+/// comparison that follows is defined behaviour whatever the bytes were.
+///
+/// # Safety
+///
+/// `p` points to 8 readable, 8-aligned bytes.
+unsafe fn read_frozen(p: *const u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let v: u64;
+        // SAFETY: caller's contract; a plain load, no other effect.
+        unsafe {
+            std::arch::asm!("mov {v}, qword ptr [{p}]", p = in(reg) p, v = out(reg) v,
+                options(nostack, readonly, preserves_flags))
+        };
+        v
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: u64;
+        // SAFETY: caller's contract; a plain load, no other effect.
+        unsafe {
+            std::arch::asm!("ldr {v}, [{p}]", p = in(reg) p, v = out(reg) v,
+                options(nostack, readonly, preserves_flags))
+        };
+        v
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // SAFETY: caller's contract.
+    unsafe {
+        p.read_volatile()
+    }
+}
+
+/// Checks `ev`, reporting misuse.
+///
+/// # Safety
+///
+/// As [`is_assigned`].
+unsafe fn check(ev: *const Event, func: &str) -> bool {
+    if ev.is_null() {
+        warn(&format!("{func}: NULL event"));
+        return false;
+    }
+    // SAFETY: caller's contract.
+    if !unsafe { is_assigned(ev) } {
+        warn(&format!(
+            "{func}: event {ev:p} is not initialized (event_assign/event_new)"
+        ));
+        return false;
+    }
+    true
+}
+
+/// The rouse event currently behind `ev`: its header, base and key.
+///
+/// # Safety
+///
+/// `ev` is assigned.
+unsafe fn current(ev: *mut Event) -> Option<(&'static Header, &'static Inner, Key)> {
+    // SAFETY: caller's contract.
+    let st = unsafe { read_state(ev) };
+    if st.spec_live == 0 {
+        return None;
+    }
+    let h = header_of(st.owner as *const _)?;
+    if h.gen.load(Ordering::Relaxed) != st.key_gen {
+        return None;
+    }
+    Some((h, h.inner()?, key_from(st.key)))
+}
+
+/// Takes the rouse event away from `ev` (under its lock), returning it.
+///
+/// # Safety
+///
+/// `ev` is assigned.
+unsafe fn detach(ev: *mut Event, only: Option<Key>) -> Option<(usize, u32, Key)> {
+    // SAFETY: caller's contract.
+    unsafe {
+        update(ev, |st| {
+            if st.spec_live == 0 {
+                return None;
+            }
+            let key = key_from(st.key);
+            if only.is_some_and(|k| k != key) {
+                return None;
+            }
+            st.spec_live = 0;
+            Some((st.owner, st.key_gen, key))
+        })
+    }
+}
+
+/// Frees a detached rouse event (waits for its callback running on another thread).
+fn release(old: (usize, u32, Key)) {
+    let (owner, gen, key) = old;
+    let Some(h) = header_of(owner as *const _) else {
+        return;
+    };
+    if h.gen.load(Ordering::Relaxed) != gen {
+        return;
+    }
+    if let Some(inner) = h.inner() {
+        let _ = inner.lp.free(key);
+        forget_addr(inner, key);
+    }
+}
+
+fn forget_addr(inner: &Inner, key: Key) {
+    if let Ok(mut a) = inner.addrs.lock() {
+        a.remove(key);
+    }
+}
+
+/// What `events` asks rouse for, or `None` if libevent refuses the combination.
+fn what_of(fd: c_int, events: i16) -> Option<What> {
+    let io = events & (EV_READ | EV_WRITE | EV_CLOSED);
+    if events & EV_SIGNAL != 0 {
+        if io != 0 {
+            return None;
+        }
+        return Some(What::Signal(fd));
+    }
+    Some(if io != 0 {
+        What::Io {
+            fd,
+            events: events & (EV_READ | EV_WRITE | EV_CLOSED | EV_ET),
+        }
+    } else {
+        What::Timer
+    })
+}
+
+/// The callback of the rouse event behind `ev`.
+fn callback_for(
+    addr: usize,
+    h: &'static Header,
+    persist: bool,
+    signal: bool,
+) -> impl FnMut(&Ctx<'_>, i16) + Send + 'static {
+    move |ctx: &Ctx<'_>, res: i16| {
+        let ev = addr as *mut Event;
+        let mut clear = EVLIST_ACTIVE;
+        if !persist {
+            clear |= EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL;
+            if signal {
+                ctx.delete();
+            }
+        }
+        // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's
+        // contract: an event may only be freed when neither); the callback fields are the
+        // program's.
+        let (cb, arg, fd) = unsafe {
+            set_flags(ev, 0, clear);
+            res_word(ev).store(res, Ordering::Relaxed);
+            ((*ev).callback, (*ev).arg, (*ev).fd)
+        };
+        let inner = h.inner();
+        let prev = inner.map(|i| i.running_event.swap(addr, Ordering::AcqRel));
+        if let Some(f) = cb {
+            // SAFETY: the program's callback with its own argument, as libevent calls it.
+            unsafe { f(fd, res, arg) };
+        }
+        if let (Some(i), Some(p)) = (inner, prev) {
+            i.running_event.store(p, Ordering::Release);
+        }
+    }
+}
+
+/// The rouse event for what `ev` says now, created (again) if needed.
+///
+/// # Safety
+///
+/// `ev` is assigned.
+unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'static Inner, Key)> {
+    // SAFETY: caller's contract: the program's fields.
+    let (base, fd, events, pri) = unsafe { ((*ev).base, (*ev).fd, (*ev).events, (*ev).pri) };
+    let (h, inner) = base_of(base, func)?;
+    let gen = h.gen.load(Ordering::Relaxed);
+    let npri = inner.npri.load(Ordering::Relaxed);
+    if u32::from(pri) >= npri {
+        warn(&format!(
+            "{func}: priority {pri} is not below the base's {npri}"
+        ));
+        return None;
+    }
+    // SAFETY: caller's contract.
+    let s = unsafe { read_state(ev) };
+    if s.spec_live == 1
+        && s.owner == h as *const Header as usize
+        && s.key_gen == gen
+        && s.spec_fd == fd
+        && s.spec_events == events
+    {
+        let key = key_from(s.key);
+        if s.spec_pri != pri && inner.lp.set_priority(key, pri).is_ok() {
+            // SAFETY: caller's contract.
+            unsafe {
+                update(ev, |st| {
+                    if st.key == s.key {
+                        st.spec_pri = pri
+                    }
+                })
+            };
+        }
+        return Some((h, inner, key));
+    }
+    // SAFETY: caller's contract.
+    if let Some(old) = unsafe { detach(ev, None) } {
+        release(old);
+    }
+    let Some(what) = what_of(fd, events) else {
+        warn(&format!(
+            "{func}: EV_SIGNAL cannot be combined with EV_READ, EV_WRITE or EV_CLOSED"
+        ));
+        return None;
+    };
+    let persist = events & EV_PERSIST != 0;
+    let cb = callback_for(ev as usize, h, persist, matches!(what, What::Signal(_)));
+    let key = match inner.lp.create(what, persist, pri, cb) {
+        Ok(k) => k,
+        Err(e) => {
+            warn(&format!("{func}: {e}"));
+            return None;
+        }
+    };
+    if let Ok(mut a) = inner.addrs.lock() {
+        a.insert(key, ev as usize);
+    }
+    let fresh = State {
+        key: key_words(key),
+        key_gen: gen,
+        owner: h as *const Header as usize,
+        spec_fd: fd,
+        spec_events: events,
+        spec_pri: pri,
+        spec_live: 1,
+    };
+    // SAFETY: caller's contract.
+    let raced = unsafe {
+        update(ev, |st| {
+            let old = (st.spec_live == 1).then_some((st.owner, st.key_gen, key_from(st.key)));
+            *st = fresh;
+            old
+        })
+    };
+    if let Some(old) = raced {
+        release(old); // another thread created one meanwhile: the last one wins
+    }
+    Some((h, inner, key))
+}
+
+/// `event_assign` (and `event_set` with the current base).
+///
+/// # Safety
+///
+/// `ev` is NULL or points to `size_of::<Event>()` writable bytes.
+pub unsafe fn assign(
+    ev: *mut Event,
+    base: *mut EventBase,
+    fd: c_int,
+    events: i16,
+    cb: EventCb,
+    arg: *mut c_void,
+    func: &str,
+) -> c_int {
+    if ev.is_null() {
+        warn(&format!("{func}: NULL event"));
+        return -1;
+    }
+    let base = if base.is_null() {
+        crate::compat::current_base()
+    } else {
+        base
+    };
+    let npri = if base.is_null() {
+        1
+    } else {
+        match base_of(base, func) {
+            Some((_, i)) => i.npri.load(Ordering::Relaxed),
+            None => return -1,
+        }
+    };
+    if what_of(fd, events).is_none() {
+        warn(&format!(
+            "{func}: EV_SIGNAL cannot be combined with EV_READ, EV_WRITE or EV_CLOSED"
+        ));
+        return -1;
+    }
+    let arg = if arg == self_cbarg() {
+        ev as *mut c_void
+    } else {
+        arg
+    };
+    let mut owned = 0;
+    // A re-assigned event keeps its rouse slot (reused by the next add if fd and events
+    // match); fresh memory at an address that had a slot (the program freed an event and
+    // allocated this one there) gives that slot back.
+    let mut keep = None;
+    // SAFETY: caller's contract: readable memory.
+    if unsafe { is_assigned(ev) } {
+        // SAFETY: assigned.
+        owned = unsafe { (*ev).owned } & 1;
+        // SAFETY: assigned.
+        if let Some((h, inner, key)) = unsafe { current(ev) } {
+            if inner
+                .lp
+                .info(key)
+                .is_ok_and(|i| i.pending || i.active.is_some())
+            {
+                if DEBUG_MODE.load(Ordering::Relaxed) {
+                    warn(&format!(
+                        "{func}: event {ev:p} re-assigned while pending or active"
+                    ));
+                }
+                let _ = inner.lp.delete(key);
+            }
+            let _ = h;
+            // SAFETY: assigned.
+            keep = Some(unsafe { read_state(ev) });
+        }
+    } else if !base.is_null() {
+        if let Some((_, inner)) = base_of(base, func) {
+            let stale = inner
+                .addrs
+                .lock()
+                .ok()
+                .and_then(|mut a| a.take_addr(ev as usize));
+            if let Some(k) = stale {
+                let _ = inner.lp.free(k);
+            }
+        }
+    }
+    let (key, key_gen, spec_fd, spec_events, spec_pri, owner) = match keep {
+        Some(st) => (
+            st.key,
+            st.key_gen,
+            st.spec_fd,
+            st.spec_events,
+            st.spec_pri,
+            st.owner,
+        ),
+        None => ([0; 3], 0, 0, 0, 0, 0),
+    };
+    let e = Event {
+        magic: magic_of(ev),
+        owned,
+        flags: EVLIST_INIT,
+        pri: (npri / 2) as u8,
+        closure: 0,
+        lock: 0,
+        callback: cb,
+        arg,
+        key,
+        key_gen,
+        fd,
+        _pad0: 0,
+        base,
+        owner,
+        spec_fd,
+        spec_events,
+        spec_pri,
+        spec_live: keep.is_some() as u8,
+        _spare: [0; 4],
+        events,
+        res: 0,
+        _pad1: 0,
+        timeout: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+    };
+    // SAFETY: caller's contract: writable, and no other thread uses an event being assigned.
+    unsafe { ev.write(e) };
+    0
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to `event_get_struct_event_size()` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_assign(
+    ev: *mut Event,
+    base: *mut EventBase,
+    fd: c_int,
+    events: c_short,
+    cb: EventCb,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_assign", -1, || unsafe {
+        assign(ev, base, fd, events, cb, arg, "event_assign")
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn event_new(
+    base: *mut EventBase,
+    fd: c_int,
+    events: c_short,
+    cb: EventCb,
+    arg: *mut c_void,
+) -> *mut Event {
+    guard("event_new", ptr::null_mut(), || {
+        let p = crate::misc::mem_alloc(std::mem::size_of::<Event>()) as *mut Event;
+        if p.is_null() {
+            warn("event_new: out of memory");
+            return ptr::null_mut();
+        }
+        // SAFETY: `p` is a fresh allocation of the right size (zeroed first, so `assign`
+        // reads no uninitialized bytes).
+        unsafe {
+            ptr::write_bytes(p as *mut u8, 0, std::mem::size_of::<Event>());
+            if assign(p, base, fd, events, cb, arg, "event_new") != 0 {
+                crate::misc::mem_free(p as *mut c_void);
+                return ptr::null_mut();
+            }
+            (*p).owned = 1;
+        }
+        p
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or an event of `event_new`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_free(ev: *mut Event) {
+    guard("event_free", (), || {
+        if ev.is_null() {
+            return;
+        }
+        // SAFETY: caller's contract.
+        if !unsafe { check(ev, "event_free") } {
+            return;
+        }
+        // SAFETY: assigned.
+        if let Some(old) = unsafe { detach(ev, None) } {
+            release(old);
+        }
+        // SAFETY: assigned; no rouse event refers to it any more.
+        unsafe {
+            if (*ev).owned & 1 == 0 {
+                warn(&format!(
+                    "event_free: event {ev:p} was not allocated by event_new"
+                ));
+                return;
+            }
+            (*ev).magic = 0;
+            crate::misc::mem_free(ev as *mut c_void);
+        }
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`; `tv` is NULL or points to a `struct timeval`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_add(ev: *mut Event, tv: *const libc::timeval) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_add", -1, || unsafe { add(ev, tv, "event_add") })
+}
+
+/// # Safety
+///
+/// As [`event_add`].
+pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int {
+    // SAFETY: caller's contract.
+    if !unsafe { check(ev, func) } {
+        return -1;
+    }
+    // SAFETY: caller's contract.
+    let tv = unsafe { tv.as_ref() };
+    for _attempt in 0..2 {
+        // SAFETY: assigned.
+        let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
+            return -1;
+        };
+        // SAFETY: assigned.
+        let (fd, events) = unsafe { ((*ev).fd, (*ev).events) };
+        let what = what_of(fd, events);
+        if what == Some(What::Timer) && tv.is_none() {
+            return 0; // libevent: nothing to wait for
+        }
+        let timeout = tv.map(|tv| timeout_of(inner, tv));
+        let r = match &timeout {
+            Some(Timeout::Common(c)) => inner.lp.add_common(key, *c),
+            Some(Timeout::Plain(d)) => inner.lp.add(key, Some(*d)),
+            None => inner.lp.add(key, None),
+        };
+        match r {
+            Ok(()) => {
+                let mut set = EVLIST_INIT;
+                match what {
+                    Some(What::Signal(_)) => set |= EVLIST_INSERTED | EVLIST_SIGNAL,
+                    Some(What::Io { .. }) => set |= EVLIST_INSERTED,
+                    _ => {}
+                }
+                if let Some(t) = &timeout {
+                    set |= EVLIST_TIMEOUT;
+                    let d = match t {
+                        Timeout::Common(c) => c.duration(),
+                        Timeout::Plain(d) => *d,
+                    };
+                    let now = base::mono_coarse();
+                    let end = timeval_of(duration_of(&now) + d);
+                    // SAFETY: assigned; `ev_timeout` is informational.
+                    unsafe { set_timeout(ev, end) };
+                }
+                // SAFETY: assigned.
+                unsafe {
+                    set_flags(ev, set, 0);
+                };
+                return 0;
+            }
+            Err(Fail::Stale) => {
+                // Re-created by another thread meanwhile: once more with the new one.
+                // SAFETY: assigned.
+                unsafe { detach(ev, Some(key)) };
+                continue;
+            }
+            Err(e) => {
+                warn(&format!("{func}: {e}"));
+                return -1;
+            }
+        }
+    }
+    warn(&format!(
+        "{func}: the event changed under a concurrent call"
+    ));
+    -1
+}
+
+/// Stores `ev_timeout` (atomically where a timeval is two 64-bit words: concurrent
+/// `event_add`s of one event may race on it).
+///
+/// # Safety
+///
+/// `ev` is assigned.
+unsafe fn set_timeout(ev: *mut Event, tv: libc::timeval) {
+    #[cfg(all(
+        target_pointer_width = "64",
+        any(target_os = "linux", target_os = "android")
+    ))]
+    // SAFETY: `tv_sec` and `tv_usec` are 8-aligned i64s of a live struct.
+    unsafe {
+        use std::sync::atomic::AtomicI64;
+        let t = ptr::addr_of_mut!((*ev).timeout);
+        AtomicI64::from_ptr(ptr::addr_of_mut!((*t).tv_sec)).store(tv.tv_sec, Ordering::Relaxed);
+        AtomicI64::from_ptr(ptr::addr_of_mut!((*t).tv_usec)).store(tv.tv_usec, Ordering::Relaxed);
+    }
+    #[cfg(not(all(
+        target_pointer_width = "64",
+        any(target_os = "linux", target_os = "android")
+    )))]
+    // SAFETY: caller's contract.
+    unsafe {
+        ptr::addr_of_mut!((*ev).timeout).write(tv)
+    };
+}
+
+/// `event_del`, blocking or not.
+///
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
+    // SAFETY: caller's contract.
+    if !unsafe { check(ev, func) } {
+        return -1;
+    }
+    // SAFETY: assigned.
+    let events = unsafe { (*ev).events };
+    let block = block.unwrap_or(events & EV_FINALIZE == 0);
+    // SAFETY: assigned.
+    let clear = || unsafe {
+        set_flags(
+            ev,
+            0,
+            EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL | EVLIST_ACTIVE,
+        );
+    };
+    // SAFETY: assigned.
+    let Some((_, inner, key)) = (unsafe { current(ev) }) else {
+        // SAFETY: assigned.
+        let stale_base = unsafe { read_state(ev) }.spec_live == 1;
+        if stale_base {
+            // SAFETY: assigned.
+            unsafe { detach(ev, None) };
+            warn(&format!("{func}: the event's base was freed"));
+            clear();
+            return -1;
+        }
+        clear();
+        return 0;
+    };
+    clear();
+    if !block {
+        // SAFETY: assigned.
+        if unsafe { detach(ev, Some(key)) }.is_some() {
+            forget_addr(inner, key);
+            return match inner.lp.finalize(key, Box::new(|| {})) {
+                Ok(()) | Err(Fail::Stale) => 0,
+                Err(e) => {
+                    warn(&format!("{func}: {e}"));
+                    -1
+                }
+            };
+        }
+        return 0;
+    }
+    // A live event that is not pending deletes fine; a stale one is no longer anything's.
+    match inner.lp.delete(key) {
+        Ok(()) | Err(Fail::Stale) => 0,
+        Err(e) => {
+            warn(&format!("{func}: {e}"));
+            -1
+        }
+    }
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_del(ev: *mut Event) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_del", -1, || unsafe { del(ev, None, "event_del") })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_del_block(ev: *mut Event) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_del_block", -1, || unsafe {
+        del(ev, Some(true), "event_del_block")
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_del_noblock(ev: *mut Event) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_del_noblock", -1, || unsafe {
+        del(ev, Some(false), "event_del_noblock")
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_active(ev: *mut Event, res: c_int, _ncalls: c_short) {
+    guard("event_active", (), || {
+        // SAFETY: caller's contract.
+        if !unsafe { check(ev, "event_active") } {
+            return;
+        }
+        // SAFETY: assigned.
+        let Some((_, inner, key)) = (unsafe { ensure(ev, "event_active") }) else {
+            return;
+        };
+        match inner.lp.activate(key, res as i16) {
+            // SAFETY: assigned.
+            Ok(()) => unsafe {
+                set_flags(ev, EVLIST_ACTIVE, 0);
+            },
+            Err(e) => warn(&format!("event_active: {e}")),
+        }
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`; `tv` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_pending(
+    ev: *const Event,
+    what: c_short,
+    tv: *mut libc::timeval,
+) -> c_int {
+    guard("event_pending", 0, || {
+        // SAFETY: caller's contract.
+        if !unsafe { is_assigned(ev) } {
+            if DEBUG_MODE.load(Ordering::Relaxed) {
+                warn(&format!("event_pending: event {ev:p} is not initialized"));
+            }
+            return 0;
+        }
+        let ev = ev as *mut Event;
+        // SAFETY: assigned.
+        let Some((_, inner, key)) = (unsafe { current(ev) }) else {
+            return 0;
+        };
+        let Ok(info) = inner.lp.info(key) else {
+            return 0;
+        };
+        let mut flags = 0i16;
+        if info.pending {
+            flags |= match info.what {
+                What::Io { events, .. } => events & (EV_READ | EV_WRITE | EV_CLOSED),
+                What::Signal(_) => EV_SIGNAL,
+                What::Timer => 0,
+            };
+            if info.remaining.is_some() {
+                flags |= EV_TIMEOUT;
+            }
+        }
+        if let Some(res) = info.active {
+            flags |= res;
+        }
+        let flags = flags & what & (EV_TIMEOUT | EV_READ | EV_WRITE | EV_CLOSED | EV_SIGNAL);
+        if flags & EV_TIMEOUT != 0 && !tv.is_null() {
+            if let Some(r) = info.remaining {
+                let at = timeval_of(duration_of(&base::wall()) + r);
+                // SAFETY: caller's contract.
+                unsafe { tv.write(at) };
+            }
+        }
+        c_int::from(flags)
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to `event_get_struct_event_size()` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_initialized(ev: *const Event) -> c_int {
+    guard("event_initialized", 0, || {
+        // SAFETY: caller's contract.
+        c_int::from(unsafe { is_assigned(ev) })
+    })
+}
+
+macro_rules! getter {
+    ($name:ident, $t:ty, $fail:expr, |$ev:ident| $body:expr) => {
+        /// # Safety
+        ///
+        /// `ev` is NULL or points to a `struct event`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($ev: *const Event) -> $t {
+            guard(stringify!($name), $fail, || {
+                // SAFETY: caller's contract.
+                if !unsafe { check($ev, stringify!($name)) } {
+                    return $fail;
+                }
+                // SAFETY: assigned: the program's fields.
+                unsafe { $body }
+            })
+        }
+    };
+}
+
+getter!(event_get_fd, c_int, -1, |ev| (*ev).fd);
+getter!(event_get_base, *mut EventBase, ptr::null_mut(), |ev| (*ev)
+    .base);
+getter!(event_get_events, c_short, 0, |ev| (*ev).events);
+getter!(event_get_callback, EventCb, None, |ev| (*ev).callback);
+getter!(event_get_callback_arg, *mut c_void, ptr::null_mut(), |ev| {
+    (*ev).arg
+});
+getter!(event_get_priority, c_int, -1, |ev| c_int::from((*ev).pri));
+
+/// # Safety
+///
+/// `ev` points to a `struct event`; every out pointer is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_get_assignment(
+    ev: *const Event,
+    base_out: *mut *mut EventBase,
+    fd_out: *mut c_int,
+    events_out: *mut c_short,
+    callback_out: *mut EventCb,
+    arg_out: *mut *mut c_void,
+) {
+    guard("event_get_assignment", (), || {
+        // SAFETY: caller's contract.
+        if !unsafe { check(ev, "event_get_assignment") } {
+            return;
+        }
+        // SAFETY: caller's contract; each out pointer is checked for NULL.
+        unsafe {
+            if !base_out.is_null() {
+                base_out.write((*ev).base);
+            }
+            if !fd_out.is_null() {
+                fd_out.write((*ev).fd);
+            }
+            if !events_out.is_null() {
+                events_out.write((*ev).events);
+            }
+            if !callback_out.is_null() {
+                callback_out.write((*ev).callback);
+            }
+            if !arg_out.is_null() {
+                arg_out.write((*ev).arg);
+            }
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn event_get_struct_event_size() -> usize {
+    std::mem::size_of::<Event>()
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn event_self_cbarg() -> *mut c_void {
+    self_cbarg()
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_priority_set(ev: *mut Event, pri: c_int) -> c_int {
+    guard("event_priority_set", -1, || {
+        // SAFETY: caller's contract.
+        if !unsafe { check(ev, "event_priority_set") } {
+            return -1;
+        }
+        // SAFETY: assigned.
+        let base = unsafe { (*ev).base };
+        let npri = match base_of(base, "event_priority_set") {
+            Some((_, i)) => i.npri.load(Ordering::Relaxed) as c_int,
+            None if base.is_null() => 1,
+            None => return -1,
+        };
+        if pri < 0 || pri >= npri {
+            warn(&format!(
+                "event_priority_set: priority {pri} is not below {npri}"
+            ));
+            return -1;
+        }
+        // SAFETY: assigned.
+        if let Some((_, inner, key)) = unsafe { current(ev) } {
+            if inner.lp.info(key).is_ok_and(|i| i.active.is_some()) {
+                return -1; // libevent: not while active
+            }
+            if inner.lp.set_priority(key, pri as u8).is_err() {
+                return -1;
+            }
+            // SAFETY: assigned.
+            unsafe { update(ev, |st| st.spec_pri = pri as u8) };
+        }
+        // SAFETY: assigned.
+        unsafe { (*ev).pri = pri as u8 };
+        0
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_base_set(base: *mut EventBase, ev: *mut Event) -> c_int {
+    guard("event_base_set", -1, || {
+        // SAFETY: caller's contract.
+        if !unsafe { check(ev, "event_base_set") } {
+            return -1;
+        }
+        let Some((_, inner)) = base_of(base, "event_base_set") else {
+            return -1;
+        };
+        // SAFETY: assigned.
+        if let Some((_, i, key)) = unsafe { current(ev) } {
+            if i.lp
+                .info(key)
+                .is_ok_and(|x| x.pending || x.active.is_some())
+            {
+                warn("event_base_set: the event is pending or active");
+                return -1;
+            }
+        }
+        // SAFETY: assigned; not pending, so only this thread uses it.
+        unsafe {
+            (*ev).base = base;
+            (*ev).pri = (inner.npri.load(Ordering::Relaxed) / 2) as u8;
+        }
+        0
+    })
+}
+
+/// `event_finalize` and `event_free_finalize`.
+///
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) -> c_int {
+    // SAFETY: caller's contract.
+    if !unsafe { check(ev, func) } {
+        return -1;
+    }
+    // SAFETY: assigned.
+    let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
+        return -1;
+    };
+    // SAFETY: assigned.
+    if unsafe { detach(ev, Some(key)) }.is_none() {
+        return -1;
+    }
+    forget_addr(inner, key);
+    // SAFETY: assigned.
+    unsafe {
+        set_flags(
+            ev,
+            0,
+            EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_ACTIVE | EVLIST_SIGNAL,
+        )
+    };
+    let addr = ev as usize;
+    let f = Box::new(move || {
+        let ev = addr as *mut Event;
+        // SAFETY: the program keeps a finalizing event alive until its finalizer ran.
+        let arg = unsafe { (*ev).arg };
+        if let Some(f) = cb {
+            // SAFETY: the program's finalizer with its argument.
+            unsafe { f(ev, arg) };
+        }
+        // SAFETY: as above; `event_free_finalize` takes an `event_new` event.
+        unsafe {
+            if then_free && is_assigned(ev) && (*ev).owned & 1 == 1 {
+                (*ev).magic = 0;
+                crate::misc::mem_free(ev as *mut c_void);
+            }
+        }
+    });
+    match inner.lp.finalize(key, f) {
+        Ok(()) => 0,
+        Err(e) => {
+            warn(&format!("{func}: {e}"));
+            -1
+        }
+    }
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_finalize(_flags: u32, ev: *mut Event, cb: FinalizeCb) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_finalize", -1, || unsafe {
+        finalize(ev, cb, false, "event_finalize")
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or an event of `event_new`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_free_finalize(_flags: u32, ev: *mut Event, cb: FinalizeCb) -> c_int {
+    // SAFETY: caller's contract.
+    guard("event_free_finalize", -1, || unsafe {
+        finalize(ev, cb, true, "event_free_finalize")
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_remove_timer(ev: *mut Event) -> c_int {
+    guard("event_remove_timer", -1, || {
+        // SAFETY: caller's contract.
+        if !unsafe { check(ev, "event_remove_timer") } {
+            return -1;
+        }
+        // SAFETY: assigned.
+        let Some((_, inner, key)) = (unsafe { current(ev) }) else {
+            return 0;
+        };
+        let Ok(info) = inner.lp.info(key) else {
+            return 0;
+        };
+        if !info.pending || info.remaining.is_none() {
+            return 0;
+        }
+        // rouse has no "disarm the timeout only": delete, then add back without one.
+        let _ = inner.lp.delete(key);
+        if info.what != What::Timer {
+            if let Err(e) = inner.lp.add(key, None) {
+                warn(&format!("event_remove_timer: {e}"));
+                return -1;
+            }
+        }
+        // SAFETY: assigned.
+        unsafe { set_flags(ev, 0, EVLIST_TIMEOUT) };
+        0
+    })
+}
+
+/// # Safety
+///
+/// `ev` is NULL or points to a `struct event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn event_debug_unassign(ev: *mut Event) {
+    guard("event_debug_unassign", (), || {
+        // SAFETY: caller's contract.
+        if !unsafe { is_assigned(ev) } {
+            return;
+        }
+        // SAFETY: assigned.
+        if let Some(old) = unsafe { detach(ev, None) } {
+            release(old);
+        }
+        // SAFETY: assigned.
+        unsafe {
+            (*ev).magic = 0;
+            set_flags(ev, 0, EVLIST_INIT);
+        }
+    })
+}

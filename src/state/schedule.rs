@@ -1,0 +1,293 @@
+//! What is pending: events created and freed, added and deleted, and their place in the
+//! per-source and per-signal lists (whose union is what the kernel should watch).
+
+use core::time::Duration;
+
+use crate::event::{Event, Kind, MAX_SIGNAL, MAX_SOURCE};
+use crate::seam::{Config, Instant, Interest, Ready};
+use crate::Error;
+
+use super::slots::{self, flag, kind, NIL};
+use super::{sources, word, BaseState, WordsOf};
+
+impl<C: Config> BaseState<C> {
+    /// Creates an event (not pending) and returns its slot and generation. On failure the
+    /// callback is handed back, so the caller drops it after the lock is released.
+    pub fn create(
+        &mut self,
+        words: &WordsOf<C>,
+        ev: Event,
+        cb: C::Callback,
+    ) -> Result<(u32, u32), (Error, C::Callback)> {
+        match self.create_slot(words, &ev) {
+            Ok((idx, gen)) => {
+                let s = self.slot(idx);
+                s.cb = Some(cb);
+                Ok((idx, gen))
+            }
+            Err(e) => Err((e, cb)),
+        }
+    }
+
+    fn create_slot(&mut self, words: &WordsOf<C>, ev: &Event) -> Result<(u32, u32), Error> {
+        if self.ctl.closed {
+            return Err(Error::Closed);
+        }
+        let prio = ev.priority.unwrap_or(self.opts.priorities / 2);
+        if prio >= self.opts.priorities {
+            return Err(Error::Priority);
+        }
+        if ev.free_after_run && ev.persist {
+            return Err(Error::Invalid);
+        }
+        let (what, source) = match ev.kind {
+            Kind::Io(src, interest) => {
+                if interest.kinds().is_empty() {
+                    return Err(Error::EmptyInterest);
+                }
+                if src.id() > MAX_SOURCE {
+                    return Err(Error::SourceRange);
+                }
+                (kind::IO | interest.bits() << kind::INTEREST_SHIFT, src.id())
+            }
+            Kind::Signal(n) => {
+                if n == 0 || n > MAX_SIGNAL {
+                    return Err(Error::SignalRange);
+                }
+                (kind::SIGNAL, n)
+            }
+            Kind::Timer => (kind::TIMER, 0),
+            Kind::User => (kind::USER, 0),
+        };
+        let (idx, gen) = self.slots.alloc(words)?;
+        let s = self.slot(idx);
+        s.what = what | if ev.persist { kind::PERSIST } else { 0 };
+        s.source = source;
+        s.prio = prio;
+        if ev.free_after_run {
+            s.flags |= flag::AUTOFREE;
+        }
+        Ok((idx, gen))
+    }
+
+    /// The next live event at or after slot `from` (for closing a base).
+    pub fn next_live(&self, from: u32) -> Option<u32> {
+        (from..self.slots.v.len() as u32).find(|&i| {
+            let s = &self.slots.v[i as usize];
+            s.kind() != kind::FREE && !s.has(flag::ZOMBIE | flag::FINALIZING)
+        })
+    }
+
+    /// Frees an event. Returns its callback (to drop after the lock is released) and whether
+    /// the loop must be woken. If its callback is running, the slot is released when it returns.
+    pub fn free(&mut self, words: &WordsOf<C>, idx: u32) -> (Option<C::Callback>, bool) {
+        let wake = self.unschedule(words, idx);
+        if self.slot(idx).has(flag::RUNNING) {
+            self.slot(idx).flags |= flag::ZOMBIE;
+            slots::retire(words, idx);
+            (None, wake)
+        } else {
+            let cb = self.slot(idx).cb.take();
+            self.slots.release(words, idx);
+            (cb, wake)
+        }
+    }
+
+    /// Deletes the event and arranges for `fin` to run on the loop thread once its callback
+    /// cannot run any more. Returns the replaced callback (to drop unlocked) and the wake need.
+    pub fn finalize(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        fin: C::Callback,
+    ) -> (Option<C::Callback>, bool) {
+        let mut wake = self.unschedule(words, idx);
+        slots::retire(words, idx);
+        let s = self.slot(idx);
+        s.flags |= flag::FINALIZING;
+        let old = s.cb.replace(fin);
+        if !s.has(flag::RUNNING) {
+            wake |= self.enqueue(words, idx, Ready::FINALIZE);
+        }
+        (old, wake)
+    }
+
+    /// Makes the event pending, with an optional new timeout. Returns the wake need.
+    pub fn add(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        timeout: Option<Duration>,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        if s.has(flag::FINALIZING) {
+            return Err(Error::Invalid);
+        }
+        // Everything that can fail is checked before anything changes.
+        if timeout.is_some() {
+            self.timers.reserve(idx, false)?;
+        }
+        let mut wake = false;
+        if !s.has(flag::PENDING) {
+            wake |= self.link(idx)?;
+            self.slot(idx).flags |= flag::PENDING;
+            self.n_pending += 1;
+        }
+        if let Some(d) = timeout {
+            let w = slots::words_load(words, idx);
+            if Ready::from_bits_truncate(word::ready(w)).contains(Ready::TIMEOUT) {
+                // Active only because of a timeout that the new one replaces.
+                self.dequeue(words, idx);
+            }
+            wake |= self.timers.disarm(idx);
+            let interval = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            let at = now().saturating_add(d).as_nanos();
+            wake |= self.timers.arm(idx, at, interval);
+        }
+        Ok(wake)
+    }
+
+    /// Makes the event pending with a common timeout.
+    pub fn add_common(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        ct: u8,
+        now: Instant,
+    ) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        if s.has(flag::FINALIZING) || !self.timers.has_common(ct) {
+            return Err(Error::Invalid);
+        }
+        self.timers.reserve(idx, true)?;
+        let mut wake = false;
+        if !s.has(flag::PENDING) {
+            wake |= self.link(idx)?;
+            self.slot(idx).flags |= flag::PENDING;
+            self.n_pending += 1;
+        }
+        let w = slots::words_load(words, idx);
+        if Ready::from_bits_truncate(word::ready(w)).contains(Ready::TIMEOUT) {
+            self.dequeue(words, idx);
+        }
+        wake |= self.timers.disarm(idx);
+        let at = now
+            .as_nanos()
+            .saturating_add(self.timers.common_duration(ct));
+        wake |= self.timers.arm_common(idx, ct, at);
+        Ok(wake)
+    }
+
+    /// Whether the event is freed when deleted (`Event::free_after_run`).
+    pub fn frees_on_delete(&self, idx: u32) -> bool {
+        self.slots.v[idx as usize].has(flag::AUTOFREE)
+    }
+
+    /// Makes the event non-pending and takes it off its active queue (libevent's
+    /// `event_del`; nothing to do for an event that is neither). Returns the wake need.
+    pub fn delete(&mut self, words: &WordsOf<C>, idx: u32) -> bool {
+        self.unschedule(words, idx)
+    }
+
+    /// Removes the event from every list: source/signal, timers, active queue.
+    pub(super) fn unschedule(&mut self, words: &WordsOf<C>, idx: u32) -> bool {
+        let mut wake = false;
+        if self.slot(idx).has(flag::PENDING) {
+            wake |= self.unlink(idx);
+            wake |= self.timers.disarm(idx);
+            self.slot(idx).flags &= !flag::PENDING;
+            self.n_pending -= 1;
+            if self.n_pending == 0 {
+                wake = true; // the loop may have to return for lack of events
+            }
+        }
+        self.dequeue(words, idx);
+        wake
+    }
+
+    /// Links a newly pending event into its source or signal list. Returns whether the kernel
+    /// interest must change (the loop must apply it).
+    fn link(&mut self, idx: u32) -> Result<bool, Error> {
+        let s = &self.slots.v[idx as usize];
+        let (k, source) = (s.kind(), s.source);
+        let came_back = s.out == self.epoch.wrapping_add(1);
+        let interest = match k {
+            kind::IO => Interest::from_bits_truncate(s.interest_bits()),
+            kind::SIGNAL => Interest::READ,
+            _ => return Ok(false),
+        };
+        let table = if k == kind::IO {
+            &mut self.io
+        } else {
+            &mut self.sig
+        };
+        let e = table.entry(source)?;
+        if e.head().is_some()
+            && e.want().contains(Interest::EDGE) != interest.contains(Interest::EDGE)
+        {
+            return Err(Error::EdgeConflict);
+        }
+        if k == kind::IO && e.want().is_empty() && !e.kernel().is_empty() && !came_back {
+            // Every event left this source in this iteration and another one enters: its fd
+            // may have been closed and the number reused by a new file, which the kernel does
+            // not watch — or not, and the kernel still has it. Only the event that left may
+            // come back for free (the delete+add re-arm idiom); otherwise the loop registers
+            // afresh (the poller heals a registration that still exists), or, if this event
+            // leaves again too, deletes explicitly.
+            e.set_kernel(sources::UNKNOWN);
+        }
+        let head = e.head();
+        e.set_head(Some(idx));
+        let want = e.want() | interest;
+        table.set_want(source, want);
+        self.slots.v[idx as usize].src_next = head.unwrap_or(NIL);
+        Ok(want != table.get(source).kernel())
+    }
+
+    /// Unlinks an event from its source or signal list; returns whether the interest changed.
+    fn unlink(&mut self, idx: u32) -> bool {
+        let (what, source) = {
+            let s = &self.slots.v[idx as usize];
+            (s.kind(), s.source)
+        };
+        let table = match what {
+            kind::IO => &mut self.io,
+            kind::SIGNAL => &mut self.sig,
+            _ => return false,
+        };
+        let Ok(e) = table.entry(source) else {
+            return false;
+        };
+        let old_want = e.want();
+        // Walk the (short) list: remove idx, recompute the union of the rest.
+        let slots = &mut self.slots.v;
+        let mut want = Interest::NONE;
+        let mut prev = NIL;
+        let mut cur = e.head().unwrap_or(NIL);
+        while cur != NIL {
+            let next = slots[cur as usize].src_next;
+            if cur == idx {
+                if prev == NIL {
+                    e.set_head((next != NIL).then_some(next));
+                } else {
+                    slots[prev as usize].src_next = next;
+                }
+            } else {
+                want |= if what == kind::IO {
+                    Interest::from_bits_truncate(slots[cur as usize].interest_bits())
+                } else {
+                    Interest::READ
+                };
+                prev = cur;
+            }
+            cur = next;
+        }
+        slots[idx as usize].src_next = NIL;
+        if want.is_empty() && what == kind::IO {
+            slots[idx as usize].out = self.epoch.wrapping_add(1);
+        }
+        table.set_want(source, want);
+        want != old_want && want != table.get(source).kernel()
+    }
+}
