@@ -177,3 +177,41 @@ fn running_and_test_controls_exclude_each_other() {
     );
     // Dropping the last `Base` here frees the events (no cycle left: the timer ran).
 }
+
+#[test]
+fn a_cross_thread_delete_waits_for_the_running_callback_on_the_mocks() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+
+    let base = Arc::new(MockBase::new_mock());
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let user = base
+        .add_user(move |_, _| {
+            started_tx.send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap(); // runs until the test says so
+        })
+        .unwrap();
+    base.activate(user, Ready::USER).unwrap();
+    let b = base.clone();
+    let looper = std::thread::spawn(move || b.run_until_idle());
+    started_rx.recv().unwrap(); // the callback runs on the loop thread
+
+    let deleted = Arc::new(AtomicBool::new(false));
+    let (handle, d) = (base.handle(), deleted.clone());
+    let deleter = std::thread::spawn(move || {
+        handle.delete(user).unwrap();
+        d.store(true, Relaxed);
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        !deleted.load(Relaxed),
+        "the delete returned while the callback ran (threads told apart: it must wait)"
+    );
+    go_tx.send(()).unwrap();
+    deleter.join().unwrap();
+    assert!(deleted.load(Relaxed));
+    looper.join().unwrap().unwrap();
+    assert!(!base.is_pending(user).unwrap());
+}
