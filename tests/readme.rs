@@ -3,7 +3,12 @@
 
 /// The first Rust code block after the "## Quick start" heading.
 fn quick_start(text: &str) -> String {
-    let from = text.find("## Quick start").expect("a quick start");
+    first_block_after(text, "## Quick start")
+}
+
+/// The first Rust code block after `heading`.
+fn first_block_after(text: &str, heading: &str) -> String {
+    let from = text.find(heading).expect("the heading");
     let rest = &text[from..];
     let start = rest.find("```rust\n").expect("a rust code block") + "```rust\n".len();
     let len = rest[start..].find("```").expect("the block ends");
@@ -17,5 +22,16 @@ fn the_quick_start_is_the_one_compiled_as_a_doctest() {
     assert_eq!(
         ours, compiled,
         "README.md's quick start differs from adapters/std/README.md's (the doctest)"
+    );
+}
+
+#[test]
+fn the_testing_section_is_the_one_compiled_as_a_doctest() {
+    let heading = "## Testing code built on rouse";
+    let ours = first_block_after(include_str!("../README.md"), heading);
+    let compiled = first_block_after(include_str!("../adapters/std/README.md"), heading);
+    assert_eq!(
+        ours, compiled,
+        "README.md's testing section differs from adapters/std/README.md's (the doctest)"
     );
 }

@@ -127,6 +127,10 @@ impl Builder {
         }
     }
 
+    pub(crate) fn options(&self) -> Options {
+        self.options
+    }
+
     fn poller_choice(&self) -> io::Result<Option<PollerKind>> {
         match self.poller {
             Some(k) => Ok(Some(k)),
@@ -279,7 +283,7 @@ where
 }
 
 impl<F: Flavor> Base<F> {
-    fn from_core(core: rouse_core::Base<F>) -> Base<F> {
+    pub(crate) fn from_core(core: rouse_core::Base<F>) -> Base<F> {
         Base {
             core: Arc::new(core),
             pid: AtomicU32::new(std::process::id()),

@@ -20,6 +20,10 @@
 //! [`Builder`] sets priorities, dispatch limits, a forced poller ([`PollerKind`]) or notifier
 //! ([`NotifierKind`]), and the opt-in spin before blocking.
 //!
+//! [`testing::MockBase`] is `Base<testing::Mock>`: the same API on the core's mocks (a manual
+//! clock, a scripted poller, the counting notifier), so code generic over [`Flavor`] is unit
+//! tested unchanged, with mock sources standing in for fds and time moved by the test.
+//!
 //! ```
 //! use std::time::Duration;
 //! use rouse_std::Base;
@@ -141,6 +145,7 @@ mod lock;
 mod os;
 mod signal;
 mod sys;
+pub mod testing;
 
 pub use api::WithPriority;
 pub use base::{Base, Builder, Handle, LocalBase};

@@ -32,8 +32,9 @@ use super::{fd, WakeSource};
 // The per-poller signal self-pipe.
 use super::signal::SignalPipe;
 
-/// A polling mechanism `rouse-std` can wait in.
+/// A polling mechanism `rouse-std` can wait in (non-exhaustive: more may come).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PollerKind {
     /// Linux `epoll(7)`: O(1) per ready source, level- or edge-triggered, peer-close reports
     /// (`EPOLLRDHUP`), nanosecond timeouts through `epoll_pwait2` (Linux 5.11+; whole
@@ -47,15 +48,20 @@ pub enum PollerKind {
     /// only (an edge-triggered interest is reported level). Nanosecond timeouts through
     /// `ppoll` on Linux and FreeBSD, whole milliseconds (rounded up) elsewhere.
     Poll,
+    /// The scripted [`rouse_core::mock::Poller`] of a [`MockBase`](crate::testing::MockBase):
+    /// no OS mechanism, never [`available`](PollerKind::available) to a real base (forcing it
+    /// on one is `Unsupported`).
+    Mock,
 }
 
 impl PollerKind {
-    /// The mechanism's name: `"epoll"`, `"kqueue"` or `"poll"`.
+    /// The mechanism's name: `"epoll"`, `"kqueue"`, `"poll"` or `"mock"`.
     pub const fn name(self) -> &'static str {
         match self {
             PollerKind::Epoll => "epoll",
             PollerKind::Kqueue => "kqueue",
             PollerKind::Poll => "poll",
+            PollerKind::Mock => "mock",
         }
     }
 
@@ -65,6 +71,7 @@ impl PollerKind {
             "epoll" => Some(PollerKind::Epoll),
             "kqueue" => Some(PollerKind::Kqueue),
             "poll" => Some(PollerKind::Poll),
+            "mock" => Some(PollerKind::Mock),
             _ => None,
         }
     }
@@ -307,6 +314,10 @@ impl Backend {
             #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
             PollerKind::Kqueue => KqueuePoller::new().map(Backend::Kqueue),
             PollerKind::Poll => Ok(Backend::Poll(PollPoller::new())),
+            PollerKind::Mock => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the mock poller runs only a MockBase (Builder::build_mock)",
+            )),
             #[allow(unreachable_patterns)] // every kind may be compiled on some OS
             _ => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
