@@ -10,15 +10,17 @@
 mod util;
 
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rouse_core::{Exit, Interest, Key, Ready, RunFlags};
 use rouse_std::Base;
-use util::{all_kinds, base_of, default_base, drain, pair, wait_blocked, wait_until, write_byte};
+use util::{
+    all_kinds, base_of, default_base, drain, fork_child as fork, pair, wait_blocked, wait_child,
+    wait_until, write_byte,
+};
 
 /// What a child's exit code means.
 fn meaning(code: i32) -> &'static str {
@@ -40,52 +42,6 @@ fn meaning(code: i32) -> &'static str {
         99 => "the child panicked",
         _ => "unknown",
     }
-}
-
-/// Waits for `pid` to exit (at most `util::BOUND`, else kills it) and returns its exit code.
-fn wait_child(pid: libc::pid_t, what: &str) -> i32 {
-    let deadline = Instant::now() + util::BOUND;
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a live c_int; `pid` is our child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "{what}: the child did not exit normally (status {status:#x})"
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{what}: waitpid: {e}");
-        }
-        if Instant::now() > deadline {
-            // SAFETY: plain syscalls on our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("{what}: the child did not exit within {:?}", util::BOUND);
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Forks; the child runs `child` and `_exit`s with its code (99 if it panics), never
-/// returning. Returns the child's pid in the parent.
-fn fork(child: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the caller runs no other thread that could hold a lock the child needs, except
-    // where the test documents it (the in-flight case, whose other thread is the loop thread,
-    // blocked in its poller: it holds neither the base lock nor the poller slot's).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
-    if pid == 0 {
-        let code = catch_unwind(AssertUnwindSafe(child)).unwrap_or(99);
-        // SAFETY: ends the child at once: no destructors, no atexit, no test harness.
-        unsafe { libc::_exit(code) };
-    }
-    pid
 }
 
 /// The loop thread of case 2, for `pthread_kill`.

@@ -11,7 +11,6 @@
 mod util;
 
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
@@ -19,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use rouse_core::{Exit, Key, Ready, RunFlags};
 use rouse_std::{Base, PollerKind};
-use util::{all_kinds, base_of, open_fds, wait_blocked, wait_until};
+use util::{
+    all_kinds, base_of, fork_child as fork, open_fds, wait_blocked, wait_child, wait_until,
+};
 
 /// How fast the child's own thread must wake the child's loop.
 const WAKE_BOUND: Duration = Duration::from_secs(1);
@@ -42,52 +43,6 @@ fn meaning(code: i32) -> &'static str {
         99 => "the child panicked",
         _ => "unknown",
     }
-}
-
-/// Waits for `pid` to exit (at most `util::BOUND`, else kills it) and returns its exit code.
-fn wait_child(pid: libc::pid_t, what: &str) -> i32 {
-    let deadline = Instant::now() + util::BOUND;
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a live c_int; `pid` is our child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "{what}: the child did not exit normally (status {status:#x})"
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{what}: waitpid: {e}");
-        }
-        if Instant::now() > deadline {
-            // SAFETY: plain syscalls on our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("{what}: the child did not exit within {:?}", util::BOUND);
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Forks; the child runs `child` and `_exit`s with its code (99 if it panics), never
-/// returning. Returns the child's pid in the parent.
-fn fork(child: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the only other thread is the parent's loop thread, blocked in its poller: it
-    // holds no lock the child needs (the base lock is free while it polls, and the poller slot
-    // is taken, not locked).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
-    if pid == 0 {
-        let code = catch_unwind(AssertUnwindSafe(child)).unwrap_or(99);
-        // SAFETY: ends the child at once: no destructors, no atexit, no test harness.
-        unsafe { libc::_exit(code) };
-    }
-    pid
 }
 
 fn raise(sig: libc::c_int) {

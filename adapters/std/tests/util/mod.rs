@@ -511,15 +511,31 @@ pub fn take(log: &Mutex<Vec<Ready>>) -> Vec<Ready> {
 /// The caller runs no other thread that could hold a lock the child needs.
 #[track_caller]
 pub fn in_forked_child(what: &str, child: impl FnOnce() -> i32) -> i32 {
+    wait_child(fork_child(child), what)
+}
+
+/// Forks; the child runs `child` and `_exit`s with its code (99 if it panics), never
+/// returning. Returns the child's pid in the parent.
+///
+/// The caller runs no other thread that could hold a lock the child needs, except where its
+/// test documents why that thread holds none at the fork.
+pub fn fork_child(child: impl FnOnce() -> i32) -> libc::pid_t {
     use std::panic::{catch_unwind, AssertUnwindSafe};
-    // SAFETY: the caller runs no thread holding a lock the child needs (documented above).
+    // SAFETY: fork(2) has no memory-safety preconditions; the caller's contract (above) keeps
+    // the child from waiting for a lock held by a thread that does not exist in it.
     let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "{what}: fork: {}", io::Error::last_os_error());
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
         let code = catch_unwind(AssertUnwindSafe(child)).unwrap_or(99);
         // SAFETY: ends the child at once: no destructors, no atexit, no test harness.
         unsafe { libc::_exit(code) };
     }
+    pid
+}
+
+/// Waits for `pid` to exit (at most [`BOUND`], else kills it) and returns its exit code.
+#[track_caller]
+pub fn wait_child(pid: libc::pid_t, what: &str) -> i32 {
     let deadline = Instant::now() + BOUND;
     loop {
         let mut status = 0;
@@ -531,6 +547,10 @@ pub fn in_forked_child(what: &str, child: impl FnOnce() -> i32) -> i32 {
                 "{what}: the child did not exit normally (status {status:#x})"
             );
             return libc::WEXITSTATUS(status);
+        }
+        if r == -1 {
+            let e = io::Error::last_os_error();
+            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{what}: waitpid: {e}");
         }
         if Instant::now() > deadline {
             // SAFETY: plain syscalls on our own child.
