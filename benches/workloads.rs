@@ -429,6 +429,8 @@ trait Bench: Sized {
     fn run_flags(&self, flags: RunFlags) -> io::Result<Exit>;
     fn interest_calls(&self) -> Option<u64>;
     fn describe(&self) -> String;
+    /// Runs a measured section (one named function per base, for the instruction counts).
+    fn measured<R>(f: impl FnOnce() -> R) -> R;
 }
 
 /// The per-flavor names and constructor.
@@ -495,6 +497,13 @@ impl<F: Named> Bench for Base<F> {
     fn describe(&self) -> String {
         F::describe(self)
     }
+    fn measured<R>(f: impl FnOnce() -> R) -> R {
+        if F::SUFFIX.is_empty() {
+            measured_threaded(f)
+        } else {
+            measured_local(f)
+        }
+    }
 }
 
 fn local_note<B: Bench>() -> &'static str {
@@ -512,6 +521,14 @@ const W3_ACTIVE: usize = 100;
 const W3_WARMUP_RUNS: usize = 2;
 const W3_RUNS: usize = 25;
 const W3_SIZES: [usize; 3] = [100, 1000, 9900];
+
+/// The W3 sizes to run: all, or the one `ROUSE_W3_P` names.
+fn w3_sizes() -> Vec<usize> {
+    match env_usize("ROUSE_W3_P", 0) {
+        0 => W3_SIZES.to_vec(),
+        p => vec![p],
+    }
+}
 
 /// The state the callbacks share (single-threaded use: relaxed load + store, no RMW).
 struct W3State {
@@ -570,45 +587,50 @@ fn w3_one<B: Bench>(p_req: usize) -> io::Result<()> {
     let mut disp = Vec::with_capacity(W3_RUNS);
     let mut ok = true;
     let (mut polls, mut a0, mut sys0) = (0u64, 0u64, None);
-    for run in 0..W3_WARMUP_RUNS + W3_RUNS {
-        if run == W3_WARMUP_RUNS {
-            a0 = allocs();
-            sys0 = base.interest_calls();
-        }
-        let t0 = now_ns();
-        for &k in &keys {
-            base.ev_delete(k)?;
-            base.ev_add(k, None)?;
-        }
-        let t1 = now_ns();
-        for i in 0..W3_ACTIVE {
-            if !write_byte(st.wfds[i * space]) {
-                bump(&st.failures);
+    // Every run (warm-ups included: 27 x W events, each with its re-arm) is one measured
+    // section for the instruction counts.
+    B::measured(|| -> io::Result<()> {
+        for run in 0..W3_WARMUP_RUNS + W3_RUNS {
+            if run == W3_WARMUP_RUNS {
+                a0 = allocs();
+                sys0 = base.interest_calls();
             }
-        }
-        st.count.store(0, Ordering::Relaxed);
-        st.writes_left.store(w - W3_ACTIVE, Ordering::Relaxed);
-        let t2 = now_ns();
-        let mut iters = 0u64;
-        while st.count.load(Ordering::Relaxed) < w {
-            base.run_flags(RunFlags::ONCE_NONBLOCK)?;
-            iters += 1;
-            if iters > 100_000_000 {
+            let t0 = now_ns();
+            for &k in &keys {
+                base.ev_delete(k)?;
+                base.ev_add(k, None)?;
+            }
+            let t1 = now_ns();
+            for i in 0..W3_ACTIVE {
+                if !write_byte(st.wfds[i * space]) {
+                    bump(&st.failures);
+                }
+            }
+            st.count.store(0, Ordering::Relaxed);
+            st.writes_left.store(w - W3_ACTIVE, Ordering::Relaxed);
+            let t2 = now_ns();
+            let mut iters = 0u64;
+            while st.count.load(Ordering::Relaxed) < w {
+                base.run_flags(RunFlags::ONCE_NONBLOCK)?;
+                iters += 1;
+                if iters > 100_000_000 {
+                    ok = false;
+                    break;
+                }
+            }
+            let t3 = now_ns();
+            if st.count.load(Ordering::Relaxed) != w {
                 ok = false;
-                break;
+            }
+            if run >= W3_WARMUP_RUNS {
+                tot.push(t3 - t0);
+                rearm.push(t1 - t0);
+                disp.push(t3 - t2);
+                polls += iters;
             }
         }
-        let t3 = now_ns();
-        if st.count.load(Ordering::Relaxed) != w {
-            ok = false;
-        }
-        if run >= W3_WARMUP_RUNS {
-            tot.push(t3 - t0);
-            rearm.push(t1 - t0);
-            disp.push(t3 - t2);
-            polls += iters;
-        }
-    }
+        Ok(())
+    })?;
     let a1 = allocs();
     let sys1 = base.interest_calls();
     // Sanity: every byte written was read, so one more pass runs nothing.
@@ -673,7 +695,10 @@ fn w3_one<B: Bench>(p_req: usize) -> io::Result<()> {
 
 // ====================================================================== W4
 
-const W4_TIMERS: usize = 1_000_000;
+/// One-shot timers of W4a (`ROUSE_W4_TIMERS` overrides it).
+fn w4_timers() -> usize {
+    env_usize("ROUSE_W4_TIMERS", 1_000_000)
+}
 const W4_CHURN: usize = 1_000_000;
 
 /// Counted into by the W4 callbacks, which capture nothing (single-threaded: load + store).
@@ -692,16 +717,19 @@ fn w4a<B: Bench>() -> io::Result<()> {
         "W4 callbacks capture nothing"
     );
     FIRED.store(0, Ordering::Relaxed);
+    let n = w4_timers();
     let mut lcg = Lcg::new();
     let a0 = allocs();
-    let t0 = now_ns();
-    for _ in 0..W4_TIMERS {
-        let us = lcg.deadline_us();
-        base.timer_after(Duration::from_micros(us), cb)?;
-    }
-    let t1 = now_ns();
-    let exit = base.run_flags(RunFlags::UNTIL_EMPTY)?;
-    let t2 = now_ns();
+    let (t0, t1, t2, exit) = B::measured(|| -> io::Result<_> {
+        let t0 = now_ns();
+        for _ in 0..n {
+            let us = lcg.deadline_us();
+            base.timer_after(Duration::from_micros(us), cb)?;
+        }
+        let t1 = now_ns();
+        let exit = base.run_flags(RunFlags::UNTIL_EMPTY)?;
+        Ok((t0, t1, now_ns(), exit))
+    })?;
     let a1 = allocs();
     let fired = FIRED.load(Ordering::Relaxed);
     drop(base);
@@ -714,16 +742,16 @@ fn w4a<B: Bench>() -> io::Result<()> {
          until Exit::Empty\",\"base\":\"{}\"{}}}",
         imp(),
         B::SUFFIX,
-        W4_TIMERS,
+        n,
         t2 - t0,
-        (t2 - t0) as f64 / W4_TIMERS as f64,
-        (t1 - t0) as f64 / W4_TIMERS as f64,
-        (t2 - t1) as f64 / W4_TIMERS as f64,
+        (t2 - t0) as f64 / n as f64,
+        (t1 - t0) as f64 / n as f64,
+        (t2 - t1) as f64 / n as f64,
         fired,
-        fired == W4_TIMERS as u64 && exit == Exit::Empty,
+        fired == n as u64 && exit == Exit::Empty,
         exit,
         a1 - a0,
-        (a1 - a0) as f64 / W4_TIMERS as f64,
+        (a1 - a0) as f64 / n as f64,
         B::KIND,
         local_note::<B>()
     );
@@ -735,12 +763,14 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let key = base.timer_event(w4_cb)?;
     let one_s = Duration::from_secs(1);
     let a0 = allocs();
-    let t0 = now_ns();
-    for _ in 0..W4_CHURN {
-        base.ev_add(key, Some(one_s))?;
-        base.ev_delete(key)?;
-    }
-    let t1 = now_ns();
+    let (t0, t1) = B::measured(|| -> io::Result<_> {
+        let t0 = now_ns();
+        for _ in 0..W4_CHURN {
+            base.ev_add(key, Some(one_s))?;
+            base.ev_delete(key)?;
+        }
+        Ok((t0, now_ns()))
+    })?;
     let a1 = allocs();
     // Sanity: the key is still valid (a delete of a non-pending event succeeds).
     let churn_ok = base.ev_delete(key).is_ok();
@@ -878,11 +908,11 @@ fn main() -> io::Result<()> {
         channel::w2_channel()?;
     }
     if want("W3") {
-        for p in W3_SIZES {
+        for p in w3_sizes() {
             step(&format!("W3 P={p}"));
             w3_one::<Base>(p)?;
         }
-        for p in W3_SIZES {
+        for p in w3_sizes() {
             step(&format!("W3 P={p} (local)"));
             w3_one::<LocalBase>(p)?;
         }

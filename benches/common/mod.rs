@@ -320,6 +320,31 @@ pub fn spin_for_ns(ns: u64) {
     }
 }
 
+// ------------------------------------------------------------------ instruction counts
+
+/// Runs a workload's measured section on the threaded base. Never inlined, so that
+/// `scripts/instructions.sh` can count exactly the instructions inside it (callgrind
+/// `--toggle-collect=*measured_threaded*`).
+#[inline(never)]
+pub fn measured_threaded<R>(f: impl FnOnce() -> R) -> R {
+    std::hint::black_box(f())
+}
+
+/// As [`measured_threaded`], on the single-threaded base.
+#[inline(never)]
+pub fn measured_local<R>(f: impl FnOnce() -> R) -> R {
+    std::hint::black_box(f())
+}
+
+/// `name` from the environment as a number, or `default` (the instruction-count script runs
+/// W4a at n = 100 000 and W3 at P = 100 only, to keep callgrind's runs short).
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 // ------------------------------------------------------------------ selection
 
 /// The workloads the harness knows, in the order it runs them.
