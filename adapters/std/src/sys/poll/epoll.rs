@@ -295,22 +295,12 @@ impl Poller for EpollPoller {
     }
 
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
-        if !enable {
-            return match &mut self.signals {
-                Some(pipe) => pipe.unsubscribe(signal).map_err(errno),
-                None => Ok(()),
-            };
-        }
-        if self.signals.is_none() {
-            let pipe = SignalPipe::new().map_err(errno)?;
-            self.add_internal(pipe.read_fd(), libc::EPOLLIN as u32, SIGNALS)
-                .map_err(errno)?;
-            self.signals = Some(pipe);
-        }
-        match &mut self.signals {
-            Some(pipe) => pipe.subscribe(signal).map_err(errno),
-            None => unreachable!("made above"),
-        }
+        let mut pipe = self.signals.take();
+        let r = super::watch_signal(&mut pipe, signal, enable, |fd| {
+            self.add_internal(fd, libc::EPOLLIN as u32, SIGNALS)
+        });
+        self.signals = pipe;
+        r
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
