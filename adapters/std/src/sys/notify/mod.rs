@@ -1,13 +1,8 @@
 //! Notifiers: how another thread wakes a loop that sleeps in its poller.
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(rouse_epoll)]
 mod eventfd;
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "dragonfly"
-))]
+#[cfg(rouse_kqueue)]
 pub(crate) mod kqueue_user;
 mod pipe;
 mod socketpair;
@@ -17,14 +12,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(rouse_epoll)]
 use eventfd::EventFdNotifier;
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "dragonfly"
-))]
+#[cfg(rouse_kqueue)]
 use kqueue_user::KqueueUserNotifier;
 use pipe::PipeNotifier;
 use socketpair::SocketPairNotifier;
@@ -34,10 +24,10 @@ use super::WakeSource;
 /// The mechanism a loop's notifier uses, in libevent's order of preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NotifierKind {
-    /// A kqueue `EVFILT_USER` event on the poller's own kqueue (FreeBSD, DragonFly, macOS,
-    /// iOS): no fd, nothing to drain. Only with a kqueue poller.
+    /// A kqueue `EVFILT_USER` event on the poller's own kqueue (FreeBSD, macOS and Apple's
+    /// other systems): no fd, nothing to drain. Only with a kqueue poller.
     KqueueUser,
-    /// A Linux/Android `eventfd`: one fd; no drain when registered edge-triggered.
+    /// A Linux `eventfd`: one fd; no drain when registered edge-triggered.
     EventFd,
     /// A non-blocking pipe: two fds, one byte per notification, always drained.
     Pipe,
@@ -73,13 +63,8 @@ impl NotifierKind {
     /// Whether this OS has the mechanism (creation may still fail at run time).
     pub fn available(self) -> bool {
         match self {
-            NotifierKind::KqueueUser => cfg!(any(
-                target_os = "freebsd",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "dragonfly"
-            )),
-            NotifierKind::EventFd => cfg!(any(target_os = "linux", target_os = "android")),
+            NotifierKind::KqueueUser => cfg!(rouse_kqueue),
+            NotifierKind::EventFd => cfg!(rouse_epoll),
             NotifierKind::Pipe | NotifierKind::SocketPair => true,
         }
     }
@@ -93,14 +78,9 @@ impl fmt::Display for NotifierKind {
 
 #[derive(Debug)]
 enum Inner {
-    #[cfg(any(
-        target_os = "freebsd",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(rouse_kqueue)]
     KqueueUser(KqueueUserNotifier),
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(rouse_epoll)]
     EventFd(EventFdNotifier),
     Pipe(PipeNotifier),
     SocketPair(SocketPairNotifier),
@@ -110,14 +90,9 @@ enum Inner {
 macro_rules! each {
     ($inner:expr, $n:ident => $e:expr) => {
         match $inner {
-            #[cfg(any(
-                target_os = "freebsd",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(rouse_kqueue)]
             Inner::KqueueUser($n) => $e,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(rouse_epoll)]
             Inner::EventFd($n) => $e,
             Inner::Pipe($n) => $e,
             Inner::SocketPair($n) => $e,
@@ -190,14 +165,9 @@ impl Notifier {
     fn create(kind: NotifierKind, kq: Option<RawFd>) -> io::Result<Notifier> {
         let _ = kq; // only KqueueUser needs it
         let inner = match kind {
-            #[cfg(any(
-                target_os = "freebsd",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(rouse_kqueue)]
             NotifierKind::KqueueUser => Inner::KqueueUser(KqueueUserNotifier::new(need_kq(kq)?)?),
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(rouse_epoll)]
             NotifierKind::EventFd => Inner::EventFd(EventFdNotifier::new()?),
             NotifierKind::Pipe => Inner::Pipe(PipeNotifier::new()?),
             NotifierKind::SocketPair => Inner::SocketPair(SocketPairNotifier::new()?),
@@ -220,14 +190,9 @@ impl Notifier {
     /// The mechanism in use.
     pub(crate) fn kind(&self) -> NotifierKind {
         match self.inner {
-            #[cfg(any(
-                target_os = "freebsd",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(rouse_kqueue)]
             Inner::KqueueUser(_) => NotifierKind::KqueueUser,
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(rouse_epoll)]
             Inner::EventFd(_) => NotifierKind::EventFd,
             Inner::Pipe(_) => NotifierKind::Pipe,
             Inner::SocketPair(_) => NotifierKind::SocketPair,
@@ -237,14 +202,9 @@ impl Notifier {
     /// Whether `fd` is one of this notifier's fds (the base refuses them as user sources).
     pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
         match &self.inner {
-            #[cfg(any(
-                target_os = "freebsd",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(rouse_kqueue)]
             Inner::KqueueUser(_) => false, // no fd: an event on the poller's kqueue
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(rouse_epoll)]
             Inner::EventFd(n) => n.fd() == fd,
             Inner::Pipe(n) => n.read_fd() == fd || n.write_fd() == fd,
             Inner::SocketPair(n) => n.read_fd() == fd || n.write_fd() == fd,
@@ -287,14 +247,9 @@ impl Notifier {
     pub(crate) fn reinit(&self, kq: Option<RawFd>) -> io::Result<()> {
         let _ = kq; // only KqueueUser needs it
         match &self.inner {
-            #[cfg(any(
-                target_os = "freebsd",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(rouse_kqueue)]
             Inner::KqueueUser(n) => n.reinit(need_kq(kq)?),
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(rouse_epoll)]
             Inner::EventFd(n) => n.reinit(),
             Inner::Pipe(n) => n.reinit(),
             Inner::SocketPair(n) => n.reinit(),
@@ -303,12 +258,7 @@ impl Notifier {
 }
 
 /// `kq`, or `EINVAL`: a kqueue user event needs the poller's kqueue.
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "dragonfly"
-))]
+#[cfg(rouse_kqueue)]
 fn need_kq(kq: Option<RawFd>) -> io::Result<RawFd> {
     kq.ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
 }

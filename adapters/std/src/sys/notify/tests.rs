@@ -87,7 +87,7 @@ pub(crate) fn assert_nonblock_cloexec(fd: RawFd) {
 
 /// The kind `new(None, None)` picks on this build.
 fn default_kind() -> NotifierKind {
-    if cfg!(any(target_os = "linux", target_os = "android")) {
+    if cfg!(rouse_epoll) {
         NotifierKind::EventFd
     } else {
         NotifierKind::Pipe
@@ -109,14 +109,9 @@ fn kind_names() {
     }
     assert_eq!(NotifierKind::from_name("kqueue"), None);
     assert!(NotifierKind::Pipe.available() && NotifierKind::SocketPair.available());
-    let linux = cfg!(any(target_os = "linux", target_os = "android"));
+    let linux = cfg!(rouse_epoll);
     assert_eq!(NotifierKind::EventFd.available(), linux);
-    let bsd = cfg!(any(
-        target_os = "freebsd",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "dragonfly"
-    ));
+    let bsd = cfg!(rouse_kqueue);
     assert_eq!(NotifierKind::KqueueUser.available(), bsd);
 }
 

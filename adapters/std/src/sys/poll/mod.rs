@@ -5,9 +5,9 @@
 //! else (the contract is in `sys/mod.rs`). What they share lives here: the error and fd
 //! conversions, timeout rounding, the grow-on-full event buffer, and the signal self-pipe type.
 
-#[cfg(target_os = "linux")]
+#[cfg(rouse_epoll)]
 mod epoll;
-#[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+#[cfg(rouse_kqueue)]
 mod kqueue;
 #[allow(clippy::module_inception)] // `sys/poll/poll.rs`: one file per mechanism, named by it
 mod poll;
@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use rouse_core::{Interest, Poller, Readiness, Source};
 
-#[cfg(target_os = "linux")]
+#[cfg(rouse_epoll)]
 pub(crate) use epoll::EpollPoller;
-#[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+#[cfg(rouse_kqueue)]
 pub(crate) use kqueue::KqueuePoller;
 pub(crate) use poll::PollPoller;
 
@@ -78,11 +78,11 @@ impl PollerKind {
 
     /// The mechanisms this OS offers, the default first.
     pub const fn available() -> &'static [PollerKind] {
-        #[cfg(target_os = "linux")]
+        #[cfg(rouse_epoll)]
         const KINDS: &[PollerKind] = &[PollerKind::Epoll, PollerKind::Poll];
-        #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+        #[cfg(rouse_kqueue)]
         const KINDS: &[PollerKind] = &[PollerKind::Kqueue, PollerKind::Poll];
-        #[cfg(not(any(target_os = "linux", target_os = "freebsd", target_vendor = "apple")))]
+        #[cfg(not(any(rouse_epoll, rouse_kqueue)))]
         const KINDS: &[PollerKind] = &[PollerKind::Poll];
         KINDS
     }
@@ -109,9 +109,9 @@ pub(crate) struct AnyPoller {
 
 #[derive(Debug)]
 enum Backend {
-    #[cfg(target_os = "linux")]
+    #[cfg(rouse_epoll)]
     Epoll(EpollPoller),
-    #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+    #[cfg(rouse_kqueue)]
     Kqueue(KqueuePoller),
     Poll(PollPoller),
 }
@@ -150,9 +150,9 @@ const _: () = {
 macro_rules! dispatch {
     ($any:expr, $p:ident => $e:expr) => {
         match $any {
-            #[cfg(target_os = "linux")]
+            #[cfg(rouse_epoll)]
             Backend::Epoll($p) => $e,
-            #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+            #[cfg(rouse_kqueue)]
             Backend::Kqueue($p) => $e,
             Backend::Poll($p) => $e,
         }
@@ -253,9 +253,9 @@ impl AnyPoller {
     /// Which mechanism this is.
     pub(crate) fn kind(&self) -> PollerKind {
         match self.backend {
-            #[cfg(target_os = "linux")]
+            #[cfg(rouse_epoll)]
             Backend::Epoll(_) => PollerKind::Epoll,
-            #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+            #[cfg(rouse_kqueue)]
             Backend::Kqueue(_) => PollerKind::Kqueue,
             Backend::Poll(_) => PollerKind::Poll,
         }
@@ -264,7 +264,7 @@ impl AnyPoller {
     /// The kqueue fd, on which an `EVFILT_USER` notifier registers its event.
     pub(crate) fn kqueue_fd(&self) -> Option<RawFd> {
         match &self.backend {
-            #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+            #[cfg(rouse_kqueue)]
             Backend::Kqueue(k) => Some(k.kqueue_fd()),
             _ => None,
         }
@@ -309,9 +309,9 @@ impl AnyPoller {
 impl Backend {
     fn of_kind(kind: PollerKind) -> io::Result<Backend> {
         match kind {
-            #[cfg(target_os = "linux")]
+            #[cfg(rouse_epoll)]
             PollerKind::Epoll => EpollPoller::new().map(Backend::Epoll),
-            #[cfg(any(target_os = "freebsd", target_vendor = "apple"))]
+            #[cfg(rouse_kqueue)]
             PollerKind::Kqueue => KqueuePoller::new().map(Backend::Kqueue),
             PollerKind::Poll => Ok(Backend::Poll(PollPoller::new())),
             PollerKind::Mock => Err(io::Error::new(

@@ -15,7 +15,7 @@ fn kinds_are_named() {
     }
     assert_eq!(PollerKind::from_name("select"), None);
     assert_eq!(PollerKind::available().last(), Some(&PollerKind::Poll));
-    #[cfg(target_os = "linux")]
+    #[cfg(rouse_epoll)]
     {
         assert_eq!(
             PollerKind::available(),

@@ -28,7 +28,7 @@ pub(crate) fn socketpair() -> (OwnedFd, OwnedFd) {
 
 /// A non-blocking eventfd (Linux) or pipe (read end, write end).
 pub(crate) fn wake_fd() -> (OwnedFd, OwnedFd) {
-    #[cfg(target_os = "linux")]
+    #[cfg(rouse_epoll)]
     {
         let e = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)).expect("eventfd");
         // SAFETY: eventfd just returned this fd, owned by nobody else.
@@ -36,7 +36,7 @@ pub(crate) fn wake_fd() -> (OwnedFd, OwnedFd) {
         let b = a.try_clone().expect("dup");
         (a, b)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(rouse_epoll))]
     {
         socketpair()
     }
@@ -320,11 +320,11 @@ pub(crate) fn wake_reported(p: &mut impl Poller, rd: &OwnedFd, w: &OwnedFd, edge
 /// SIGUSR1/2, SIGWINCH, SIGVTALRM, SIGURG, SIGPROF). Raised only while subscribed: its
 /// default action is never taken.
 pub(crate) fn test_signal(k: u32) -> u32 {
-    #[cfg(target_os = "linux")]
+    #[cfg(rouse_epoll)]
     {
         libc::SIGRTMIN() as u32 + 4 + k
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(rouse_epoll))]
     {
         [libc::SIGINFO, libc::SIGXCPU, libc::SIGXFSZ, libc::SIGIO][k as usize] as u32
     }
