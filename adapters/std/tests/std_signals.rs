@@ -9,56 +9,20 @@
 mod util;
 
 use std::io;
-use std::mem;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread;
 
 use rouse_core::{Exit, Fired, Ready, RunFlags};
-use util::{default_base, run_in_thread, wait_blocked};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn raise(sig: libc::c_int) {
-    // SAFETY: raise is safe to call with any signal number; every signal raised here has a
-    // handler installed (the base's, or the test's own).
-    let r = unsafe { libc::raise(sig) };
-    assert_eq!(r, 0, "raise({sig})");
-}
+use util::{default_base, raise, restore, run_in_thread, signals_serial, wait_blocked};
 
 /// The handler currently installed for `sig`.
 fn current_handler(sig: libc::c_int) -> libc::sighandler_t {
-    // SAFETY: all-zero bytes are a valid `sigaction` (SIG_DFL, empty mask, no flags).
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: a null new action only queries; `old` is a live sigaction.
-    let r = unsafe { libc::sigaction(sig, ptr::null(), &mut old) };
-    assert_eq!(r, 0);
-    old.sa_sigaction
+    util::disposition(sig).sa_sigaction
 }
 
-/// Installs `handler` for `sig`; returns the action it replaced.
-fn install(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sigaction {
-    // SAFETY: as in `current_handler`.
-    let mut act: libc::sigaction = unsafe { mem::zeroed() };
-    act.sa_sigaction = handler;
-    // SAFETY: as in `current_handler`.
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: `act` and `old` are live sigactions; the handlers installed here are
-    // async-signal-safe (they do nothing).
-    let r = unsafe { libc::sigaction(sig, &act, &mut old) };
-    assert_eq!(r, 0);
-    old
-}
-
-fn restore(sig: libc::c_int, old: &libc::sigaction) {
-    // SAFETY: `old` was returned by the kernel for this signal.
-    let r = unsafe { libc::sigaction(sig, old, ptr::null_mut()) };
-    assert_eq!(r, 0);
+fn install_plain(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sigaction {
+    util::install(sig, handler, false)
 }
 
 extern "C" fn test_handler(_: libc::c_int) {}
@@ -75,7 +39,7 @@ fn counter() -> (Arc<AtomicU64>, impl Fn() -> u64) {
 
 #[test]
 fn a_raised_signal_runs_its_event() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let base = default_base()?;
     let (n, count) = counter();
     let key = base.add_signal(libc::SIGUSR1, move |events, f: Fired| {
@@ -102,7 +66,7 @@ fn a_raised_signal_runs_its_event() -> io::Result<()> {
 
 #[test]
 fn every_event_of_a_signal_runs() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let base = default_base()?;
     let (n, count) = counter();
     for _ in 0..3 {
@@ -128,9 +92,9 @@ fn every_event_of_a_signal_runs() -> io::Result<()> {
 
 #[test]
 fn removing_the_last_event_restores_the_previous_disposition() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let sig = libc::SIGUSR1;
-    let saved = install(sig, test_handler_addr());
+    let saved = install_plain(sig, test_handler_addr());
     let base = default_base()?;
     let a = base.add_signal(sig, |_, _| {})?;
     let b = base.add_signal(sig, |_, _| {})?;
@@ -166,7 +130,7 @@ fn removing_the_last_event_restores_the_previous_disposition() -> io::Result<()>
 
 #[test]
 fn uncatchable_signals_are_refused() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let base = default_base()?;
     for sig in [libc::SIGKILL, libc::SIGSTOP, 0, -1, 1000] {
         let e = base.add_signal(sig, |_, _| {}).unwrap_err();
@@ -178,7 +142,7 @@ fn uncatchable_signals_are_refused() -> io::Result<()> {
 
 #[test]
 fn a_signal_from_another_thread_wakes_the_blocked_loop() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let base = default_base()?;
     let (n, count) = counter();
     base.add_signal(libc::SIGUSR2, move |events, _| {

@@ -11,59 +11,11 @@ mod util;
 
 use std::io;
 use std::mem;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rouse_core::{Event, Exit, Ready, RunFlags};
 use rouse_std::Signal;
-use util::default_base;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn raise(sig: libc::c_int) {
-    // SAFETY: raise is safe to call with any signal number; every signal raised here has a
-    // handler installed (the base's, or the test's own), which runs before raise returns.
-    let r = unsafe { libc::raise(sig) };
-    assert_eq!(r, 0, "raise({sig})");
-}
-
-/// The disposition of `sig` now.
-fn current(sig: libc::c_int) -> libc::sigaction {
-    // SAFETY: all-zero bytes are a valid `sigaction` (SIG_DFL, empty mask, no flags).
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: a null new action only queries; `old` is a live sigaction.
-    let r = unsafe { libc::sigaction(sig, ptr::null(), &mut old) };
-    assert_eq!(r, 0);
-    old
-}
-
-/// Installs `handler` for `sig` (with `SA_SIGINFO` if `siginfo`); returns what it replaced.
-fn install(sig: libc::c_int, handler: libc::sighandler_t, siginfo: bool) -> libc::sigaction {
-    // SAFETY: as in `current`.
-    let mut act: libc::sigaction = unsafe { mem::zeroed() };
-    act.sa_sigaction = handler;
-    if siginfo {
-        act.sa_flags = libc::SA_SIGINFO;
-    }
-    // SAFETY: as in `current`.
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: `act` and `old` are live sigactions; the handlers installed here are
-    // async-signal-safe (atomics only, and a call of the handler they replaced).
-    let r = unsafe { libc::sigaction(sig, &act, &mut old) };
-    assert_eq!(r, 0);
-    old
-}
-
-fn restore(sig: libc::c_int, old: &libc::sigaction) {
-    // SAFETY: `old` was returned by the kernel for this signal.
-    let r = unsafe { libc::sigaction(sig, old, ptr::null_mut()) };
-    assert_eq!(r, 0);
-}
+use util::{default_base, disposition, install, raise, restore, signals_serial};
 
 /// Calls of [`plain`].
 static PLAIN: AtomicU64 = AtomicU64::new(0);
@@ -108,10 +60,10 @@ fn chainer_addr() -> libc::sighandler_t {
 
 #[test]
 fn fault_and_uncatchable_signals_are_refused_on_every_path() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let base = default_base()?;
     let counts = base.counts();
-    let segv = current(libc::SIGSEGV).sa_sigaction;
+    let segv = disposition(libc::SIGSEGV).sa_sigaction;
     for sig in [
         libc::SIGSEGV,
         libc::SIGBUS,
@@ -149,7 +101,7 @@ fn fault_and_uncatchable_signals_are_refused_on_every_path() -> io::Result<()> {
     assert_eq!(base.counts(), counts, "nothing left behind");
     // Nothing was installed, now or by a later iteration.
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    assert_eq!(current(libc::SIGSEGV).sa_sigaction, segv);
+    assert_eq!(disposition(libc::SIGSEGV).sa_sigaction, segv);
     assert_eq!(
         base.poll_errors(),
         0,
@@ -160,7 +112,7 @@ fn fault_and_uncatchable_signals_are_refused_on_every_path() -> io::Result<()> {
 
 #[test]
 fn the_replaced_handler_is_still_called() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     // A plain `sa_handler` before rouse's.
     let sig = libc::SIGUSR1;
     let saved = install(sig, plain_addr(), false);
@@ -172,7 +124,7 @@ fn the_replaced_handler_is_still_called() -> io::Result<()> {
         r.fetch_add(1, SeqCst);
     })?;
     assert_ne!(
-        current(sig).sa_sigaction,
+        disposition(sig).sa_sigaction,
         plain_addr(),
         "rouse's handler installed"
     );
@@ -187,7 +139,7 @@ fn the_replaced_handler_is_still_called() -> io::Result<()> {
     assert_eq!(runs.load(SeqCst), 1, "and the event ran");
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    assert_eq!(current(sig).sa_sigaction, plain_addr(), "restored");
+    assert_eq!(disposition(sig).sa_sigaction, plain_addr(), "restored");
     restore(sig, &saved);
 
     // An `SA_SIGINFO` handler gets the signal's siginfo_t through the chain.
@@ -208,7 +160,7 @@ fn the_replaced_handler_is_still_called() -> io::Result<()> {
     assert_eq!(runs.load(SeqCst), 2);
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    let now = current(sig);
+    let now = disposition(sig);
     assert_eq!(now.sa_sigaction, with_info_addr(), "restored");
     assert_ne!(now.sa_flags & libc::SA_SIGINFO, 0, "with its flags");
     restore(sig, &saved);
@@ -224,23 +176,23 @@ fn the_replaced_handler_is_still_called() -> io::Result<()> {
     assert_eq!(runs.load(SeqCst), 3);
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    assert_eq!(current(sig).sa_sigaction, libc::SIG_IGN, "restored");
+    assert_eq!(disposition(sig).sa_sigaction, libc::SIG_IGN, "restored");
     restore(sig, &saved);
     Ok(())
 }
 
 #[test]
 fn a_handler_installed_after_ours_survives_our_removal() -> io::Result<()> {
-    let _serial = serial();
+    let _serial = signals_serial();
     let sig = libc::SIGUSR2;
-    let original = current(sig);
+    let original = disposition(sig);
     let base = default_base()?;
     let runs = std::sync::Arc::new(AtomicU64::new(0));
     let r = runs.clone();
     let key = base.add_signal(sig, move |_, _| {
         r.fetch_add(1, SeqCst);
     })?;
-    let ours = current(sig);
+    let ours = disposition(sig);
     assert_ne!(ours.sa_sigaction, libc::SIG_DFL);
 
     // Another library installs its own over ours, without chaining.
@@ -249,7 +201,7 @@ fn a_handler_installed_after_ours_survives_our_removal() -> io::Result<()> {
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
     assert_eq!(
-        current(sig).sa_sigaction,
+        disposition(sig).sa_sigaction,
         plain_addr(),
         "the other library's handler was wiped"
     );
@@ -258,10 +210,10 @@ fn a_handler_installed_after_ours_survives_our_removal() -> io::Result<()> {
     let key = base.add_signal(sig, move |_, _| {
         r.fetch_add(1, SeqCst);
     })?;
-    assert_eq!(current(sig).sa_sigaction, plain_addr());
+    assert_eq!(disposition(sig).sa_sigaction, plain_addr());
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    assert_eq!(current(sig).sa_sigaction, plain_addr());
+    assert_eq!(disposition(sig).sa_sigaction, plain_addr());
 
     // They put back what they replaced (ours): rouse owns it again, and restores on removal.
     restore(sig, &replaced);
@@ -274,7 +226,11 @@ fn a_handler_installed_after_ours_survives_our_removal() -> io::Result<()> {
     assert_eq!(runs.load(SeqCst), 1);
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    assert_eq!(current(sig).sa_sigaction, original.sa_sigaction, "restored");
+    assert_eq!(
+        disposition(sig).sa_sigaction,
+        original.sa_sigaction,
+        "restored"
+    );
 
     // A library that chains (as signal-hook does) installed over ours: our events still hear
     // the signal through it; once they are gone, its handler stays, and calling ours (as it
@@ -292,7 +248,11 @@ fn a_handler_installed_after_ours_survives_our_removal() -> io::Result<()> {
     assert_eq!(runs.load(SeqCst), 2, "reported through the chain");
     base.free(key)?;
     assert_eq!(base.run_with(RunFlags::NONBLOCK)?, Exit::Empty);
-    assert_eq!(current(sig).sa_sigaction, chainer_addr(), "theirs stays");
+    assert_eq!(
+        disposition(sig).sa_sigaction,
+        chainer_addr(),
+        "theirs stays"
+    );
     // Ours, called by theirs, chains on to what it replaced: `SIG_DFL`, which is not called
     // (else this process would end here).
     raise(sig);

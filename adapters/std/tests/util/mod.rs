@@ -568,3 +568,57 @@ pub fn wait_child(pid: libc::pid_t, what: &str) -> i32 {
 pub fn core_err(e: &io::Error) -> Option<rouse_core::Error> {
     e.get_ref()?.downcast_ref::<rouse_core::Error>().copied()
 }
+
+// ------------------------------------------------------------------ signal dispositions
+
+/// Signal dispositions are process-wide: the tests of one binary that install or raise
+/// signals take turns through this lock.
+pub fn signals_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Raises `sig` in this thread; a handler must be installed (the base's, or the test's).
+pub fn raise(sig: libc::c_int) {
+    // SAFETY: raise is safe to call with any signal number; every signal raised by the tests
+    // has a handler installed, which runs before raise returns.
+    let r = unsafe { libc::raise(sig) };
+    assert_eq!(r, 0, "raise({sig})");
+}
+
+/// The disposition of `sig` now.
+pub fn disposition(sig: libc::c_int) -> libc::sigaction {
+    // SAFETY: all-zero bytes are a valid `sigaction` (SIG_DFL, empty mask, no flags).
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is a live sigaction.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+    assert_eq!(r, 0);
+    old
+}
+
+/// Installs `handler` for `sig` (with `SA_SIGINFO` if `siginfo`); returns what it replaced.
+/// The tests' handlers are async-signal-safe (atomics only, and calls of handlers they
+/// replaced).
+pub fn install(sig: libc::c_int, handler: libc::sighandler_t, siginfo: bool) -> libc::sigaction {
+    // SAFETY: as in `disposition`.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler;
+    if siginfo {
+        act.sa_flags = libc::SA_SIGINFO;
+    }
+    // SAFETY: as in `disposition`.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `act` and `old` are live sigactions; the handler is async-signal-safe (above).
+    let r = unsafe { libc::sigaction(sig, &act, &mut old) };
+    assert_eq!(r, 0);
+    old
+}
+
+/// Puts back a disposition [`install`] or [`disposition`] returned.
+pub fn restore(sig: libc::c_int, old: &libc::sigaction) {
+    // SAFETY: `old` was returned by the kernel for this signal.
+    let r = unsafe { libc::sigaction(sig, old, std::ptr::null_mut()) };
+    assert_eq!(r, 0);
+}
