@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rouse_core::{Event, Instant, Interest, Key, Ready, Source};
-use rouse_std::{Base, Context, Events, Flavor};
+use rouse_std::{Base, BaseRef, Context, Flavor};
 
 /// What happened on a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Reaper {
     /// Watches `source` (a socket's, or a mock one); `handler` sees its activity and owns it.
     pub fn watch<F: Flavor>(
         &self,
-        events: Events<'_, F>,
+        events: BaseRef<'_, F>,
         name: &str,
         source: Source,
         mut handler: impl FnMut(&Context<'_, F>, Activity) -> Verdict + Send + 'static,
@@ -119,7 +119,7 @@ fn main() -> io::Result<()> {
         let (server, client) = UnixStream::pair()?;
         server.set_nonblocking(true)?;
         let src = rouse_std::source(&server);
-        reaper.watch(base.events(), name, src, serve(server))?;
+        reaper.watch(base.base_ref(), name, src, serve(server))?;
         clients.push((name, client));
     }
     let start = base.now();
@@ -186,7 +186,7 @@ mod tests {
         let log = Arc::default();
         let conn = base.source();
         reaper
-            .watch(base.events(), "a", conn, recorder(&log))
+            .watch(base.base_ref(), "a", conn, recorder(&log))
             .unwrap();
 
         base.advance(Duration::from_millis(199)).unwrap();
@@ -209,8 +209,12 @@ mod tests {
         let reaper = Reaper::new(IDLE);
         let log = Arc::default();
         let (a, b) = (base.source(), base.source());
-        reaper.watch(base.events(), "a", a, recorder(&log)).unwrap();
-        reaper.watch(base.events(), "b", b, recorder(&log)).unwrap();
+        reaper
+            .watch(base.base_ref(), "a", a, recorder(&log))
+            .unwrap();
+        reaper
+            .watch(base.base_ref(), "b", b, recorder(&log))
+            .unwrap();
 
         // `a` is active at 150 and 300 ms; `b` never.
         base.advance(Duration::from_millis(150)).unwrap();
@@ -244,7 +248,7 @@ mod tests {
         let log = Arc::default();
         let conn = base.source();
         reaper
-            .watch(base.events(), "a", conn, recorder(&log))
+            .watch(base.base_ref(), "a", conn, recorder(&log))
             .unwrap();
         base.advance(Duration::from_millis(50)).unwrap();
         base.script_ready(conn, Ready::READ | Ready::CLOSED); // the peer hung up
@@ -265,7 +269,7 @@ mod tests {
         server.set_nonblocking(true).unwrap();
         let src = rouse_std::source(&server);
         reaper
-            .watch(base.events(), "sock", src, serve(server))
+            .watch(base.base_ref(), "sock", src, serve(server))
             .unwrap();
         client.write_all(b"hi").unwrap();
         base.advance(Duration::from_millis(100)).unwrap();

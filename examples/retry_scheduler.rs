@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rouse_core::{Event, Instant, Key};
-use rouse_std::{Base, Events, Flavor};
+use rouse_std::{Base, BaseRef, Flavor};
 
 /// How long to wait before each retry: `first`, doubling per failure, at most `max`; a job
 /// gets `attempts` tries in all.
@@ -65,7 +65,7 @@ impl RetryScheduler {
     /// event per job, re-armed after each failure and freed at the end.
     pub fn submit<F: Flavor>(
         &self,
-        events: Events<'_, F>,
+        events: BaseRef<'_, F>,
         name: &str,
         backoff: Backoff,
         mut job: impl FnMut(u32) -> Result<(), String> + Send + 'static,
@@ -118,9 +118,9 @@ pub fn run_jobs<F: Flavor>(base: &Base<F>, scheduler: &RetryScheduler) -> io::Re
         max: Duration::from_millis(40),
         attempts: 5,
     };
-    scheduler.submit(base.events(), "fetch", backoff, flaky(2))?;
-    scheduler.submit(base.events(), "upload", backoff, flaky(0))?;
-    scheduler.submit(base.events(), "doomed", backoff, flaky(u32::MAX))?;
+    scheduler.submit(base.base_ref(), "fetch", backoff, flaky(2))?;
+    scheduler.submit(base.base_ref(), "upload", backoff, flaky(0))?;
+    scheduler.submit(base.base_ref(), "doomed", backoff, flaky(u32::MAX))?;
     base.run()?; // until every job succeeded or gave up
     Ok(())
 }
@@ -177,7 +177,7 @@ mod tests {
     fn a_failing_job_is_retried_at_the_backoff_times() {
         let base = MockBase::new_mock();
         let s = RetryScheduler::new();
-        s.submit(base.events(), "a", BACKOFF, flaky(3)).unwrap();
+        s.submit(base.base_ref(), "a", BACKOFF, flaky(3)).unwrap();
 
         // Nothing runs before the loop does; the first try runs at once.
         assert!(s.attempts().is_empty());
@@ -210,7 +210,7 @@ mod tests {
     fn a_job_gives_up_after_its_attempts() {
         let base = MockBase::new_mock();
         let s = RetryScheduler::new();
-        s.submit(base.events(), "doomed", BACKOFF, flaky(u32::MAX))
+        s.submit(base.base_ref(), "doomed", BACKOFF, flaky(u32::MAX))
             .unwrap();
         // `run` itself ends on the mocks: every timeout is slept through in no real time.
         assert_eq!(base.run().unwrap(), Exit::Empty);
@@ -229,9 +229,10 @@ mod tests {
             first: Duration::from_millis(150),
             ..BACKOFF
         };
-        s.submit(base.events(), "fast", BACKOFF, flaky(3)).unwrap();
+        s.submit(base.base_ref(), "fast", BACKOFF, flaky(3))
+            .unwrap();
         base.advance(Duration::from_millis(50)).unwrap();
-        s.submit(base.events(), "slow", slow, flaky(2)).unwrap();
+        s.submit(base.base_ref(), "slow", slow, flaky(2)).unwrap();
         base.advance(Duration::from_secs(5)).unwrap();
         assert_eq!(
             timeline(&s),

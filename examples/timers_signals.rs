@@ -17,7 +17,7 @@ use std::error::Error;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rouse_std::{Event, Events, Exit, Key, Local, LocalBase};
+use rouse_std::{BaseRef, Event, Exit, Key, Local, LocalBase};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let duration = parse_args()?;
@@ -54,20 +54,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         common.push((key, due));
     }
     // What the base, a handle and a callback share (`events()`): one helper for all.
-    let arm = move |events: Events<'_, Local>, (key, due): &(Key, Rc<Cell<Instant>>)| {
+    let arm = move |events: BaseRef<'_, Local>, (key, due): &(Key, Rc<Cell<Instant>>)| {
         due.set(Instant::now() + idle.duration());
         events.add_common(*key, idle)
     };
     // Three now...
     for timer in &common[..3] {
-        arm(base.events(), timer)?;
+        arm(base.base_ref(), timer)?;
     }
 
     // A one-shot timer, which also arms the fourth common-timeout timer.
     let (r, due, fourth) = (report.clone(), Instant::now() + ms(250), common[3].clone());
     base.local().add_timer(ms(250), move |events, _| {
         r("one-shot 250 ms", due);
-        let _ = arm(events.events(), &fourth); // ...and one later, at 250 + 750 ms
+        let _ = arm(events.base_ref(), &fourth); // ...and one later, at 250 + 750 ms
     })?;
 
     // An interval, re-armed from its previous deadline so that it does not drift.

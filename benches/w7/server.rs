@@ -229,7 +229,7 @@ enum Change<K> {
 
 /// Everything that calls rouse-std, for one kind of base. `$Events` is what a callback gets,
 /// `$view` how it creates events with the closures of `$Cell` (the connection cell):
-/// `events()` takes `Send` closures, a local base's `local()` any.
+/// `base_ref()` takes `Send` closures, a local base's `local()` any.
 macro_rules! glue {
     ($name:ident, $Events:ty, $view:ident, $Cell:ty, $build:ident) => {
         mod $name {
@@ -343,7 +343,7 @@ macro_rules! glue {
 glue!(
     threaded,
     rouse_std::Context<'_>,
-    events,
+    base_ref,
     Arc<Mutex<Conn<Key>>>,
     build
 );

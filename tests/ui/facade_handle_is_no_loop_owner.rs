@@ -8,7 +8,7 @@ fn main() {
     let _ = handle.reinit_after_fork();
     let _ = handle.notifier();
     let _ = handle.apply_changes(&mut rouse_core::mock::Poller::unlinked());
-    let _ = handle.events().run();
+    let _ = handle.base_ref().run();
 }
 
 // Nor close it (which would run finalizers on that thread).

@@ -424,7 +424,7 @@ macro_rules! constructors {
 pub(crate) use constructors;
 
 /// The convenience constructors of `T` (a [`Base`](crate::Base), [`Handle`](crate::Handle),
-/// [`Context`], [`Events`](crate::Events) or [`LocalApi`](crate::LocalApi)), giving their events
+/// [`Context`], [`BaseRef`](crate::BaseRef) or [`LocalApi`](crate::LocalApi)), giving their events
 /// one priority: `base.with_priority(0).add_timer(after, callback)`, and on a `Base`
 /// `base.with_priority(0).channel(callback)`. Made by `T::with_priority`; it only borrows `T`.
 ///

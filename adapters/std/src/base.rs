@@ -301,8 +301,8 @@ impl<F: Flavor> Base<F> {
     }
 
     /// The shared operations, for helpers that also serve a handle or a callback.
-    pub fn events(&self) -> crate::Events<'_, F> {
-        crate::Events::new(&self.core)
+    pub fn base_ref(&self) -> crate::BaseRef<'_, F> {
+        crate::BaseRef::new(&self.core)
     }
 
     /// Runs the loop until no event is pending or active, or a break or exit
@@ -417,8 +417,8 @@ impl<F: Flavor> Handle<F> {
     }
 
     /// The shared operations, for helpers that also serve a base or a callback.
-    pub fn events(&self) -> crate::Events<'_, F> {
-        crate::Events::new(&self.core)
+    pub fn base_ref(&self) -> crate::BaseRef<'_, F> {
+        crate::BaseRef::new(&self.core)
     }
 }
 

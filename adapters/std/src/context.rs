@@ -62,46 +62,46 @@ impl<F: Flavor> fmt::Debug for Context<'_, F> {
 crate::api::shared_api!(impl['a, F: Flavor] Context<'a, F>, Context, F, crate::api::wrap, [+ Send]);
 
 /// The operations a [`Base`](crate::Base), a [`Handle`](crate::Handle) and a [`Context`] share,
-/// borrowed from any of them ([`Base::events`](crate::Base::events),
-/// [`Handle::events`](crate::Handle::events), [`Context::events`]): write a helper once
+/// borrowed from any of them ([`Base::base_ref`](crate::Base::base_ref),
+/// [`Handle::base_ref`](crate::Handle::base_ref), [`Context::base_ref`]): write a helper once
 /// against it, and call it from the loop owner, another thread or a callback.
 ///
 /// ```
-/// use rouse_std::{Base, Events, Key, Ready};
+/// use rouse_std::{Base, BaseRef, Key, Ready};
 ///
-/// fn poke(events: Events<'_>, key: Key) -> std::io::Result<()> {
+/// fn poke(events: BaseRef<'_>, key: Key) -> std::io::Result<()> {
 ///     events.activate(key, Ready::USER)
 /// }
 /// let base = Base::new()?;
 /// let user = base.add_user(|cx, _| cx.loop_break().unwrap())?;
 /// let handle = base.handle();
-/// std::thread::spawn(move || poke(handle.events(), user)).join().unwrap()?;
+/// std::thread::spawn(move || poke(handle.base_ref(), user)).join().unwrap()?;
 /// base.run()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub struct Events<'a, F: Flavor = Threaded> {
+pub struct BaseRef<'a, F: Flavor = Threaded> {
     core: &'a rouse_core::Base<F>,
 }
 
-impl<F: Flavor> Clone for Events<'_, F> {
+impl<F: Flavor> Clone for BaseRef<'_, F> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<F: Flavor> Copy for Events<'_, F> {}
+impl<F: Flavor> Copy for BaseRef<'_, F> {}
 
-impl<F: Flavor> fmt::Debug for Events<'_, F> {
+impl<F: Flavor> fmt::Debug for BaseRef<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Events")
+        f.debug_struct("BaseRef")
             .field("base", &self.core.id())
             .finish_non_exhaustive()
     }
 }
 
-impl<'a, F: Flavor> Events<'a, F> {
-    pub(crate) fn new(core: &'a rouse_core::Base<F>) -> Events<'a, F> {
-        Events { core }
+impl<'a, F: Flavor> BaseRef<'a, F> {
+    pub(crate) fn new(core: &'a rouse_core::Base<F>) -> BaseRef<'a, F> {
+        BaseRef { core }
     }
 
     #[inline]
@@ -112,9 +112,9 @@ impl<'a, F: Flavor> Events<'a, F> {
 
 impl<'a, F: Flavor> Context<'a, F> {
     /// The shared operations, for helpers that also serve a base or a handle.
-    pub fn events(&self) -> Events<'a, F> {
-        Events::new(self.core)
+    pub fn base_ref(&self) -> BaseRef<'a, F> {
+        BaseRef::new(self.core)
     }
 }
 
-crate::api::shared_api!(impl['a, F: Flavor] Events<'a, F>, Events, F, crate::api::wrap, [+ Send]);
+crate::api::shared_api!(impl['a, F: Flavor] BaseRef<'a, F>, BaseRef, F, crate::api::wrap, [+ Send]);

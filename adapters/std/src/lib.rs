@@ -11,8 +11,14 @@
 //! - [`Context`]: what a callback gets; a handle's operations plus `loop_continue`.
 //!
 //! Nothing reachable from a handle or a callback runs the loop, re-initializes the base or
-//! touches its poller or notifier. A helper written once against [`Events`] (what all three
-//! share, borrowed with `.events()`) serves all three.
+//! touches its poller or notifier. A helper written once against [`BaseRef`] (what all three
+//! share, borrowed with `.base_ref()`) serves all three.
+//!
+//! One name per concept in these docs: a *base* is one event loop (its events, their queues
+//! and timers, its poller and notifier: libevent's `event_base`); [`Base`] owns one, and
+//! [`Handle`], [`Context`] and [`BaseRef`] reach it with fewer rights. The *core base* is
+//! [`rouse_core::Base`], the lock-generic loop inside every `Base` here. An *event* is one
+//! registration named by a [`Key`]; a *source* is what I/O events watch (an fd).
 //!
 //! [`LocalBase`] is `Base<Local>`: the same API for one thread (no lock, no notifier, no
 //! handle; neither `Send` nor `Sync`). Code generic over [`Flavor`] serves both;
@@ -152,7 +158,7 @@ pub use base::{Base, Builder, Handle, LocalBase};
 pub use channel::{SendError, Sender};
 pub use clock::MonotonicClock;
 pub use config::{Callback, Local, LocalCallback, Threaded};
-pub use context::{Context, Events};
+pub use context::{BaseRef, Context};
 pub use events::{raw_source, source};
 pub use flavor::Flavor;
 pub use local::LocalApi;

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rouse_std::{Base, Events, Flavor, Interest, Ready, Signal};
+use rouse_std::{Base, BaseRef, Flavor, Interest, Ready, Signal};
 
 /// The re-exports are the core's types, not copies.
 #[test]
@@ -35,7 +35,7 @@ fn core_types_are_reexported() {
 
 /// Every constructor through `with_priority` gives its event that priority; without it, the
 /// default (half the number of priorities).
-fn every_constructor<F: Flavor>(events: Events<'_, F>, fd: &UnixStream) -> io::Result<()> {
+fn every_constructor<F: Flavor>(events: BaseRef<'_, F>, fd: &UnixStream) -> io::Result<()> {
     let before = events.counts().events;
     let p = events.with_priority(1);
     assert_eq!(p.priority(), 1);
@@ -67,7 +67,7 @@ fn every_constructor<F: Flavor>(events: Events<'_, F>, fd: &UnixStream) -> io::R
 fn with_priority_on_every_holder() -> io::Result<()> {
     let (fd, _peer) = UnixStream::pair()?;
     let base = Base::builder().priorities(4).build()?;
-    every_constructor(base.events(), &fd)?;
+    every_constructor(base.base_ref(), &fd)?;
 
     // Base, Handle and Context have it as inherent methods too.
     let k = base.with_priority(0).add_user(|_, _| {})?;
@@ -82,7 +82,7 @@ fn with_priority_on_every_holder() -> io::Result<()> {
     let fd2 = fd.try_clone()?;
     base.add_timer(Duration::ZERO, move |cx, _| {
         let key = cx.with_priority(1).add_user(|_, _| {}).unwrap();
-        every_constructor(cx.events(), &fd2).unwrap();
+        every_constructor(cx.base_ref(), &fd2).unwrap();
         *s.lock().unwrap() = Some(cx.info(key).unwrap().priority);
         cx.loop_exit(None).unwrap();
     })?;
@@ -90,7 +90,7 @@ fn with_priority_on_every_holder() -> io::Result<()> {
     assert_eq!(*seen.lock().unwrap(), Some(1));
 
     let local = rouse_std::Builder::new().priorities(4).build_local()?;
-    every_constructor(local.events(), &fd)?;
+    every_constructor(local.base_ref(), &fd)?;
     let rc = std::rc::Rc::new(()); // not Send: the local API takes it
     let l = local.local().with_priority(0).add_user(move |_, _| {
         let _ = &rc;

@@ -145,7 +145,7 @@ fn add_fd_borrows_the_fd() -> io::Result<()> {
 }
 
 /// Code written once against the generic facade runs on both flavors: the base, a callback's
-/// context, and the shared `Events` view.
+/// context, and the shared `BaseRef` view.
 fn count_to_three<F: Flavor>(base: &Base<F>) -> io::Result<u32> {
     let n = Arc::new(AtomicU32::new(0));
     let c = n.clone();
@@ -156,7 +156,7 @@ fn count_to_three<F: Flavor>(base: &Base<F>) -> io::Result<u32> {
     };
     let key = base.add_interval(Duration::from_millis(1), tick)?;
     assert_eq!(base.run()?, Exit::Break);
-    base.events().free(key)?;
+    base.base_ref().free(key)?;
     Ok(n.load(SeqCst))
 }
 

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use rouse_core::{Event, Exit, Interest, Ready};
-use rouse_std::{raw_source, Base, Builder, Events, Flavor, NotifierKind, PollerKind};
+use rouse_std::{raw_source, Base, BaseRef, Builder, Flavor, NotifierKind, PollerKind};
 use util::{open_fds, BOUND};
 
 /// The fds that appeared since `before`.
@@ -23,7 +23,7 @@ fn new_fds(before: &[RawFd]) -> Vec<RawFd> {
 
 /// Every path refuses `fd` with `EINVAL`, and nothing is left behind.
 #[track_caller]
-fn refused<F: Flavor>(events: Events<'_, F>, fd: RawFd, what: &str) {
+fn refused<F: Flavor>(events: BaseRef<'_, F>, fd: RawFd, what: &str) {
     let counts = events.counts();
     let src = raw_source(fd).unwrap();
     let paths: [(&str, io::Result<rouse_core::Key>); 3] = [
@@ -64,7 +64,7 @@ fn check<F: Flavor>(build: impl Fn() -> io::Result<Base<F>>, what: &str) {
         "{what}: the base made no fd?"
     );
     for &fd in &own {
-        refused(base.events(), fd, what);
+        refused(base.base_ref(), fd, what);
     }
     // The signal pipe, made on the first signal event.
     let before = open_fds().unwrap();
@@ -72,14 +72,14 @@ fn check<F: Flavor>(build: impl Fn() -> io::Result<Base<F>>, what: &str) {
     let pipe = new_fds(&before);
     assert_eq!(pipe.len(), 2, "{what}: the signal pipe");
     for &fd in own.iter().chain(&pipe) {
-        refused(base.events(), fd, &format!("{what} (with signals)"));
+        refused(base.base_ref(), fd, &format!("{what} (with signals)"));
     }
     // From a callback, while the loop runs (and holds the poller).
     let all: Vec<RawFd> = own.iter().chain(&pipe).copied().collect();
     let user = base
         .add_user(move |cx, _| {
             for &fd in &all {
-                refused(cx.events(), fd, "from a callback");
+                refused(cx.base_ref(), fd, "from a callback");
             }
             cx.loop_break().unwrap();
         })
@@ -120,7 +120,7 @@ fn the_bases_own_fds_are_refused() {
                 let pipe = new_fds(&before);
                 assert_eq!(pipe.len(), 2, "the signal pipe, made by the running loop");
                 for fd in pipe {
-                    refused(cx.events(), fd, "a pipe the running loop made");
+                    refused(cx.base_ref(), fd, "a pipe the running loop made");
                 }
                 cx.loop_break().unwrap();
             }

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rouse_core::{Event, Exit, Fired, Key, Ready, RunFlags};
-use rouse_std::{Events, MonotonicClock, PollerKind};
+use rouse_std::{BaseRef, MonotonicClock, PollerKind};
 use util::{base_with_poller, default_base, run_in_thread, wait_blocked, Rng};
 
 /// The std instant of an event's armed deadline.
-fn deadline(events: Events<'_>, key: Key) -> Instant {
+fn deadline(events: BaseRef<'_>, key: Key) -> Instant {
     let at = events.info(key).unwrap().deadline.expect("armed");
     MonotonicClock::to_std(at)
 }
@@ -84,7 +84,7 @@ fn timers_fire_in_deadline_order() -> io::Result<()> {
         let k = base.add_timer(Duration::from_millis(ms), move |_, f: Fired| {
             o.lock().unwrap().push((f.key, Instant::now()));
         })?;
-        keys.push((deadline(base.events(), k), k));
+        keys.push((deadline(base.base_ref(), k), k));
     }
     assert_eq!(base.run()?, Exit::Empty);
     // The deadlines the base computed, not the durations: a preempted add shifts its own.
@@ -118,14 +118,14 @@ fn a_persistent_timer_keeps_its_cadence() -> io::Result<()> {
     let start = Instant::now();
     let key = base.add_interval(EVERY, move |events, fired: Fired| {
         assert_eq!(fired.ready, Ready::TIMEOUT);
-        let next = deadline(events.events(), fired.key);
+        let next = deadline(events.base_ref(), fired.key);
         let mut f = f.lock().unwrap();
         f.push((Instant::now(), next));
         if f.len() == FIRES {
             events.delete(fired.key).unwrap();
         }
     })?;
-    let first = deadline(base.events(), key);
+    let first = deadline(base.base_ref(), key);
     assert_eq!(base.run()?, Exit::Empty);
     let fires = fires.lock().unwrap();
     assert_eq!(fires.len(), FIRES);
@@ -284,7 +284,7 @@ fn common_timeouts_fire_in_order() -> io::Result<()> {
         let (ct, after) = if i % 2 == 0 { (long, 15) } else { (short, 5) };
         let at = Instant::now();
         base.add_common(k, ct)?;
-        let due = deadline(base.events(), k);
+        let due = deadline(base.base_ref(), k);
         assert!(due >= at + Duration::from_millis(after));
         added.push((due, i, k));
     }

@@ -24,7 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rouse_core::{Event, Exit, Fired, Interest, Key, Ready};
-use rouse_std::{Base, Builder, Context, Events, Handle};
+use rouse_std::{Base, BaseRef, Builder, Context, Handle};
 use util::{all_kinds, builder, drain, join_within, pair, wait_until, wait_until_else, Rng, BOUND};
 
 /// Operations per thread of the main test.
@@ -173,7 +173,7 @@ impl User {
     /// Activates the event if it is live. `wait`: wait for the gate (a worker); else skip the
     /// activation when a deleter holds it (a callback, which must never wait for a deleter
     /// that waits for the running callback).
-    fn activate(&self, events: Events<'_>, key: Key, wait: bool) -> io::Result<bool> {
+    fn activate(&self, events: BaseRef<'_>, key: Key, wait: bool) -> io::Result<bool> {
         let gate = if wait {
             self.gate.read().unwrap()
         } else {
@@ -192,7 +192,7 @@ impl User {
     }
 
     /// Deletes the event if it is live.
-    fn delete(&self, events: Events<'_>, key: Key) -> io::Result<bool> {
+    fn delete(&self, events: BaseRef<'_>, key: Key) -> io::Result<bool> {
         let mut live = self.gate.write().unwrap();
         if !*live {
             return Ok(false);
@@ -204,7 +204,7 @@ impl User {
     }
 
     /// Re-adds the event if it was deleted.
-    fn readd(&self, events: Events<'_>, key: Key) -> io::Result<bool> {
+    fn readd(&self, events: BaseRef<'_>, key: Key) -> io::Result<bool> {
         let mut live = self.gate.write().unwrap();
         if *live {
             return Ok(false);
@@ -329,7 +329,7 @@ fn setup(base: &Base, plan: &Plan, loop_ends: &[UnixStream], seed: u64) -> io::R
             uu.seen.fetch_max(uu.seq.load(SeqCst), SeqCst);
             // A callback may activate its own event.
             if rng.below(16) == 0 {
-                if let Err(e) = uu.activate(events.events(), fired.key, false) {
+                if let Err(e) = uu.activate(events.base_ref(), fired.key, false) {
                     v.record(|| format!("user event {i}: activate from its callback: {e}"));
                 }
             }
@@ -466,15 +466,15 @@ fn worker(
         match op {
             1 => {
                 let (key, u) = &sh.users[rng.below(sh.users.len() as u64) as usize];
-                t.activations += u64::from(u.activate(h.events(), *key, true)?);
+                t.activations += u64::from(u.activate(h.base_ref(), *key, true)?);
             }
             2 => {
                 let (key, u) = &sh.users[rng.below(sh.users.len() as u64) as usize];
-                t.deletes += u64::from(u.delete(h.events(), *key)?);
+                t.deletes += u64::from(u.delete(h.base_ref(), *key)?);
             }
             3 => {
                 let (key, u) = &sh.users[rng.below(sh.users.len() as u64) as usize];
-                t.readds += u64::from(u.readd(h.events(), *key)?);
+                t.readds += u64::from(u.readd(h.base_ref(), *key)?);
             }
             4 if n_timers > 0 => {
                 let j = rng.below(n_timers as u64) as usize;
@@ -660,8 +660,8 @@ fn stress(base: Base, plan: &Plan) -> io::Result<()> {
 
     // Every event live again and activated once more: every last activation must be seen.
     for (key, u) in &sh.users {
-        u.readd(h.events(), *key)?;
-        u.activate(h.events(), *key, true)?;
+        u.readd(h.base_ref(), *key)?;
+        u.activate(h.base_ref(), *key, true)?;
     }
     let unseen = || {
         let users: Vec<_> = sh
