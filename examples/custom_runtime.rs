@@ -99,7 +99,7 @@ impl Doorbell {
 }
 
 impl Notify for Doorbell {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), rouse_core::SeamError> {
         *relock(self.rung.lock()) = true;
         self.rings.fetch_add(1, Ordering::Relaxed);
         self.bell.notify_one();
@@ -119,11 +119,11 @@ struct DoorbellPoller {
 }
 
 impl Poller for DoorbellPoller {
-    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
-        Err(rouse_core::Error::UNSUPPORTED) // a runtime without I/O sources
+    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), rouse_core::SeamError> {
+        Err(rouse_core::SeamError::Unsupported) // a runtime without I/O sources
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), rouse_core::SeamError> {
         // `None` (or a deadline too far to represent): until the doorbell rings.
         let deadline = timeout.and_then(|t| StdInstant::now().checked_add(t));
         let mut rung = relock(self.doorbell.rung.lock());

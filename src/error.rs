@@ -31,23 +31,111 @@ pub enum Error {
     AlreadyRunning,
     /// The base was closed ([`Base::close`](crate::Base::close)): it takes no more events.
     Closed,
-    /// The notifier failed to write (code from [`Notify::notify`](crate::Notify::notify)). The
+    /// The notifier failed to write (why, from [`Notify::notify`](crate::Notify::notify)). The
     /// change itself took effect; the pending flag was cleared so a later change wakes the loop.
-    Notify(i32),
-    /// The poller failed (code from the [`Poller`](crate::Poller)).
-    Poll(i32),
+    Notify(SeamError),
+    /// The poller failed (why, from the [`Poller`](crate::Poller)).
+    Poll(SeamError),
+}
+
+/// Why a seam — a [`Notify`](crate::Notify) or a [`Poller`](crate::Poller) implementation —
+/// failed. The base carries it to the caller in [`Error::Notify`] or [`Error::Poll`].
+///
+/// An OS-backed seam reports the OS error number ([`Os`](SeamError::Os)); one with no OS
+/// says what it cannot do ([`Unsupported`](SeamError::Unsupported),
+/// [`WouldBlockForever`](SeamError::WouldBlockForever)) or passes its own code
+/// ([`Other`](SeamError::Other)).
+///
+/// ```
+/// use rouse_core::{Error, SeamError};
+///
+/// let e = Error::Poll(SeamError::Os(4)); // EINTR on Linux
+/// assert_eq!(e.seam(), Some(SeamError::Os(4)));
+/// assert_eq!(SeamError::Os(4).raw_os_error(), Some(4));
+/// assert_eq!(SeamError::Unsupported.raw_os_error(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SeamError {
+    /// An OS error number (`errno`), as `std::io::Error::raw_os_error` gives it.
+    Os(i32),
+    /// The seam does not support the operation: a poller without I/O sources refusing an
+    /// `update`, one without signals refusing `watch_signal` (the base then activates the
+    /// affected events with [`Ready::ERROR`](crate::Ready::ERROR)).
+    Unsupported,
+    /// [`Poller::wait`](crate::Poller::wait) was asked to wait with no timeout but nothing
+    /// could ever end the wait: no I/O source or signal is registered and its runtime has no
+    /// notifier (a timers-only runtime whose loop was left with no deadline), or a test's
+    /// script ran out. Returning it ends the run with [`Error::Poll`] instead of sleeping
+    /// forever.
+    WouldBlockForever,
+    /// A failure specific to the runtime, with its own code (a device status register, a
+    /// mock's reason: [`mock::STALE_OLD_INTEREST`](crate::mock::STALE_OLD_INTEREST), ...).
+    Other(u32),
+}
+
+impl SeamError {
+    /// The OS error number, if this is one.
+    #[inline]
+    pub const fn raw_os_error(self) -> Option<i32> {
+        match self {
+            SeamError::Os(code) => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SeamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeamError::Os(code) => write!(f, "OS error {code}"),
+            SeamError::Unsupported => f.write_str("not supported by this runtime"),
+            SeamError::WouldBlockForever => {
+                f.write_str("the wait could never end (no source, signal, notifier or deadline)")
+            }
+            SeamError::Other(code) => write!(f, "runtime error {code}"),
+        }
+    }
+}
+
+impl core::error::Error for SeamError {}
+
+#[cfg(feature = "std")]
+impl From<SeamError> for std::io::Error {
+    /// [`Os`](SeamError::Os) keeps its OS error code (`from_raw_os_error`);
+    /// [`Unsupported`](SeamError::Unsupported) is `ErrorKind::Unsupported`; the rest are
+    /// `ErrorKind::Other`, with the `SeamError` as the inner error.
+    fn from(e: SeamError) -> std::io::Error {
+        match e {
+            SeamError::Os(code) => std::io::Error::from_raw_os_error(code),
+            SeamError::Unsupported => std::io::Error::new(std::io::ErrorKind::Unsupported, e),
+            _ => std::io::Error::other(e),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<std::io::Error> for SeamError {
+    /// The OS error code; an error without one is [`Unsupported`](SeamError::Unsupported) if
+    /// its kind says so, [`Other`](SeamError::Other)`(0)` otherwise.
+    fn from(e: std::io::Error) -> SeamError {
+        match e.raw_os_error() {
+            Some(code) => SeamError::Os(code),
+            None if e.kind() == std::io::ErrorKind::Unsupported => SeamError::Unsupported,
+            None => SeamError::Other(0),
+        }
+    }
 }
 
 impl Error {
-    /// The code a seam returns for an operation it does not support.
-    pub const UNSUPPORTED: i32 = -1;
-
-    /// The code a [`Poller`](crate::Poller) returns from `wait(None)` when nothing could ever
-    /// end the wait: no I/O source or signal is registered and its runtime has no notifier
-    /// (a timers-only runtime whose loop was left with no deadline), or a test's script ran
-    /// out. Returning it ends the run with [`Error::Poll`] instead of sleeping forever.
-    /// ([`mock::WOULD_BLOCK_FOREVER`](crate::mock::WOULD_BLOCK_FOREVER) is this code.)
-    pub const WOULD_BLOCK_FOREVER: i32 = -2;
+    /// The seam's error, for [`Error::Notify`] and [`Error::Poll`].
+    #[inline]
+    pub const fn seam(self) -> Option<SeamError> {
+        match self {
+            Error::Notify(e) | Error::Poll(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -66,8 +154,8 @@ impl fmt::Display for Error {
             Error::Invalid => f.write_str("operation not valid for this event"),
             Error::AlreadyRunning => f.write_str("the loop is already running"),
             Error::Closed => f.write_str("the base is closed"),
-            Error::Notify(c) => write!(f, "waking the loop failed (code {c})"),
-            Error::Poll(c) => write!(f, "the poller failed (code {c})"),
+            Error::Notify(e) => write!(f, "waking the loop failed: {e}"),
+            Error::Poll(e) => write!(f, "the poller failed: {e}"),
         }
     }
 }
@@ -76,11 +164,15 @@ impl core::error::Error for Error {}
 
 #[cfg(feature = "std")]
 impl From<Error> for std::io::Error {
-    /// Seam failures keep their OS error code; the rest, with the message of [`Error`]'s
-    /// `Display` (the `Error` itself is the `io::Error`'s inner error, for `downcast`):
+    /// Seam failures as [`SeamError`] converts them (an OS error keeps its code:
+    /// `from_raw_os_error`); the rest with the message of [`Error`]'s `Display` (the `Error`
+    /// itself is the `io::Error`'s inner error, for `downcast`):
     ///
     /// | `Error` | `io::ErrorKind` |
     /// |---|---|
+    /// | `Notify(Os(n))`, `Poll(Os(n))` | the kind of OS error `n` |
+    /// | `Notify(Unsupported)`, `Poll(Unsupported)` | `Unsupported` |
+    /// | other seam errors | `Other` |
     /// | `Stale` | `NotFound` |
     /// | `Closed` | `NotConnected` |
     /// | `AlreadyRunning` | `ResourceBusy` (never `WouldBlock`: retrying cannot help) |
@@ -89,8 +181,11 @@ impl From<Error> for std::io::Error {
     fn from(e: Error) -> std::io::Error {
         use std::io::ErrorKind;
         let kind = match e {
-            Error::Notify(code) | Error::Poll(code) if code > 0 => {
+            Error::Notify(SeamError::Os(code)) | Error::Poll(SeamError::Os(code)) => {
                 return std::io::Error::from_raw_os_error(code)
+            }
+            Error::Notify(SeamError::Unsupported) | Error::Poll(SeamError::Unsupported) => {
+                ErrorKind::Unsupported
             }
             Error::Stale => ErrorKind::NotFound,
             Error::Full => ErrorKind::OutOfMemory,
@@ -105,11 +200,49 @@ impl From<Error> for std::io::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::Error;
+    use super::{Error, SeamError};
 
     #[test]
-    fn seam_codes_are_distinct_and_shared_with_the_mock() {
-        assert_ne!(Error::UNSUPPORTED, Error::WOULD_BLOCK_FOREVER);
-        assert_eq!(crate::mock::WOULD_BLOCK_FOREVER, Error::WOULD_BLOCK_FOREVER);
+    fn seam_errors_display_their_cause() {
+        use core::fmt::Write;
+        let mut s = heapless::String::<96>::new();
+        write!(s, "{}", Error::Poll(SeamError::WouldBlockForever)).unwrap();
+        assert!(
+            s.starts_with("the poller failed: the wait could never end"),
+            "{s}"
+        );
+        s.clear();
+        write!(s, "{}", Error::Notify(SeamError::Os(11))).unwrap();
+        assert_eq!(s, "waking the loop failed: OS error 11");
+        assert_eq!(Error::Stale.seam(), None);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn seam_errors_map_to_io_errors() {
+        use std::io::{self, ErrorKind};
+        let e = io::Error::from(Error::Poll(SeamError::Os(9)));
+        assert_eq!(e.raw_os_error(), Some(9));
+        let e = io::Error::from(Error::Notify(SeamError::Unsupported));
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            e.get_ref().and_then(|i| i.downcast_ref::<Error>()),
+            Some(&Error::Notify(SeamError::Unsupported))
+        );
+        let e = io::Error::from(Error::Poll(SeamError::WouldBlockForever));
+        assert_eq!(e.kind(), ErrorKind::Other);
+        assert_eq!(
+            io::Error::from(SeamError::Unsupported).kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            SeamError::from(io::Error::from_raw_os_error(24)),
+            SeamError::Os(24)
+        );
+        assert_eq!(
+            SeamError::from(io::Error::from(ErrorKind::Unsupported)),
+            SeamError::Unsupported
+        );
+        assert_eq!(SeamError::from(io::Error::other("x")), SeamError::Other(0));
     }
 }

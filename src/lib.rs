@@ -141,7 +141,7 @@ mod sync;
 mod testing;
 
 pub use base::{Base, CommonTimeout, EventInfo};
-pub use error::Error;
+pub use error::{Error, SeamError};
 pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL, MAX_SOURCE};
 pub use options::{Exit, Options, RunFlags};
 #[cfg(feature = "critical-section")]

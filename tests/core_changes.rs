@@ -8,7 +8,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse_core::{Event, Interest, Options, Ready, RunFlags, Source};
+use rouse_core::{Event, Interest, Options, Ready, RunFlags, SeamError, Source};
 
 #[test]
 fn delete_add_churn_of_many_sources_costs_no_poller_call() {
@@ -103,7 +103,7 @@ fn a_refused_registration_activates_the_events_with_error() {
         .unwrap();
     fx.base.add(k, None).unwrap();
     let mut poller = fx.base.mock_poller();
-    poller.fail_next_update(9); // e.g. EBADF: the fd was closed
+    poller.fail_next_update(SeamError::Os(9)); // e.g. EBADF: the fd was closed
     fx.base
         .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
         .unwrap();

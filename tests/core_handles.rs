@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use fixture::{fixture, nop};
 use rouse_core::mock::{self, ManualClock, Notifier};
-use rouse_core::{Base, Error, Event, Fixed, Interest, Options, Ready, Source, MAX_SIGNAL};
+use rouse_core::{
+    Base, Error, Event, Fixed, Interest, Options, Ready, SeamError, Source, MAX_SIGNAL,
+};
 
 #[test]
 fn stale_foreign_and_reused_keys_are_refused() {
@@ -177,9 +179,9 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
 #[test]
 fn errors_display_and_are_errors() {
     fn is_error<E: core::error::Error>(_: &E) {}
-    let e = Error::Notify(32);
+    let e = Error::Notify(SeamError::Os(32));
     is_error(&e);
-    assert_eq!(e.to_string(), "waking the loop failed (code 32)");
+    assert_eq!(e.to_string(), "waking the loop failed: OS error 32");
     assert_eq!(Error::Stale.to_string(), "the key names no live event");
 }
 

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse_core::{Error, Event, Exit, Interest, Notify, Options, Ready, Source};
+use rouse_core::{Error, Event, Exit, Interest, Notify, Options, Ready, SeamError, Source};
 
 #[test]
 fn changes_while_the_loop_is_awake_never_notify() {
@@ -90,7 +90,10 @@ fn a_failed_write_is_reported_and_does_not_leave_the_flag_stuck() {
         step.set(step.get() + 1);
         if step.get() == 1 {
             fx.notifier.fail_next(5);
-            assert_eq!(fx.base.activate(k, Ready::USER), Err(Error::Notify(5)));
+            assert_eq!(
+                fx.base.activate(k, Ready::USER),
+                Err(Error::Notify(SeamError::Os(5)))
+            );
             // The event is queued anyway; a later request must write again.
             fx.base.loop_exit(None).unwrap();
         }

@@ -24,10 +24,10 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 use rouse_core::{
     Base, Clock, Config, Error, Event, Exit, Fired, Fixed, Instant, Interest, Lock, Notify,
-    Options, Poller, Readiness, Ready, Source,
+    Options, Poller, Readiness, Ready, SeamError, Source,
 };
 
-const BLOCKED: i32 = -100;
+const BLOCKED: SeamError = SeamError::WouldBlockForever;
 
 struct LoomLock;
 
@@ -72,9 +72,9 @@ impl Wire {
 struct LoomNotifier(Arc<Wire>);
 
 impl Notify for LoomNotifier {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         if self.0.fail_next.swap(false, SeqCst) {
-            return Err(7);
+            return Err(SeamError::Os(7));
         }
         let was = self.0.readable.swap(true, SeqCst);
         assert!(!was, "a second notification while one is outstanding");
@@ -92,10 +92,10 @@ struct LoomPoller {
 }
 
 impl Poller for LoomPoller {
-    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
+    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), SeamError> {
         Ok(())
     }
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         self.woke = false;
         loop {
             // Read `others` first: a notification written before a thread finished is then
@@ -328,7 +328,7 @@ fn a_failed_write_never_leaves_the_flag_stuck() {
                 // The first write (if one is needed at all) fails; the event is queued anyway.
                 wire.fail_next.store(true, SeqCst);
                 let r = base.activate(keys[0], Ready::USER);
-                assert!(r.is_ok() || r == Err(Error::Notify(7)));
+                assert!(r.is_ok() || r == Err(Error::Notify(SeamError::Os(7))));
                 wire.fail_next.store(false, SeqCst);
                 // The next change must write if the loop sleeps: the flag is not stuck.
                 base.activate(keys[1], Ready::USER).unwrap();

@@ -137,13 +137,13 @@ impl<C: Config> Base<C> {
     #[inline]
     fn wake(&self, need: bool) -> Result<(), Error> {
         if need {
-            if let Err(code) = self.notifier.notify() {
+            if let Err(e) = self.notifier.notify() {
                 // Both under the lock, so the loop's clear (also under it) cannot overtake.
                 self.with(|st| {
                     st.wake.write_failed();
                     self.wake_failed.store(1, Ordering::SeqCst);
                 });
-                return Err(Error::Notify(code));
+                return Err(Error::Notify(e));
             }
         }
         Ok(())

@@ -149,8 +149,8 @@ impl<C: Config> Base<C> {
                 let stop = if batch.is_none() { take_stop(st) } else { None };
                 (batch, stop)
             });
-            if let Some(Err(code)) = waited {
-                return Err(Error::Poll(code));
+            if let Some(Err(e)) = waited {
+                return Err(Error::Poll(e));
             }
             if let Some(exit) = stop {
                 return Ok(exit);

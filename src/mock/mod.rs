@@ -54,4 +54,4 @@ pub use config::{thread_id, Mock};
 #[cfg(feature = "alloc")]
 pub use config::{BoxedLock, BoxedMock};
 pub use notifier::Notifier;
-pub use poller::{Poller, STALE_OLD_INTEREST, TOO_MANY_SOURCES, WOULD_BLOCK_FOREVER};
+pub use poller::{Poller, STALE_OLD_INTEREST, TOO_MANY_SOURCES};

@@ -3,21 +3,20 @@
 use core::time::Duration;
 
 use crate::seam::{Clock, Instant, Interest, Readiness, Source};
+use crate::SeamError;
 
 use super::{ManualClock, Notifier};
 
-/// `wait` with no timeout and nothing scripted: a real poller would sleep forever.
-pub const WOULD_BLOCK_FOREVER: i32 = -2;
 /// `update` with a non-empty `old` interest that differs from what the mock has registered.
-pub const STALE_OLD_INTEREST: i32 = -3;
+pub const STALE_OLD_INTEREST: SeamError = SeamError::Other(3);
 /// `update` that would register more sources than a mock poller without the `alloc` feature
 /// holds ([`Poller`]'s limits); the base activates the source's events with
 /// [`Ready::ERROR`](crate::Ready::ERROR) and counts it in
 /// [`Base::poll_errors`](crate::Base::poll_errors).
-pub const TOO_MANY_SOURCES: i32 = -4;
+pub const TOO_MANY_SOURCES: SeamError = SeamError::Other(4);
 /// The bounded runs' own stop signal ([`Base::run_until_idle`](crate::Base::run_until_idle),
 /// [`Base::advance`](crate::Base::advance)); never returned to their caller.
-pub(crate) const IDLE: i32 = -5;
+pub(crate) const IDLE: SeamError = SeamError::Other(u32::MAX);
 
 /// The fixed capacities of a mock poller built without the `alloc` feature.
 #[cfg(not(feature = "alloc"))]
@@ -62,7 +61,7 @@ struct Batch {
 ///   the next wait (the batch stays scripted, its sleep shortened by `T`). A zero-timeout poll
 ///   therefore only takes batches scripted with a zero sleep.
 /// - With nothing scripted, the wait sleeps until `t0 + T`; with no timeout either, it fails
-///   with [`WOULD_BLOCK_FOREVER`] instead of hanging the test.
+///   with [`SeamError::WouldBlockForever`] instead of hanging the test.
 /// - Time the [`on_wait`](Poller::on_wait) hook moves the clock by is time spent inside the
 ///   wait: it counts toward the timeout. A hook that moves the clock past `t0 + T` makes a
 ///   late wake-up (as an overloaded machine does); nothing moves the clock back.
@@ -114,7 +113,7 @@ pub struct Poller<'a> {
     updates: u32,
     waits: u32,
     last_timeout: Option<Option<Duration>>,
-    fail_update: i32,
+    fail_update: Option<SeamError>,
 }
 
 impl core::fmt::Debug for Poller<'_> {
@@ -155,7 +154,7 @@ impl<'a> Poller<'a> {
             updates: 0,
             waits: 0,
             last_timeout: None,
-            fail_update: 0,
+            fail_update: None,
         }
     }
 
@@ -193,9 +192,9 @@ impl<'a> Poller<'a> {
         self
     }
 
-    /// Makes the next `update` fail with `code`.
-    pub fn fail_next_update(&mut self, code: i32) {
-        self.fail_update = code;
+    /// Makes the next `update` fail with `e`.
+    pub fn fail_next_update(&mut self, e: SeamError) {
+        self.fail_update = Some(e);
     }
 
     /// What the poller has registered for `source`.
@@ -263,7 +262,7 @@ impl<'a> Poller<'a> {
         self.registered.retain(|(s, _)| *s != source);
     }
 
-    fn remember(&mut self, source: Source, new: Interest) -> Result<(), i32> {
+    fn remember(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
         #[cfg(feature = "alloc")]
         {
             self.registered.insert(source, new);
@@ -288,9 +287,9 @@ fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 }
 
 impl crate::seam::Poller for Poller<'_> {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
-        if self.fail_update != 0 {
-            return Err(core::mem::take(&mut self.fail_update));
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
+        if let Some(e) = self.fail_update.take() {
+            return Err(e);
         }
         // `old` empty: the base registers afresh (it forgot, e.g. after fork or an fd number
         // that may have been reused); a real poller heals a registration it still has. `new`
@@ -306,9 +305,9 @@ impl crate::seam::Poller for Poller<'_> {
         Ok(())
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         if signal >= 128 {
-            return Err(crate::Error::UNSUPPORTED);
+            return Err(SeamError::Unsupported);
         }
         self.updates += 1;
         if enable {
@@ -319,7 +318,7 @@ impl crate::seam::Poller for Poller<'_> {
         Ok(())
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         self.waits += 1;
         self.last_timeout = Some(timeout);
         self.found.clear();
@@ -358,7 +357,7 @@ impl crate::seam::Poller for Poller<'_> {
                 sleep_until(self.clock, t);
                 Ok(())
             }
-            None => Err(WOULD_BLOCK_FOREVER),
+            None => Err(SeamError::WouldBlockForever),
         }
     }
 
@@ -380,15 +379,15 @@ pub(crate) struct Bounded<'p, 'a> {
 }
 
 impl crate::seam::Poller for Bounded<'_, '_> {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         self.inner.update(source, old, new)
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         self.inner.watch_signal(signal, enable)
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         let cap = match self.until {
             Some(until) => {
                 let now = self.inner.clock.map_or(Instant::ZERO, |c| c.now());

@@ -4,6 +4,8 @@ use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign};
 use core::time::Duration;
 
+use crate::SeamError;
+
 /// An I/O source the poller watches: a file descriptor in `rouse-std`, a peripheral or channel
 /// number on bare metal.
 ///
@@ -206,29 +208,29 @@ pub enum Readiness {
 ///   success). A poller that keeps its registrations itself (a table indexed by source: bare
 ///   metal, poll(2)) needs none of this: it may ignore `old` and set the source's
 ///   registration to `new`. A runtime without I/O sources returns
-///   [`Error::UNSUPPORTED`](crate::Error::UNSUPPORTED).
+///   [`SeamError::Unsupported`].
 /// - [`wait`](Poller::wait) blocks up to `timeout` (`None`: until something happens), never
 ///   returning before it unless something was found or the wait was interrupted (an
 ///   interrupted wait is `Ok` with nothing found). A poller for which nothing could ever end
 ///   a `wait(None)` (no sources, no signals, a notifier that is never rung) returns
-///   [`Error::WOULD_BLOCK_FOREVER`](crate::Error::WOULD_BLOCK_FOREVER) instead of hanging. A timeout that the OS cannot express
+///   [`SeamError::WouldBlockForever`] instead of hanging. A timeout that the OS cannot express
 ///   exactly is rounded **up**, so timers never fire early.
 /// - [`ready`](Poller::ready) visits what the last `wait` found; reporting a source that has
 ///   since been deregistered is harmless (the base ignores it).
 /// - The notifier's readiness is reported as [`Readiness::Wake`].
 pub trait Poller {
     /// Changes the registration of `source` from `old` to `new`.
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32>;
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError>;
 
     /// Starts (`enable`) or stops delivering signal `signal` as [`Readiness::Signal`]. The
     /// default reports that the poller has no signals.
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let _ = (signal, enable);
-        Err(crate::Error::UNSUPPORTED)
+        Err(SeamError::Unsupported)
     }
 
     /// Blocks until something is ready or `timeout` passes.
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32>;
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError>;
 
     /// Visits everything the last [`wait`](Poller::wait) found.
     fn ready(&mut self, f: impl FnMut(Readiness));

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use rouse_core::{Exit, Interest, Poller, Readiness, RunFlags, Source};
+use rouse_core::{Exit, Interest, Poller, Readiness, RunFlags, SeamError, Source};
 
 use crate::config::{Local, Threaded};
 use crate::os::{running, OwnFds};
@@ -83,18 +83,18 @@ struct Tracked<'a> {
 
 impl Poller for Tracked<'_> {
     #[inline]
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         self.poller.update(source, old, new)
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let r = self.poller.watch_signal(signal, enable);
         self.own.refresh(self.poller);
         r
     }
 
     #[inline]
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         self.poller.wait(timeout)
     }
 

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
-use rouse_core::Notify;
+use rouse_core::{Notify, SeamError};
 
 use crate::sys::notify::{Notifier, NotifierKind};
 use crate::sys::poll::{AnyPoller, InheritedFds, PollerKind};
@@ -254,7 +254,7 @@ fn held_at_fork() -> io::Error {
 
 impl Notify for Os {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         Notify::notify(&self.notifier)
     }
 
@@ -317,7 +317,7 @@ impl LocalOs {
 impl Notify for LocalOs {
     /// Unreachable in practice: nothing but the loop thread can change a local base, and the
     /// loop never notifies itself.
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         Ok(())
     }
 }

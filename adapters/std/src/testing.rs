@@ -9,7 +9,7 @@
 //!   and wake at its own instant (tokio's `time::advance`); [`run_until_idle`](Base::run_until_idle)
 //!   runs what is active and everything scripted, and returns where a real loop would block.
 //!   [`run`](Base::run) itself works too: it runs until no event is left, sleeping through
-//!   every timeout in no real time (it fails with [`mock::WOULD_BLOCK_FOREVER`] where a real
+//!   every timeout in no real time (it fails with [`SeamError::WouldBlockForever`](rouse_core::SeamError::WouldBlockForever) where a real
 //!   loop would sleep forever).
 //! - **Sources stand in for fds**: [`source`](Base::source) hands out a fresh
 //!   [`Source`]; the code under test watches it as it would a socket (`Event::io(source,
@@ -85,7 +85,9 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use rouse_core::mock::{self, ManualClock};
-use rouse_core::{Config, Exit, Fired, Growable, Interest, Readiness, Ready, RunFlags, Source};
+use rouse_core::{
+    Config, Exit, Fired, Growable, Interest, Readiness, Ready, RunFlags, SeamError, Source,
+};
 
 use crate::base::{Base, Builder};
 use crate::flavor::{sealed, Flavor};
@@ -196,7 +198,7 @@ impl MockOs {
 
 impl rouse_core::Notify for MockOs {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         self.notifier.notify()
     }
 

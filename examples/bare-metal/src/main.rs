@@ -116,7 +116,7 @@ struct PendSvNotifier {
 }
 
 impl Notify for PendSvNotifier {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), rouse_core::SeamError> {
         self.rung.store(true, Ordering::Release);
         self.rings.fetch_add(1, Ordering::Relaxed);
         SCB::set_pendsv();
@@ -151,11 +151,11 @@ struct WfiPoller {
 }
 
 impl Poller for WfiPoller {
-    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
-        Err(rouse_core::Error::UNSUPPORTED)
+    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), rouse_core::SeamError> {
+        Err(rouse_core::SeamError::Unsupported)
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), rouse_core::SeamError> {
         // `None`: until the notifier rings (an interrupt handler may activate an event).
         let deadline = timeout.map(|t| SysTickClock.now().saturating_add(t));
         loop {

@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::ptr;
 use std::time::Duration;
 
-use rouse_core::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, SeamError, Source};
 
 use super::{clamp_timeout, errno, source_fd, timeout_ms, EventBuf, SignalPipe};
 use crate::sys::{fd, syscall, WakeSource};
@@ -258,7 +258,7 @@ fn ready_of(events: u32) -> Ready {
 }
 
 impl Poller for EpollPoller {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         let fd = source_fd(source)?;
         if new.kinds().is_empty() {
             if old.kinds().is_empty() {
@@ -294,7 +294,7 @@ impl Poller for EpollPoller {
         })
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let mut pipe = self.signals.take();
         let r = super::watch_signal(&mut pipe, signal, enable, |fd| {
             self.add_internal(fd, libc::EPOLLIN as u32, SIGNALS)
@@ -303,7 +303,7 @@ impl Poller for EpollPoller {
         r
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         let (ptr, cap) = self.events.prepare();
         let res = match self.pwait2.then(|| self.pwait2(ptr, cap, timeout)) {
             // ENOSYS: before Linux 5.11; EPERM: a seccomp filter refusing unknown syscalls.
@@ -351,7 +351,7 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
-    use rouse_core::{Interest, Poller, Ready};
+    use rouse_core::{Interest, Poller, Ready, SeamError};
 
     use super::EpollPoller;
     use crate::sys::poll::testutil::{self, *};
@@ -447,7 +447,7 @@ mod tests {
         let s = rouse_core::Source::new(file.as_raw_fd() as u32);
         assert_eq!(
             p.update(s, Interest::NONE, Interest::READ),
-            Err(libc::EPERM)
+            Err(SeamError::Os(libc::EPERM))
         );
         // A closed fd: EBADF. (A number far above what the other tests get, the lowest free
         // ones, so nothing reuses it in between.)
@@ -456,13 +456,13 @@ mod tests {
         let closed = rouse_core::Source::new(high as u32);
         assert_eq!(
             p.update(closed, Interest::NONE, Interest::READ),
-            Err(libc::EBADF)
+            Err(SeamError::Os(libc::EBADF))
         );
         // Not an fd at all.
         let huge = rouse_core::Source::new(u32::MAX);
         assert_eq!(
             p.update(huge, Interest::NONE, Interest::READ),
-            Err(libc::EBADF)
+            Err(SeamError::Os(libc::EBADF))
         );
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use rouse_core::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, SeamError, Source};
 
 use crate::sys::{fd, syscall};
 
@@ -376,7 +376,7 @@ pub(crate) fn signals_reported(p: &mut impl Poller, sig: u32, rd: &OwnedFd, w: &
     // SIGKILL cannot be caught.
     assert_eq!(
         p.watch_signal(libc::SIGKILL as u32, true),
-        Err(libc::EINVAL)
+        Err(SeamError::Os(libc::EINVAL))
     );
     p.watch_signal(sig, false).unwrap();
     p.watch_signal(sig, false).unwrap();
