@@ -152,6 +152,21 @@ fn reinit_reregisters_every_source_and_signal_on_a_new_poller() {
     assert_eq!(new.registered(Source::new(2)), Interest::WRITE);
     assert!(new.watches_signal(15));
     assert_eq!(new.updates(), 3);
+    assert_eq!(
+        new.resets(),
+        2,
+        "the base cannot know what a re-made poller has"
+    );
+
+    // On the same (re-made in place) poller, which still has both: reset, not registered.
+    // SAFETY: as above.
+    unsafe { fx.base.reinit() };
+    fx.base.delete(b).unwrap();
+    fx.base.run_with(&mut new, RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(new.resets(), 4, "source 1 to READ, source 2 to nothing");
+    assert_eq!(new.registered(Source::new(1)), Interest::READ);
+    assert_eq!(new.registered(Source::new(2)), Interest::NONE);
+    assert_eq!(fx.base.poll_errors(), 0);
     assert_eq!(fx.base.counts().timers, 1, "timers survive");
 }
 
@@ -188,6 +203,7 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
         .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
         .unwrap();
     assert_eq!(poller.updates(), 2, "registered afresh");
+    assert_eq!(poller.resets(), 1, "through reset: the base does not know");
     assert_eq!(poller.registered(s), Interest::READ);
 
     // The re-arm idiom (the same event deleted and added back) still costs nothing.
@@ -209,6 +225,7 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
         .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
         .unwrap();
     assert_eq!(poller.updates(), 3);
+    assert_eq!(poller.resets(), 2);
     assert_eq!(poller.registered(s), Interest::WRITE);
 }
 
@@ -244,5 +261,6 @@ fn a_registration_the_base_forgot_is_deleted_when_the_new_event_leaves_too() {
         Interest::NONE,
         "deleted, not forgotten"
     );
+    assert_eq!(poller.resets(), 1);
     assert_eq!(fx.base.poll_errors(), 0);
 }

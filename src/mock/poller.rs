@@ -7,7 +7,10 @@ use crate::SeamError;
 
 use super::{ManualClock, Notifier};
 
-/// `update` with a non-empty `old` interest that differs from what the mock has registered.
+/// `update` with an `old` interest that differs from what the mock has registered (a base
+/// that registers a source the poller has, or modifies one it does not, breaks the
+/// [contract](crate::Poller#contract); the base says [`reset`](crate::Poller::reset) when it
+/// does not know).
 pub const STALE_OLD_INTEREST: SeamError = SeamError::Other(3);
 /// `update` that would register more sources than a mock poller without the `alloc` feature
 /// holds ([`Poller`]'s limits); the base activates the source's events with
@@ -75,8 +78,8 @@ struct Batch {
 ///
 /// # Interest changes
 ///
-/// Every change is counted ([`updates`](Poller::updates)) and checked against what the poller
-/// last saw ([`STALE_OLD_INTEREST`]).
+/// Every change is counted ([`updates`](Poller::updates), [`resets`](Poller::resets)) and an
+/// `update`'s `old` is checked against what the poller has ([`STALE_OLD_INTEREST`]).
 ///
 /// # Limits
 ///
@@ -111,6 +114,7 @@ pub struct Poller<'a> {
     registered: Registered,
     signals: u128,
     updates: u32,
+    resets: u32,
     waits: u32,
     last_timeout: Option<Option<Duration>>,
     fail_update: Option<SeamError>,
@@ -152,6 +156,7 @@ impl<'a> Poller<'a> {
             registered: Registered::new(),
             signals: 0,
             updates: 0,
+            resets: 0,
             waits: 0,
             last_timeout: None,
             fail_update: None,
@@ -225,6 +230,12 @@ impl<'a> Poller<'a> {
         self.updates
     }
 
+    /// How many of the [`updates`](Poller::updates) were [`reset`](crate::Poller::reset)s
+    /// (the base did not know what was registered).
+    pub fn resets(&self) -> u32 {
+        self.resets
+    }
+
     /// Waits so far.
     pub fn waits(&self) -> u32 {
         self.waits
@@ -253,6 +264,16 @@ impl<'a> Poller<'a> {
     /// Sets what [`last_timeout`](Poller::last_timeout) reports.
     pub(crate) fn set_last_timeout(&mut self, t: Option<Duration>) {
         self.last_timeout = Some(t);
+    }
+
+    /// Registers `new` for `source` (nothing if empty): one interest change.
+    fn set(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.forget(source);
+        if !new.is_empty() {
+            self.remember(source, new)?;
+        }
+        self.updates += 1;
+        Ok(())
     }
 
     fn forget(&mut self, source: Source) {
@@ -291,18 +312,20 @@ impl crate::seam::Poller for Poller<'_> {
         if let Some(e) = self.fail_update.take() {
             return Err(e);
         }
-        // `old` empty: the base registers afresh (it forgot, e.g. after fork or an fd number
-        // that may have been reused); a real poller heals a registration it still has. `new`
-        // empty: a delete, of whatever is there.
-        if !old.is_empty() && !new.is_empty() && self.registered(source) != old {
+        // `old` is what the base applied last: it must be what the mock has. `new` empty: a
+        // delete, of whatever is there (an fd closed behind the base's back has nothing).
+        if !new.is_empty() && self.registered(source) != old {
             return Err(STALE_OLD_INTEREST);
         }
-        self.forget(source);
-        if !new.is_empty() {
-            self.remember(source, new)?;
+        self.set(source, new)
+    }
+
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        if let Some(e) = self.fail_update.take() {
+            return Err(e);
         }
-        self.updates += 1;
-        Ok(())
+        self.resets += 1;
+        self.set(source, new)
     }
 
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
@@ -381,6 +404,10 @@ pub(crate) struct Bounded<'p, 'a> {
 impl crate::seam::Poller for Bounded<'_, '_> {
     fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         self.inner.update(source, old, new)
+    }
+
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.inner.reset(source, new)
     }
 
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {

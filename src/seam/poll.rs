@@ -199,16 +199,23 @@ pub enum Readiness {
 /// # Contract
 ///
 /// - [`update`](Poller::update) moves one source's registration from `old` to `new` (register
-///   when `old` is empty, deregister when `new` is empty, modify otherwise). `old` is what the
-///   base last applied successfully — or empty when the base cannot know what the kernel has
-///   (after `reinit`, or when a new event enters a source whose events all left in the same
-///   iteration: its fd may have been closed and the number reused). Register afresh then,
-///   healing a registration the kernel still has (epoll: `EEXIST` -> modify). A delete may
-///   name more in `old` than the kernel has: delete whatever is registered (`ENOENT` is
-///   success). A poller that keeps its registrations itself (a table indexed by source: bare
-///   metal, poll(2)) needs none of this: it may ignore `old` and set the source's
-///   registration to `new`. A runtime without I/O sources returns
-///   [`SeamError::Unsupported`].
+///   when `old` is empty, deregister when `new` is empty, modify otherwise). `old` is exactly
+///   what the base last applied successfully for this source: empty means the base registered
+///   nothing (epoll: `EPOLL_CTL_ADD`, no `EEXIST` healing needed). A deregistration may find
+///   less registered than `old` says — the OS dropped it when the fd was closed, which the base
+///   cannot see —: remove whatever is there (`ENOENT` and `EBADF` are success).
+/// - [`reset`](Poller::reset) is the base saying it does not know: make `source`'s
+///   registration `new`, whatever is registered now, perhaps nothing. The base calls it after
+///   [`reinit`](crate::Base::reinit) (for every source it watches), and when a new event enters
+///   a source whose events all left in the same iteration (its fd may have been closed and the
+///   number reused, or not). The default deregisters everything (`update(source, READ | WRITE |
+///   CLOSED, NONE)`) and then registers (`update(source, NONE, new)`): right for any poller,
+///   two calls. A poller with a cheaper way overrides it (epoll: `ADD`, and `MOD` on `EEXIST`;
+///   kqueue: one `kevent` with `EV_ADD` and `EV_DELETE`); a poller that keeps its registrations
+///   itself (a table indexed by source: bare metal, poll(2)) sets the entry to `new`.
+/// - A poller whose registrations are a table indexed by source may ignore `old` altogether
+///   and set the source's entry to `new` in both calls. A runtime without I/O sources returns
+///   [`SeamError::Unsupported`] from both.
 /// - [`wait`](Poller::wait) blocks up to `timeout` (`None`: until something happens), never
 ///   returning before it unless something was found or the wait was interrupted (an
 ///   interrupted wait is `Ok` with nothing found). A poller for which nothing could ever end
@@ -219,8 +226,20 @@ pub enum Readiness {
 ///   since been deregistered is harmless (the base ignores it).
 /// - The notifier's readiness is reported as [`Readiness::Wake`].
 pub trait Poller {
-    /// Changes the registration of `source` from `old` to `new`.
+    /// Changes the registration of `source` from `old` (what the base last applied) to `new`.
     fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError>;
+
+    /// Makes the registration of `source` `new`, whatever is registered now (perhaps nothing):
+    /// the base does not know (see the [contract](Poller#contract)). The default deregisters
+    /// every kind, then registers `new` (if not empty).
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+        self.update(source, all, Interest::NONE)?;
+        if new.kinds().is_empty() {
+            return Ok(());
+        }
+        self.update(source, Interest::NONE, new)
+    }
 
     /// Starts (`enable`) or stops delivering signal `signal` as [`Readiness::Signal`]. The
     /// default reports that the poller has no signals.
@@ -254,6 +273,45 @@ mod tests {
             "Ready(READ | TIMEOUT)"
         );
         assert_eq!(alloc_free_fmt(Ready::NONE), "Ready(NONE)");
+    }
+
+    /// A poller that records its updates and implements nothing else.
+    struct Recorder(heapless::Vec<(Interest, Interest), 4>, bool);
+
+    impl Poller for Recorder {
+        fn update(&mut self, _: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
+            self.0.push((old, new)).unwrap();
+            if self.1 {
+                return Err(SeamError::Os(9));
+            }
+            Ok(())
+        }
+        fn wait(&mut self, _: Option<Duration>) -> Result<(), SeamError> {
+            Ok(())
+        }
+        fn ready(&mut self, _: impl FnMut(Readiness)) {}
+    }
+
+    #[test]
+    fn default_reset_deregisters_then_registers() {
+        let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+        let mut p = Recorder(heapless::Vec::new(), false);
+        p.reset(Source::new(1), Interest::WRITE).unwrap();
+        assert_eq!(
+            p.0[..],
+            [(all, Interest::NONE), (Interest::NONE, Interest::WRITE)]
+        );
+        let mut p = Recorder(heapless::Vec::new(), false);
+        p.reset(Source::new(1), Interest::NONE).unwrap();
+        assert_eq!(p.0[..], [(all, Interest::NONE)]);
+        // A failed deregistration is the reset's failure: nothing is registered after it.
+        let mut p = Recorder(heapless::Vec::new(), true);
+        assert_eq!(
+            p.reset(Source::new(1), Interest::READ),
+            Err(SeamError::Os(9))
+        );
+        assert_eq!(p.0.len(), 1);
+        assert_eq!(p.watch_signal(2, true), Err(SeamError::Unsupported));
     }
 
     fn alloc_free_fmt(r: Ready) -> heapless::String<64> {

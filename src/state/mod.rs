@@ -18,7 +18,7 @@ pub(crate) mod wake;
 pub(crate) mod word;
 
 use crate::options::Options;
-use crate::seam::{Buf, Config, Ready, Storage};
+use crate::seam::{Buf, Config, Interest, Ready, Storage};
 use crate::Error;
 
 use queue::Queue;
@@ -165,8 +165,8 @@ impl<C: Config> BaseState<C> {
             self.current = NIL;
         }
         self.waiters = 0;
-        self.io.forget_kernel();
-        self.sig.forget_kernel();
+        self.io.forget_kernel(sources::UNKNOWN);
+        self.sig.forget_kernel(Interest::NONE);
     }
 
     /// Whether there is anything that keeps `run` going (pending or queued events).

@@ -87,6 +87,11 @@ impl Poller for Tracked<'_> {
         self.poller.update(source, old, new)
     }
 
+    #[inline]
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.poller.reset(source, new)
+    }
+
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let r = self.poller.watch_signal(signal, enable);
         self.own.refresh(self.poller);

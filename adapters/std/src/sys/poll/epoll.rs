@@ -273,23 +273,45 @@ impl Poller for EpollPoller {
             };
         }
         let (events, data) = (epoll_events(new), fd as u64);
-        let (op, disagree, heal) = if old.kinds().is_empty() {
-            // EEXIST: the base dropped a registration the kernel kept (a delete it skipped,
-            // or a dup'ed fd): modify it.
-            (libc::EPOLL_CTL_ADD, libc::EEXIST, libc::EPOLL_CTL_MOD)
+        let res = if old.kinds().is_empty() {
+            self.ctl(libc::EPOLL_CTL_ADD, fd, events, data)
         } else {
-            // ENOENT: the fd was closed (dropping the registration) and its number reused.
-            (libc::EPOLL_CTL_MOD, libc::ENOENT, libc::EPOLL_CTL_ADD)
-        };
-        let res = match self.ctl(op, fd, events, data) {
-            Err(e) if e.raw_os_error() == Some(disagree) => self.ctl(heal, fd, events, data),
-            res => res,
+            match self.ctl(libc::EPOLL_CTL_MOD, fd, events, data) {
+                // ENOENT: the fd was closed (which dropped the registration, behind the base's
+                // back) and its number reused.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    self.ctl(libc::EPOLL_CTL_ADD, fd, events, data)
+                }
+                res => res,
+            }
         };
         res.map_err(|e| {
             if !old.kinds().is_empty() {
                 // The base records "not registered" after a failure; make it so.
                 let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
             }
+            errno(e)
+        })
+    }
+
+    /// `EPOLL_CTL_ADD`, and `EPOLL_CTL_MOD` if the kernel still has the fd (`EEXIST`): one
+    /// syscall when nothing was registered, two when something was. An empty `new` deletes.
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        if new.kinds().is_empty() {
+            let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+            return self.update(source, all, Interest::NONE);
+        }
+        let fd = source_fd(source)?;
+        let (events, data) = (epoll_events(new), fd as u64);
+        match self.ctl(libc::EPOLL_CTL_ADD, fd, events, data) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.ctl(libc::EPOLL_CTL_MOD, fd, events, data)
+            }
+            res => res,
+        }
+        .map_err(|e| {
+            // The base records "not registered" after a failure; make it so.
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
             errno(e)
         })
     }
@@ -418,11 +440,11 @@ mod tests {
     }
 
     #[test]
-    fn add_twice_heals_via_eexist() {
+    fn reset_heals_via_eexist() {
         let mut p = poller();
-        testutil::add_twice_heals(&mut p);
-        // ADD, ADD (EEXIST) + MOD, DEL.
-        assert_eq!(p.syscalls(), 4);
+        testutil::reset_heals(&mut p);
+        // ADD; reset: ADD (EEXIST) + MOD; reset to nothing: DEL; reset: ADD; DEL.
+        assert_eq!(p.syscalls(), 6);
     }
 
     #[test]

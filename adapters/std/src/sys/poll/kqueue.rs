@@ -292,6 +292,13 @@ impl Poller for KqueuePoller {
         })
     }
 
+    /// One `kevent` call: `EV_ADD` for the kinds of `new`, `EV_DELETE` for the others (a delete
+    /// of a filter that is not registered succeeds).
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+        self.update(source, all, new)
+    }
+
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let mut pipe = self.signals.take();
         let r = super::watch_signal(&mut pipe, signal, enable, |fd| self.add_internal(fd, false));

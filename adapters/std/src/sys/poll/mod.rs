@@ -334,6 +334,11 @@ impl Poller for AnyPoller {
     }
 
     #[inline]
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        dispatch!(&mut self.backend, p => p.reset(source, new))
+    }
+
+    #[inline]
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let res = dispatch!(&mut self.backend, p => p.watch_signal(signal, enable));
         // The first watch makes the signal pipe: a child must be able to find it.

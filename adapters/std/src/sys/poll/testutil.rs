@@ -156,16 +156,21 @@ pub(crate) fn delete_stops_reports(p: &mut impl Poller) {
     p.update(src(&a), Interest::READ, Interest::NONE).unwrap();
 }
 
-/// Registering an fd the poller already has (the base believes it is not registered)
-/// applies the new interest.
-pub(crate) fn add_twice_heals(p: &mut impl Poller) {
+/// `reset` (the base does not know what is registered) makes the registration `new` whether
+/// the fd is registered or not: 1. registered (with another interest), 2. reset to nothing,
+/// 3. not registered.
+pub(crate) fn reset_heals(p: &mut impl Poller) {
     let (a, b) = socketpair();
     p.update(src(&a), Interest::NONE, Interest::READ).unwrap();
-    p.update(src(&a), Interest::NONE, Interest::WRITE).unwrap();
+    p.reset(src(&a), Interest::WRITE).unwrap();
     write_byte(&b);
     let r = ready_of(p, &a, LONG);
     assert_eq!(r & (Ready::READ | Ready::WRITE), Ready::WRITE, "{r:?}");
-    p.update(src(&a), Interest::WRITE, Interest::NONE).unwrap();
+    p.reset(src(&a), Interest::NONE).unwrap();
+    assert_eq!(ready_of(p, &a, NOW), Ready::NONE);
+    p.reset(src(&a), Interest::READ).unwrap();
+    assert_eq!(ready_of(p, &a, LONG), Ready::READ);
+    p.update(src(&a), Interest::READ, Interest::NONE).unwrap();
     assert_eq!(ready_of(p, &a, NOW), Ready::NONE);
 }
 
