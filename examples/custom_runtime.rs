@@ -176,6 +176,7 @@ struct Runtime;
 impl Config for Runtime {
     type Lock = MutexLock;
     type Notifier = &'static Doorbell;
+    type Poller = DoorbellPoller;
     type Clock = StdClock;
     type Storage = Fixed<16>;
     type Callback = fn(&Base<Runtime>, Fired);
@@ -219,7 +220,11 @@ fn main() -> Result<(), rouse_core::Error> {
     let clock = StdClock {
         origin: StdInstant::now(),
     };
-    let base: Base<Runtime> = Base::new(&DOORBELL, clock, Options::new())?;
+    let poller = DoorbellPoller {
+        doorbell: &DOORBELL,
+        rung: false,
+    };
+    let base: Base<Runtime> = Base::new(&DOORBELL, poller, clock, Options::new())?;
     println!(
         "custom runtime: MutexLock, Doorbell notifier (Mutex<bool> + Condvar), DoorbellPoller, \
          Fixed<16> storage, fn callbacks"
@@ -246,11 +251,7 @@ fn main() -> Result<(), rouse_core::Error> {
             }
             base.loop_break() // from another thread: rings the doorbell if the loop sleeps
         });
-        let mut poller = DoorbellPoller {
-            doorbell: &DOORBELL,
-            rung: false,
-        };
-        let exit = base.run(&mut poller);
+        let exit = base.run(); // the base owns its poller
         producer.join().expect("producer panicked")?;
         exit
     })?;

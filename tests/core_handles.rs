@@ -128,7 +128,7 @@ fn edge_and_level_events_cannot_share_a_source() {
 #[test]
 fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
     type Small = mock::BoxedMock<rouse_core::NoLock, Fixed<4>>;
-    let base: Base<Small> = Base::new(
+    let base: Base<Small> = Base::new_mock(
         std::sync::Arc::new(Notifier::new()),
         std::sync::Arc::new(ManualClock::new()),
         Options::new(),
@@ -157,7 +157,7 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
     assert_eq!(base.counts().active, 3);
     // More priorities than fixed capacity.
     assert_eq!(
-        Base::<Small>::new(
+        Base::<Small>::new_mock(
             std::sync::Arc::new(Notifier::new()),
             std::sync::Arc::new(ManualClock::new()),
             Options::new().priorities(5)
@@ -166,7 +166,7 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
         Err(Error::Full)
     );
     assert_eq!(
-        Base::<Small>::new(
+        Base::<Small>::new_mock(
             std::sync::Arc::new(Notifier::new()),
             std::sync::Arc::new(ManualClock::new()),
             Options::new().priorities(0)

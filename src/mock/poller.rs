@@ -44,6 +44,47 @@ type Registered = alloc::collections::BTreeMap<Source, Interest>;
 #[cfg(not(feature = "alloc"))]
 type Registered = heapless::Vec<(Source, Interest), { cap::SOURCES }>;
 
+/// How a mock poller reaches the base's notifier or clock: a `&'static` (the [`Mock`](super::Mock)
+/// config's) or an `Arc` (feature `alloc`, [`BoxedMock`](super::BoxedMock)'s).
+#[derive(Debug)]
+pub enum Link<T: 'static> {
+    /// A `static`'s.
+    Static(&'static T),
+    /// A shared one's.
+    #[cfg(feature = "alloc")]
+    Shared(alloc::sync::Arc<T>),
+}
+
+impl<T> Link<T> {
+    fn get(&self) -> &T {
+        match self {
+            Link::Static(t) => t,
+            #[cfg(feature = "alloc")]
+            Link::Shared(t) => t,
+        }
+    }
+}
+
+impl<T> From<&'static T> for Link<T> {
+    fn from(t: &'static T) -> Link<T> {
+        Link::Static(t)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> From<alloc::sync::Arc<T>> for Link<T> {
+    fn from(t: alloc::sync::Arc<T>) -> Link<T> {
+        Link::Shared(t)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> From<&alloc::sync::Arc<T>> for Link<T> {
+    fn from(t: &alloc::sync::Arc<T>) -> Link<T> {
+        Link::Shared(t.clone())
+    }
+}
+
 #[derive(Debug)]
 struct Batch {
     sleep: Duration,
@@ -65,14 +106,14 @@ struct Batch {
 ///   therefore only takes batches scripted with a zero sleep.
 /// - With nothing scripted, the wait sleeps until `t0 + T`; with no timeout either, it fails
 ///   with [`SeamError::WouldBlockForever`] instead of hanging the test.
-/// - Time the [`on_wait`](Poller::on_wait) hook moves the clock by is time spent inside the
+/// - Time the [`on_wait`](crate::mock::PollerGuard::on_wait) hook moves the clock by is time spent inside the
 ///   wait: it counts toward the timeout. A hook that moves the clock past `t0 + T` makes a
 ///   late wake-up (as an overloaded machine does); nothing moves the clock back.
 ///
 /// # Wakes
 ///
 /// The poller is linked to the base's [`Notifier`] by construction ([`Poller::new`],
-/// [`Base::mock_poller`](crate::Base::mock_poller)): a wait that starts while the notifier is
+/// [`Base::new_mock`](crate::Base::new_mock)): a wait that starts while the notifier is
 /// signalled (another thread, or the hook, changed what the loop must do) returns at once with
 /// [`Readiness::Wake`], as a real poller returns when its wakeup fd becomes readable.
 ///
@@ -95,20 +136,19 @@ struct Batch {
 /// static CLOCK: mock::ManualClock = mock::ManualClock::new();
 /// static NOTIFIER: mock::Notifier = mock::Notifier::new();
 ///
-/// let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+/// let base: Base<mock::Mock> = Base::new_mock(&NOTIFIER, &CLOCK, Options::new()).unwrap();
 /// let t = base.new_event(Event::timer(), |_, _| {}).unwrap();
 /// base.add(t, Some(Duration::from_millis(10))).unwrap();
 ///
-/// let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
+/// let mut poller = base.mock_poller(); // the base's, linked to NOTIFIER and CLOCK
 /// poller.script(Duration::from_millis(15), &[]); // longer than the timer's timeout
-/// assert_eq!(base.run(&mut poller), Ok(Exit::Empty));
+/// assert_eq!(poller.run(), Ok(Exit::Empty));
 /// assert_eq!(CLOCK.now_nanos(), 10_000_000); // the wait returned at its timeout
 /// assert_eq!(poller.scripted(), 1); // 5 ms of that sleep are left for the next wait
 /// ```
-pub struct Poller<'a> {
-    hook: Option<&'a dyn Fn(Option<Duration>)>,
-    clock: Option<&'a ManualClock>,
-    notifier: Option<&'a Notifier>,
+pub struct Poller {
+    clock: Option<Link<ManualClock>>,
+    notifier: Option<Link<Notifier>>,
     script: Script,
     found: Found,
     registered: Registered,
@@ -120,7 +160,7 @@ pub struct Poller<'a> {
     fail_update: Option<SeamError>,
 }
 
-impl core::fmt::Debug for Poller<'_> {
+impl core::fmt::Debug for Poller {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("mock::Poller")
             .field("scripted", &self.script.len())
@@ -131,14 +171,14 @@ impl core::fmt::Debug for Poller<'_> {
     }
 }
 
-impl<'a> Poller<'a> {
+impl Poller {
     /// A poller linked to the base's `notifier` (a signalled notifier ends a wait with
-    /// [`Readiness::Wake`]) and `clock` (waits move it), with nothing scripted.
-    /// [`Base::mock_poller`](crate::Base::mock_poller) makes one from a base's own.
-    pub fn new(notifier: &'a Notifier, clock: &'a ManualClock) -> Poller<'a> {
+    /// [`Readiness::Wake`]) and `clock` (waits move it), with nothing scripted: give it the
+    /// base's own (`&'static` or `Arc`), as [`Base::new_mock`](crate::Base::new_mock) does.
+    pub fn new(notifier: impl Into<Link<Notifier>>, clock: impl Into<Link<ManualClock>>) -> Poller {
         Poller {
-            clock: Some(clock),
-            notifier: Some(notifier),
+            clock: Some(clock.into()),
+            notifier: Some(notifier.into()),
             ..Poller::unlinked()
         }
     }
@@ -146,9 +186,8 @@ impl<'a> Poller<'a> {
     /// A poller linked to nothing, for tests of the poller alone or of interest changes: its
     /// waits move no clock and never see a cross-thread wake (a loop run with it sleeps
     /// through one). Prefer [`Poller::new`].
-    pub fn unlinked() -> Poller<'a> {
+    pub fn unlinked() -> Poller {
         Poller {
-            hook: None,
             clock: None,
             notifier: None,
             script: Script::new(),
@@ -161,14 +200,6 @@ impl<'a> Poller<'a> {
             last_timeout: None,
             fail_update: None,
         }
-    }
-
-    /// Calls `hook` at the start of every wait, while the loop is blocked: what it does to the
-    /// base is what "another thread" would do at that moment (the base is `polling`). Time it
-    /// moves the clock by is spent inside the wait.
-    pub fn on_wait(mut self, hook: &'a dyn Fn(Option<Duration>)) -> Poller<'a> {
-        self.hook = Some(hook);
-        self
     }
 
     /// Scripts the next wait that has not been scripted yet: it finds `found` after `sleep`
@@ -252,8 +283,8 @@ impl<'a> Poller<'a> {
     }
 
     /// The linked clock.
-    pub(crate) fn clock(&self) -> Option<&'a ManualClock> {
-        self.clock
+    pub(crate) fn clock(&self) -> Option<&ManualClock> {
+        self.clock.as_ref().map(Link::get)
     }
 
     /// Whether the last wait found nothing.
@@ -307,7 +338,7 @@ fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-impl crate::seam::Poller for Poller<'_> {
+impl crate::seam::Poller for Poller {
     fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         if let Some(e) = self.fail_update.take() {
             return Err(e);
@@ -342,19 +373,44 @@ impl crate::seam::Poller for Poller<'_> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
+        self.wait_hooked(timeout, None)
+    }
+
+    fn ready(&mut self, mut f: impl FnMut(Readiness)) {
+        for r in self.found.iter() {
+            f(*r);
+        }
+    }
+}
+
+/// The hook of a [`PollerGuard`](super::PollerGuard)'s runs.
+pub(crate) type Hook<'h> = &'h dyn Fn(Option<Duration>);
+
+impl Poller {
+    /// A wait that calls `hook` first (time it moves the clock by is spent inside the wait).
+    pub(crate) fn wait_hooked(
+        &mut self,
+        timeout: Option<Duration>,
+        hook: Option<Hook<'_>>,
+    ) -> Result<(), SeamError> {
         self.waits += 1;
         self.last_timeout = Some(timeout);
         self.found.clear();
-        let start = self.clock.map_or(Instant::ZERO, |c| c.now());
+        let clock = self.clock.as_ref().map(Link::get);
+        let start = clock.map_or(Instant::ZERO, |c| c.now());
         let sleep_until = |c: Option<&ManualClock>, d: Duration| {
             if let Some(c) = c {
                 c.advance_to(start.saturating_add(d));
             }
         };
-        if let Some(hook) = self.hook {
+        if let Some(hook) = hook {
             hook(timeout);
         }
-        if self.notifier.is_some_and(|n| n.is_signalled()) {
+        if self
+            .notifier
+            .as_ref()
+            .is_some_and(|n| n.get().is_signalled())
+        {
             self.found.clear();
             #[cfg(feature = "alloc")]
             self.found.push(Readiness::Wake);
@@ -366,10 +422,10 @@ impl crate::seam::Poller for Poller<'_> {
             if let Some(t) = timeout.filter(|t| batch.sleep > *t) {
                 // The wait times out first; the rest of the sleep is the next wait's.
                 batch.sleep -= t;
-                sleep_until(self.clock, t);
+                sleep_until(clock, t);
                 return Ok(());
             }
-            sleep_until(self.clock, batch.sleep);
+            sleep_until(clock, batch.sleep);
             if let Some(batch) = self.script.pop_front() {
                 self.found = batch.found;
             }
@@ -377,28 +433,32 @@ impl crate::seam::Poller for Poller<'_> {
         }
         match timeout {
             Some(t) => {
-                sleep_until(self.clock, t);
+                sleep_until(clock, t);
                 Ok(())
             }
             None => Err(SeamError::WouldBlockForever),
         }
     }
-
-    fn ready(&mut self, mut f: impl FnMut(Readiness)) {
-        for r in self.found.iter() {
-            f(*r);
-        }
-    }
 }
 
-/// The poller of a bounded run: the loop may block only as far as the script or `until`
-/// reaches; a wait that would go further polls once instead and, if that finds nothing, ends
-/// the run with [`IDLE`].
-pub(crate) struct Bounded<'p, 'a> {
-    pub inner: &'p mut Poller<'a>,
-    /// `Some`: [`Base::advance`](crate::Base::advance) to this instant; `None`: run until the
-    /// script is used up.
-    pub until: Option<Instant>,
+/// The poller of a run of a [`PollerGuard`](super::PollerGuard) or a bounded run: calls the
+/// hook at every wait; if bounded, the loop may block only as far as the script or `until`
+/// reaches, and a wait that would go further polls once instead and, if that finds nothing,
+/// ends the run with [`IDLE`].
+pub(crate) struct Bounded<'p, 'h> {
+    pub inner: &'p mut Poller,
+    pub hook: Option<Hook<'h>>,
+    /// `None`: unbounded (a plain run with a hook).
+    pub bound: Option<Bound>,
+}
+
+/// How far a bounded run goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Bound {
+    /// [`Base::advance`](crate::Base::advance) to this instant.
+    Until(Instant),
+    /// Until the script is used up.
+    Idle,
 }
 
 impl crate::seam::Poller for Bounded<'_, '_> {
@@ -415,21 +475,22 @@ impl crate::seam::Poller for Bounded<'_, '_> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
-        let cap = match self.until {
-            Some(until) => {
-                let now = self.inner.clock.map_or(Instant::ZERO, |c| c.now());
+        let cap = match self.bound {
+            None => return self.inner.wait_hooked(timeout, self.hook),
+            Some(Bound::Until(until)) => {
+                let now = self.inner.clock().map_or(Instant::ZERO, |c| c.now());
                 Some(until.saturating_duration_since(now))
             }
-            None if self.inner.scripted() == 0 => Some(Duration::ZERO),
-            None => None,
+            Some(Bound::Idle) if self.inner.scripted() == 0 => Some(Duration::ZERO),
+            Some(Bound::Idle) => None,
         };
         let t = min_timeout(timeout, cap);
         if t != Some(Duration::ZERO) || timeout == Some(Duration::ZERO) {
-            return self.inner.wait(t);
+            return self.inner.wait_hooked(t, self.hook);
         }
         // The loop would block beyond the bound: one last poll (the hook runs, a wake or a
         // zero-sleep batch is found), and if nothing turns up, the run is idle.
-        self.inner.wait(t)?;
+        self.inner.wait_hooked(t, self.hook)?;
         self.inner.set_last_timeout(timeout);
         if self.inner.found_nothing() {
             return Err(IDLE);

@@ -106,10 +106,12 @@ pub(crate) struct BaseState<C: Config> {
     pub poll_errors: u64,
     /// Times the change list was applied (the "iteration" of `Slot::out`).
     pub epoch: u32,
+    /// The poller, while no run (or loop owner's `with_poller`) has it out.
+    pub poller: Option<C::Poller>,
 }
 
 impl<C: Config> BaseState<C> {
-    pub fn new(opts: Options) -> Result<Self, Error> {
+    pub fn new(opts: Options, poller: C::Poller) -> Result<Self, Error> {
         let mut queues = VecOf::<C, Queue>::new();
         for _ in 0..opts.priorities {
             queues.try_push(Queue::EMPTY).map_err(|_| Error::Full)?;
@@ -134,6 +136,7 @@ impl<C: Config> BaseState<C> {
             n_active: 0,
             poll_errors: 0,
             epoch: 0,
+            poller: Some(poller),
         })
     }
 
