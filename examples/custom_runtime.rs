@@ -120,7 +120,7 @@ struct DoorbellPoller {
 
 impl Poller for DoorbellPoller {
     fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), rouse_core::SeamError> {
-        Err(rouse_core::SeamError::Unsupported) // a runtime without I/O sources
+        Err(rouse_core::SeamError::UNSUPPORTED) // a runtime without I/O sources
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<(), rouse_core::SeamError> {

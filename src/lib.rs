@@ -4,7 +4,7 @@
 //!
 //! 1. **Implement the seams you need**: a [`Notify`] that wakes your loop thread, a
 //!    [`Poller`] it blocks in, a [`Clock`]; they fail with a [`SeamError`] (an OS error number,
-//!    `Unsupported`, `WouldBlockForever`, or your own code). (Or take the [`mock`]s, which this
+//!    `UNSUPPORTED`, `WOULD_BLOCK_FOREVER`, or your own code; [`SeamErrorKind`] to match). (Or take the [`mock`]s, which this
 //!    example does.)
 //! 2. **Name them in a [`Config`]**, with a [`Lock`] ([`SpinLock`] across cores, [`NoLock`] on
 //!    one thread), a [`Storage`] ([`Fixed`] capacity, no allocator; or `Growable`) and a
@@ -150,7 +150,7 @@ mod sync;
 mod testing;
 
 pub use base::{Base, CommonTimeout, EventInfo};
-pub use error::{Error, SeamError};
+pub use error::{Error, SeamError, SeamErrorKind};
 pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL, MAX_SOURCE};
 pub use options::{Exit, Options, RunFlags};
 #[cfg(feature = "critical-section")]

@@ -93,7 +93,7 @@ fn a_refused_registration_activates_the_events_with_error() {
         .unwrap();
     fx.base.add(k, None).unwrap();
     let mut poller = fx.base.mock_poller();
-    poller.fail_next_update(SeamError::Os(9)); // e.g. EBADF: the fd was closed
+    poller.fail_next_update(SeamError::os(9)); // e.g. EBADF: the fd was closed
     poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(log.take(), [Ready::READ | Ready::ERROR]);
     assert_eq!(fx.base.poll_errors(), 1);

@@ -179,7 +179,7 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
 #[test]
 fn errors_display_and_are_errors() {
     fn is_error<E: core::error::Error>(_: &E) {}
-    let e = Error::Notify(SeamError::Os(32));
+    let e = Error::Notify(SeamError::os(32));
     is_error(&e);
     assert_eq!(e.to_string(), "waking the loop failed: OS error 32");
     assert_eq!(Error::Stale.to_string(), "the key names no live event");

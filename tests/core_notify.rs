@@ -92,7 +92,7 @@ fn a_failed_write_is_reported_and_does_not_leave_the_flag_stuck() {
             fx.notifier.fail_next(5);
             assert_eq!(
                 fx.base.activate(k, Ready::USER),
-                Err(Error::Notify(SeamError::Os(5)))
+                Err(Error::Notify(SeamError::os(5)))
             );
             // The event is queued anyway; a later request must write again.
             fx.base.loop_exit(None).unwrap();

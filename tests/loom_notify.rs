@@ -27,7 +27,7 @@ use rouse_core::{
     Options, Poller, Readiness, Ready, SeamError, Source,
 };
 
-const BLOCKED: SeamError = SeamError::WouldBlockForever;
+const BLOCKED: SeamError = SeamError::WOULD_BLOCK_FOREVER;
 
 struct LoomLock;
 
@@ -74,7 +74,7 @@ struct LoomNotifier(Arc<Wire>);
 impl Notify for LoomNotifier {
     fn notify(&self) -> Result<(), SeamError> {
         if self.0.fail_next.swap(false, SeqCst) {
-            return Err(SeamError::Os(7));
+            return Err(SeamError::os(7));
         }
         let was = self.0.readable.swap(true, SeqCst);
         assert!(!was, "a second notification while one is outstanding");
@@ -321,7 +321,7 @@ fn a_failed_write_never_leaves_the_flag_stuck() {
                 // The first write (if one is needed at all) fails; the event is queued anyway.
                 wire.fail_next.store(true, SeqCst);
                 let r = base.activate(keys[0], Ready::USER);
-                assert!(r.is_ok() || r == Err(Error::Notify(SeamError::Os(7))));
+                assert!(r.is_ok() || r == Err(Error::Notify(SeamError::os(7))));
                 wire.fail_next.store(false, SeqCst);
                 // The next change must write if the loop sleeps: the flag is not stuck.
                 base.activate(keys[1], Ready::USER).unwrap();

@@ -64,7 +64,7 @@ impl<C: Config<Poller = mock::Poller>> Base<C> {
     /// (moving the clock and firing the timers that fall due meanwhile), and the run returns
     /// where [`run`](Base::run) would block with nothing scripted — waiting for a later timer,
     /// or forever. An interval timer or a pending event therefore no longer keeps the test
-    /// running, or fails it with [`SeamError::WouldBlockForever`](crate::SeamError::WouldBlockForever).
+    /// running, or fails it with [`SeamError::WOULD_BLOCK_FOREVER`](crate::SeamError::WOULD_BLOCK_FOREVER).
     ///
     /// Before it returns idle, the loop polls once more: the [`on_wait`](PollerGuard::on_wait)
     /// hook runs, and a wake it (or another thread) caused is taken and run.

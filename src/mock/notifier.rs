@@ -41,7 +41,7 @@ impl Notifier {
         self.signalled.load(Ordering::SeqCst)
     }
 
-    /// Makes the next `notify` fail with OS error `code` (non-zero): [`SeamError::Os`].
+    /// Makes the next `notify` fail with OS error `code` (non-zero): [`SeamError::os`].
     pub fn fail_next(&self, code: i32) {
         self.fail_next.store(code, Ordering::SeqCst);
     }
@@ -51,7 +51,7 @@ impl Notify for Notifier {
     fn notify(&self) -> Result<(), SeamError> {
         let code = self.fail_next.swap(0, Ordering::SeqCst);
         if code != 0 {
-            return Err(SeamError::Os(code));
+            return Err(SeamError::os(code));
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.signalled.store(true, Ordering::SeqCst);

@@ -11,15 +11,15 @@ use super::{ManualClock, Notifier};
 /// that registers a source the poller has, or modifies one it does not, breaks the
 /// [contract](crate::Poller#contract); the base says [`reset`](crate::Poller::reset) when it
 /// does not know).
-pub const STALE_OLD_INTEREST: SeamError = SeamError::Other(3);
+pub const STALE_OLD_INTEREST: SeamError = SeamError::other(3);
 /// `update` that would register more sources than a mock poller without the `alloc` feature
 /// holds ([`Poller`]'s limits); the base activates the source's events with
 /// [`Ready::ERROR`](crate::Ready::ERROR) and counts it in
 /// [`Base::poll_errors`](crate::Base::poll_errors).
-pub const TOO_MANY_SOURCES: SeamError = SeamError::Other(4);
+pub const TOO_MANY_SOURCES: SeamError = SeamError::other(4);
 /// The bounded runs' own stop signal ([`Base::run_until_idle`](crate::Base::run_until_idle),
 /// [`Base::advance`](crate::Base::advance)); never returned to their caller.
-pub(crate) const IDLE: SeamError = SeamError::Other(u32::MAX);
+pub(crate) const IDLE: SeamError = SeamError::other(u16::MAX);
 
 /// The fixed capacities of a mock poller built without the `alloc` feature.
 #[cfg(not(feature = "alloc"))]
@@ -105,7 +105,7 @@ struct Batch {
 ///   the next wait (the batch stays scripted, its sleep shortened by `T`). A zero-timeout poll
 ///   therefore only takes batches scripted with a zero sleep.
 /// - With nothing scripted, the wait sleeps until `t0 + T`; with no timeout either, it fails
-///   with [`SeamError::WouldBlockForever`] instead of hanging the test.
+///   with [`SeamError::WOULD_BLOCK_FOREVER`] instead of hanging the test.
 /// - Time the [`on_wait`](crate::mock::PollerGuard::on_wait) hook moves the clock by is time spent inside the
 ///   wait: it counts toward the timeout. A hook that moves the clock past `t0 + T` makes a
 ///   late wake-up (as an overloaded machine does); nothing moves the clock back.
@@ -361,7 +361,7 @@ impl crate::seam::Poller for Poller {
 
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         if signal >= 128 {
-            return Err(SeamError::Unsupported);
+            return Err(SeamError::UNSUPPORTED);
         }
         self.updates += 1;
         if enable {
@@ -436,7 +436,7 @@ impl Poller {
                 sleep_until(clock, t);
                 Ok(())
             }
-            None => Err(SeamError::WouldBlockForever),
+            None => Err(SeamError::WOULD_BLOCK_FOREVER),
         }
     }
 }

@@ -191,8 +191,10 @@ pub enum Readiness {
 /// What the loop blocks in: an epoll/kqueue/poll(2) instance, a bare-metal wait-for-interrupt
 /// loop, or a scripted mock.
 ///
-/// The poller is owned by the loop thread and passed to [`Base::run`](crate::Base::run); other
-/// threads never touch it. Interest changes reach it through the base's change list, applied
+/// The base owns it ([`Config::Poller`](crate::Config::Poller), given to
+/// [`Base::new`](crate::Base::new)) and a run takes it for its whole length: only the loop
+/// thread uses it, other threads never touch it (between runs the loop owner reaches it with
+/// [`Base::with_poller`](crate::Base::with_poller)). Interest changes reach it through the base's change list, applied
 /// by the loop before it waits, so a delete+add of the same interest within one iteration
 /// costs nothing here.
 ///
@@ -215,12 +217,12 @@ pub enum Readiness {
 ///   itself (a table indexed by source: bare metal, poll(2)) sets the entry to `new`.
 /// - A poller whose registrations are a table indexed by source may ignore `old` altogether
 ///   and set the source's entry to `new` in both calls. A runtime without I/O sources returns
-///   [`SeamError::Unsupported`] from both.
+///   [`SeamError::UNSUPPORTED`] from both.
 /// - [`wait`](Poller::wait) blocks up to `timeout` (`None`: until something happens), never
 ///   returning before it unless something was found or the wait was interrupted (an
 ///   interrupted wait is `Ok` with nothing found). A poller for which nothing could ever end
 ///   a `wait(None)` (no sources, no signals, a notifier that is never rung) returns
-///   [`SeamError::WouldBlockForever`] instead of hanging. A timeout that the OS cannot express
+///   [`SeamError::WOULD_BLOCK_FOREVER`] instead of hanging. A timeout that the OS cannot express
 ///   exactly is rounded **up**, so timers never fire early.
 /// - [`ready`](Poller::ready) visits what the last `wait` found; reporting a source that has
 ///   since been deregistered is harmless (the base ignores it).
@@ -245,7 +247,7 @@ pub trait Poller {
     /// default reports that the poller has no signals.
     fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let _ = (signal, enable);
-        Err(SeamError::Unsupported)
+        Err(SeamError::UNSUPPORTED)
     }
 
     /// Blocks until something is ready or `timeout` passes.
@@ -282,7 +284,7 @@ mod tests {
         fn update(&mut self, _: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
             self.0.push((old, new)).unwrap();
             if self.1 {
-                return Err(SeamError::Os(9));
+                return Err(SeamError::os(9));
             }
             Ok(())
         }
@@ -308,10 +310,10 @@ mod tests {
         let mut p = Recorder(heapless::Vec::new(), true);
         assert_eq!(
             p.reset(Source::new(1), Interest::READ),
-            Err(SeamError::Os(9))
+            Err(SeamError::os(9))
         );
         assert_eq!(p.0.len(), 1);
-        assert_eq!(p.watch_signal(2, true), Err(SeamError::Unsupported));
+        assert_eq!(p.watch_signal(2, true), Err(SeamError::UNSUPPORTED));
     }
 
     fn alloc_free_fmt(r: Ready) -> heapless::String<64> {

@@ -9,7 +9,7 @@
 //!   and wake at its own instant (tokio's `time::advance`); [`run_until_idle`](Base::run_until_idle)
 //!   runs what is active and everything scripted, and returns where a real loop would block.
 //!   [`run`](Base::run) itself works too: it runs until no event is left, sleeping through
-//!   every timeout in no real time (it fails with [`SeamError::WouldBlockForever`] where a real
+//!   every timeout in no real time (it fails with [`SeamError::WOULD_BLOCK_FOREVER`] where a real
 //!   loop would sleep forever).
 //! - **Sources stand in for fds**: [`source`](Base::source) hands out a fresh
 //!   [`Source`]; the code under test watches it as it would a socket (`Event::io(source,

@@ -154,7 +154,7 @@ struct WfiPoller {
 
 impl Poller for WfiPoller {
     fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), rouse_core::SeamError> {
-        Err(rouse_core::SeamError::Unsupported)
+        Err(rouse_core::SeamError::UNSUPPORTED)
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<(), rouse_core::SeamError> {

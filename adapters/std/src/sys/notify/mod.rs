@@ -266,7 +266,7 @@ fn need_kq(kq: Option<RawFd>) -> io::Result<RawFd> {
 impl rouse_core::Notify for Notifier {
     fn notify(&self) -> Result<(), rouse_core::SeamError> {
         Notifier::notify(self)
-            .map_err(|e| rouse_core::SeamError::Os(e.raw_os_error().unwrap_or(libc::EIO)))
+            .map_err(|e| rouse_core::SeamError::os(e.raw_os_error().unwrap_or(libc::EIO)))
     }
 
     fn consume(&self) {

@@ -469,7 +469,7 @@ mod tests {
         let s = rouse_core::Source::new(file.as_raw_fd() as u32);
         assert_eq!(
             p.update(s, Interest::NONE, Interest::READ),
-            Err(SeamError::Os(libc::EPERM))
+            Err(SeamError::os(libc::EPERM))
         );
         // A closed fd: EBADF. (A number far above what the other tests get, the lowest free
         // ones, so nothing reuses it in between.)
@@ -478,13 +478,13 @@ mod tests {
         let closed = rouse_core::Source::new(high as u32);
         assert_eq!(
             p.update(closed, Interest::NONE, Interest::READ),
-            Err(SeamError::Os(libc::EBADF))
+            Err(SeamError::os(libc::EBADF))
         );
         // Not an fd at all.
         let huge = rouse_core::Source::new(u32::MAX);
         assert_eq!(
             p.update(huge, Interest::NONE, Interest::READ),
-            Err(SeamError::Os(libc::EBADF))
+            Err(SeamError::os(libc::EBADF))
         );
     }
 

@@ -122,7 +122,7 @@ impl KqueuePoller {
                 code == libc::EPIPE
             };
             if !fine {
-                return Err(SeamError::Os(code));
+                return Err(SeamError::os(code));
             }
         }
         Ok(())

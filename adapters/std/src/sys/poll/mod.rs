@@ -362,9 +362,10 @@ impl Poller for AnyPoller {
 /// The seam error the core carries for `e`: the OS errno, or `Unsupported` / `EINVAL` for an
 /// error that has none.
 fn errno(e: io::Error) -> SeamError {
-    match SeamError::from(e) {
-        SeamError::Other(_) => SeamError::Os(libc::EINVAL),
-        e => e,
+    let e = SeamError::from(e);
+    match e.kind() {
+        rouse_core::SeamErrorKind::Other(_) => SeamError::os(libc::EINVAL),
+        _ => e,
     }
 }
 
@@ -396,7 +397,7 @@ fn watch_signal(
 /// The fd a source id names (`EBADF` if it cannot be one).
 #[inline]
 fn source_fd(source: Source) -> Result<RawFd, SeamError> {
-    RawFd::try_from(source.id()).map_err(|_| SeamError::Os(libc::EBADF))
+    RawFd::try_from(source.id()).map_err(|_| SeamError::os(libc::EBADF))
 }
 
 /// The longest wait any backend is asked for: about 68 years, which every kernel accepts as

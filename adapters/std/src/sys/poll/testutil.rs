@@ -381,7 +381,7 @@ pub(crate) fn signals_reported(p: &mut impl Poller, sig: u32, rd: &OwnedFd, w: &
     // SIGKILL cannot be caught.
     assert_eq!(
         p.watch_signal(libc::SIGKILL as u32, true),
-        Err(SeamError::Os(libc::EINVAL))
+        Err(SeamError::os(libc::EINVAL))
     );
     p.watch_signal(sig, false).unwrap();
     p.watch_signal(sig, false).unwrap();
