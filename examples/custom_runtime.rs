@@ -99,7 +99,7 @@ impl Doorbell {
 }
 
 impl Notify for Doorbell {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), rouse_core::SeamError> {
         *relock(self.rung.lock()) = true;
         self.rings.fetch_add(1, Ordering::Relaxed);
         self.bell.notify_one();
@@ -119,11 +119,11 @@ struct DoorbellPoller {
 }
 
 impl Poller for DoorbellPoller {
-    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
-        Err(rouse_core::Error::UNSUPPORTED) // a runtime without I/O sources
+    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), rouse_core::SeamError> {
+        Err(rouse_core::SeamError::UNSUPPORTED) // a runtime without I/O sources
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), rouse_core::SeamError> {
         // `None` (or a deadline too far to represent): until the doorbell rings.
         let deadline = timeout.and_then(|t| StdInstant::now().checked_add(t));
         let mut rung = relock(self.doorbell.rung.lock());
@@ -176,6 +176,7 @@ struct Runtime;
 impl Config for Runtime {
     type Lock = MutexLock;
     type Notifier = &'static Doorbell;
+    type Poller = DoorbellPoller;
     type Clock = StdClock;
     type Storage = Fixed<16>;
     type Callback = fn(&Base<Runtime>, Fired);
@@ -219,7 +220,11 @@ fn main() -> Result<(), rouse_core::Error> {
     let clock = StdClock {
         origin: StdInstant::now(),
     };
-    let base: Base<Runtime> = Base::new(&DOORBELL, clock, Options::new())?;
+    let poller = DoorbellPoller {
+        doorbell: &DOORBELL,
+        rung: false,
+    };
+    let base: Base<Runtime> = Base::new(&DOORBELL, poller, clock, Options::new())?;
     println!(
         "custom runtime: MutexLock, Doorbell notifier (Mutex<bool> + Condvar), DoorbellPoller, \
          Fixed<16> storage, fn callbacks"
@@ -246,11 +251,7 @@ fn main() -> Result<(), rouse_core::Error> {
             }
             base.loop_break() // from another thread: rings the doorbell if the loop sleeps
         });
-        let mut poller = DoorbellPoller {
-            doorbell: &DOORBELL,
-            rung: false,
-        };
-        let exit = base.run(&mut poller);
+        let exit = base.run(); // the base owns its poller
         producer.join().expect("producer panicked")?;
         exit
     })?;

@@ -3,11 +3,14 @@
 //! # Embed rouse in your runtime in three steps
 //!
 //! 1. **Implement the seams you need**: a [`Notify`] that wakes your loop thread, a
-//!    [`Poller`] it blocks in, a [`Clock`]. (Or take the [`mock`]s, which this example does.)
+//!    [`Poller`] it blocks in, a [`Clock`]; they fail with a [`SeamError`] (an OS error number,
+//!    `UNSUPPORTED`, `WOULD_BLOCK_FOREVER`, or your own code; [`SeamErrorKind`] to match). (Or take the [`mock`]s, which this
+//!    example does.)
 //! 2. **Name them in a [`Config`]**, with a [`Lock`] ([`SpinLock`] across cores, [`NoLock`] on
 //!    one thread), a [`Storage`] ([`Fixed`] capacity, no allocator; or `Growable`) and a
 //!    callback type.
-//! 3. **Create a [`Base`], add events, and run it** with your poller.
+//! 3. **Create a [`Base`] with your notifier, poller and clock, add events, and run it**: the
+//!    base owns the poller, and a run takes it for its whole length.
 //!
 //! ```
 //! use core::time::Duration;
@@ -15,7 +18,7 @@
 //!             Ready, Source, SpinLock};
 //!
 //! // 1. The seams: here the shipped mocks (a counting notifier, a manual clock, and a
-//! //    scripted poller created below).
+//! //    scripted poller linked to both).
 //! static CLOCK: mock::ManualClock = mock::ManualClock::new();
 //! static NOTIFIER: mock::Notifier = mock::Notifier::new();
 //!
@@ -24,6 +27,7 @@
 //! impl Config for Rt {
 //!     type Lock = SpinLock;
 //!     type Notifier = &'static mock::Notifier;
+//!     type Poller = mock::Poller;
 //!     type Clock = &'static mock::ManualClock;
 //!     type Storage = Fixed<16>; // 16 events, no allocator
 //!     type Callback = fn(&Base<Rt>, Fired);
@@ -32,8 +36,9 @@
 //!     }
 //! }
 //!
-//! // 3. A base, two events, a run.
-//! let base: Base<Rt> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+//! // 3. A base (what `Base::new_mock` does for a mock config), an event, a run.
+//! let poller = mock::Poller::new(&NOTIFIER, &CLOCK);
+//! let base: Base<Rt> = Base::new(&NOTIFIER, poller, &CLOCK, Options::new()).unwrap();
 //! let uart = Source::new(3);
 //! let rx = base
 //!     .new_event(Event::io(uart, Interest::READ), |base, fired| {
@@ -43,10 +48,14 @@
 //!     .unwrap();
 //! base.add(rx, Some(Duration::from_secs(1))).unwrap();
 //!
-//! let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
-//! poller.script(Duration::from_millis(10), &[Readiness::Io(uart, Ready::READ)]);
-//! assert_eq!(base.run(&mut poller), Ok(Exit::Exit));
-//! assert_eq!(poller.registered(uart), Interest::READ); // applied before the wait
+//! // Script the base's poller (a test's hold on it), then run.
+//! base.with_poller(|p| {
+//!     p.script(Duration::from_millis(10), &[Readiness::Io(uart, Ready::READ)]);
+//! })
+//! .unwrap();
+//! assert_eq!(base.run(), Ok(Exit::Exit));
+//! // Applied before the wait:
+//! assert_eq!(base.with_poller(|p| p.registered(uart)), Ok(Interest::READ));
 //! assert_eq!(CLOCK.now_nanos(), 10_000_000);
 //! ```
 //!
@@ -64,7 +73,7 @@
 //! custom runtime you supply your own. [`mock`] ships a counting notifier, a scripted poller
 //! and a manual clock, with which the whole loop runs deterministically in a unit test: the
 //! mock poller keeps time as a real one does and is linked to the base's notifier
-//! ([`Base::mock_poller`]), and bounded runs ([`Base::run_until_idle`], [`Base::advance`]) end
+//! ([`Base::new_mock`], [`Base::mock_poller`]), and bounded runs ([`Base::run_until_idle`], [`Base::advance`]) end
 //! when the test's script does.
 //!
 //! # How the loop dispatches
@@ -141,7 +150,7 @@ mod sync;
 mod testing;
 
 pub use base::{Base, CommonTimeout, EventInfo};
-pub use error::Error;
+pub use error::{Error, SeamError, SeamErrorKind};
 pub use event::{Event, Fired, Key, Kind, MAX_SIGNAL, MAX_SOURCE};
 pub use options::{Exit, Options, RunFlags};
 #[cfg(feature = "critical-section")]

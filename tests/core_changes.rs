@@ -8,7 +8,7 @@ mod fixture;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse_core::{Event, Interest, Options, Ready, RunFlags, Source};
+use rouse_core::{mock, Event, Interest, Options, Ready, RunFlags, SeamError, Source};
 
 #[test]
 fn delete_add_churn_of_many_sources_costs_no_poller_call() {
@@ -25,18 +25,14 @@ fn delete_add_churn_of_many_sources_costs_no_poller_call() {
         fx.base.add(*k, None).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.updates(), n, "one registration per source");
     for _ in 0..10 {
         for k in &keys {
             fx.base.delete(*k).unwrap();
             fx.base.add(*k, None).unwrap();
         }
-        fx.base
-            .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-            .unwrap();
+        poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     }
     assert_eq!(
         poller.updates(),
@@ -46,9 +42,7 @@ fn delete_add_churn_of_many_sources_costs_no_poller_call() {
     // A real change still goes through, once.
     fx.base.delete(keys[0]).unwrap();
     fx.base.delete(keys[0]).unwrap(); // not pending any more: nothing to do
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.updates(), n + 1);
     assert_eq!(poller.registered(Source::new(0)), Interest::NONE);
 }
@@ -73,18 +67,14 @@ fn several_events_on_one_source_register_the_union() {
     for k in [r, w, c] {
         fx.base.add(k, None).unwrap();
     }
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(
         poller.registered(s),
         Interest::READ | Interest::WRITE | Interest::CLOSED
     );
     assert_eq!(poller.updates(), 1, "three adds, one call");
     fx.base.delete(w).unwrap();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.registered(s), Interest::READ | Interest::CLOSED);
 }
 
@@ -103,10 +93,8 @@ fn a_refused_registration_activates_the_events_with_error() {
         .unwrap();
     fx.base.add(k, None).unwrap();
     let mut poller = fx.base.mock_poller();
-    poller.fail_next_update(9); // e.g. EBADF: the fd was closed
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.fail_next_update(SeamError::os(9)); // e.g. EBADF: the fd was closed
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(log.take(), [Ready::READ | Ready::ERROR]);
     assert_eq!(fx.base.poll_errors(), 1);
     assert!(
@@ -114,9 +102,7 @@ fn a_refused_registration_activates_the_events_with_error() {
         "still registered with the base"
     );
     // Not retried in a busy loop: the next iteration does nothing.
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!((poller.updates(), log.len()), (0, 0));
 }
 
@@ -140,18 +126,35 @@ fn reinit_reregisters_every_source_and_signal_on_a_new_poller() {
         fx.base.add(k, None).unwrap();
     }
     fx.base.add(t, Some(Duration::from_secs(1))).unwrap();
-    let mut old = fx.base.mock_poller();
-    fx.base.run_with(&mut old, RunFlags::ONCE_NONBLOCK).unwrap();
-    assert_eq!(old.updates(), 3);
+    fx.base.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(fx.base.with_poller(|p| p.updates()), Ok(3));
 
     // SAFETY: a model of a forked child: nothing else uses the base meanwhile.
     unsafe { fx.base.reinit() };
+    let fresh = mock::Poller::new(&fx.notifier, &fx.clock);
+    let old = fx.base.replace_poller(fresh).expect("no run in progress");
+    assert_eq!(old.map(|p| p.updates()), Some(3));
     let mut new = fx.base.mock_poller();
-    fx.base.run_with(&mut new, RunFlags::ONCE_NONBLOCK).unwrap();
+    new.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(new.registered(Source::new(1)), Interest::READ);
     assert_eq!(new.registered(Source::new(2)), Interest::WRITE);
     assert!(new.watches_signal(15));
     assert_eq!(new.updates(), 3);
+    assert_eq!(
+        new.resets(),
+        2,
+        "the base cannot know what a re-made poller has"
+    );
+
+    // On the same (re-made in place) poller, which still has both: reset, not registered.
+    // SAFETY: as above.
+    unsafe { fx.base.reinit() };
+    fx.base.delete(b).unwrap();
+    new.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(new.resets(), 4, "source 1 to READ, source 2 to nothing");
+    assert_eq!(new.registered(Source::new(1)), Interest::READ);
+    assert_eq!(new.registered(Source::new(2)), Interest::NONE);
+    assert_eq!(fx.base.poll_errors(), 0);
     assert_eq!(fx.base.counts().timers, 1, "timers survive");
 }
 
@@ -168,9 +171,7 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
         .unwrap();
     fx.base.add(old, None).unwrap();
     let mut poller = fx.base.mock_poller();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.updates(), 1);
 
     fx.base.free(old).unwrap(); // (then close(5); accept() -> 5)
@@ -184,18 +185,15 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
         "the freed slot is reused: still a new event"
     );
     fx.base.add(new, None).unwrap();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.updates(), 2, "registered afresh");
+    assert_eq!(poller.resets(), 1, "through reset: the base does not know");
     assert_eq!(poller.registered(s), Interest::READ);
 
     // The re-arm idiom (the same event deleted and added back) still costs nothing.
     fx.base.delete(new).unwrap();
     fx.base.add(new, None).unwrap();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.updates(), 2);
 
     // Another event entering after the last one left (delete, not free) also re-registers.
@@ -205,10 +203,9 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
         .unwrap();
     fx.base.delete(new).unwrap();
     fx.base.add(other, None).unwrap();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.updates(), 3);
+    assert_eq!(poller.resets(), 2);
     assert_eq!(poller.registered(s), Interest::WRITE);
 }
 
@@ -229,20 +226,17 @@ fn a_registration_the_base_forgot_is_deleted_when_the_new_event_leaves_too() {
         .unwrap();
     fx.base.add(a, None).unwrap();
     let mut poller = fx.base.mock_poller();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(poller.registered(s), Interest::READ);
     fx.base.delete(a).unwrap();
     fx.base.add(b, None).unwrap();
     fx.base.delete(b).unwrap();
-    fx.base
-        .run_with(&mut poller, RunFlags::ONCE_NONBLOCK)
-        .unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
     assert_eq!(
         poller.registered(s),
         Interest::NONE,
         "deleted, not forgotten"
     );
+    assert_eq!(poller.resets(), 1);
     assert_eq!(fx.base.poll_errors(), 0);
 }

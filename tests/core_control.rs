@@ -33,10 +33,10 @@ fn break_stops_after_the_current_callback() {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(log.take(), [0, 1]);
     // The rest is still queued and runs next time.
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(log.take(), [2]);
 }
 
@@ -48,10 +48,10 @@ fn a_break_requested_before_the_run_applies_to_the_next_run() {
     fx.base.add(k, None).unwrap();
     fx.base.loop_break().unwrap();
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run_forever(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run_forever(), Ok(Exit::Break));
     assert_eq!(poller.waits(), 0, "returned before polling");
     // Consumed: the next run polls (and the mock reports it would block forever).
-    assert!(fx.base.run(&mut poller).is_err());
+    assert!(poller.run().is_err());
     assert_eq!(poller.waits(), 1);
 }
 
@@ -77,7 +77,7 @@ fn exit_now_finishes_the_iteration_exit_later_waits_for_the_deadline() {
     fx.base.activate(a, Ready::USER).unwrap();
     fx.base.activate(b, Ready::USER).unwrap();
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
+    assert_eq!(poller.run(), Ok(Exit::Exit));
     assert_eq!(log.take(), ["a", "b"], "the iteration's callbacks all ran");
 
     // Exit after 2 s on an otherwise idle base that must keep running.
@@ -85,7 +85,7 @@ fn exit_now_finishes_the_iteration_exit_later_waits_for_the_deadline() {
     fx.base.add(k, None).unwrap();
     fx.base.loop_exit(Some(Duration::from_secs(2))).unwrap();
     let start = fx.clock.now_nanos();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
+    assert_eq!(poller.run(), Ok(Exit::Exit));
     assert_eq!(fx.clock.now_nanos() - start, 2_000_000_000);
     assert_eq!(poller.last_timeout(), Some(Some(Duration::from_secs(2))));
 }
@@ -115,7 +115,7 @@ fn continue_polls_again_before_the_rest_of_the_queue() {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     assert_eq!(log.take(), [0, 1, 2]);
     assert_eq!(poller.waits(), 2, "one extra poll after `continue`");
 }
@@ -133,12 +133,12 @@ fn run_modes_once_nonblock_forever() {
     let mut poller = fx.base.mock_poller();
 
     // Non-blocking: the timer is not due, nothing runs, no time passes.
-    assert_eq!(fx.base.run_nonblocking(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_nonblocking(), Ok(Exit::Done));
     assert_eq!(poller.last_timeout(), Some(Some(Duration::ZERO)));
     assert_eq!((log.len(), fx.clock.now_nanos()), (0, 0));
 
     // Once: blocks until the timer fires, runs it, returns.
-    assert_eq!(fx.base.run_once(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_once(), Ok(Exit::Done));
     assert_eq!((log.len(), fx.clock.now_nanos()), (1, 10_000_000));
 
     // Until empty: a persistent timer never empties the base; a break ends it.
@@ -147,7 +147,7 @@ fn run_modes_once_nonblock_forever() {
         .new_event(Event::timer(), cb(|b, _| b.loop_break().unwrap()))
         .unwrap();
     fx.base.add(b, Some(Duration::from_millis(35))).unwrap();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(
         log.take().len(),
         4,
@@ -156,10 +156,7 @@ fn run_modes_once_nonblock_forever() {
 
     // Forever with nothing pending: only an exit ends it.
     fx.base.delete(t).unwrap();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     fx.base.loop_exit(Some(Duration::from_secs(1))).unwrap();
-    assert_eq!(
-        fx.base.run_with(&mut poller, RunFlags::FOREVER),
-        Ok(Exit::Exit)
-    );
+    assert_eq!(poller.run_with(RunFlags::FOREVER), Ok(Exit::Exit));
 }

@@ -27,7 +27,7 @@ fn lower_priority_number_runs_first_and_fifo_within_a_level() {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(log.take(), ["a0", "d0", "b1", "c2", "e2"]);
 }
 
@@ -60,7 +60,7 @@ fn after_a_level_ran_the_loop_polls_again_before_lower_levels() {
     fx.base.activate(lo, Ready::USER).unwrap();
     fx.base.activate(mid, Ready::USER).unwrap();
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     assert_eq!(
         log.take(),
         ["mid", "hi", "lo"],
@@ -97,7 +97,7 @@ fn dispatch_limits_return_to_the_poller_between_batches() {
         fx.base.activate(*k, Ready::USER).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     assert_eq!(log.take(), [10, 11, 12, 13, 0, 1, 2, 3, 4]);
     // 1 poll for level 0 (all four), then 3 batches of at most two at level 1.
     assert_eq!(poller.waits(), 4);
@@ -124,7 +124,7 @@ fn dispatch_time_limit_is_checked_between_callbacks() {
         fx.base.activate(k, Ready::USER).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     assert_eq!(log.take(), [0, 1, 2, 3]);
     assert_eq!(poller.waits(), 2, "two callbacks (12 ms) per pass");
 }
@@ -161,7 +161,7 @@ fn one_shot_io_event_fires_once_persistent_stays_pending() {
     let both = [Readiness::Io(a, Ready::READ), Readiness::Io(b, Ready::READ)];
     poller.script(Duration::ZERO, &both);
     poller.script(Duration::ZERO, &both);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(
         log.take(),
         [
@@ -205,10 +205,10 @@ fn readiness_is_filtered_by_interest_and_errors_reach_every_event() {
         Duration::ZERO,
         &[Readiness::Io(s, Ready::READ | Ready::ERROR)],
     );
-    fx.base.run_once(&mut poller).unwrap();
+    poller.run_once().unwrap();
     assert_eq!(poller.registered(s), Interest::READ | Interest::WRITE);
     assert_eq!(log.take(), [("w", Ready::WRITE)]);
-    fx.base.run_once(&mut poller).unwrap();
+    poller.run_once().unwrap();
     let mut got = log.take();
     got.sort_by_key(|x| x.0);
     assert_eq!(
@@ -249,7 +249,7 @@ fn callbacks_may_add_delete_free_and_activate_any_event_including_themselves() {
         .unwrap();
     fx.base.add(t, Some(Duration::from_millis(1))).unwrap();
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(log.take(), ["timer", "other", "timer"]);
     assert_eq!(fx.base.info(t), Err(Error::Stale));
     assert_eq!(fx.base.counts().events, 1, "only `other` is left");
@@ -277,7 +277,7 @@ fn a_deleted_active_event_does_not_run() {
         .unwrap();
     fx.base.activate(killer, Ready::USER).unwrap();
     fx.base.activate(victim, Ready::USER).unwrap();
-    fx.base.run(&mut fx.base.mock_poller()).unwrap();
+    fx.base.mock_poller().run().unwrap();
     assert_eq!(log.take(), ["killer"]);
     assert_eq!(fx.base.info(victim).unwrap().queued, Ready::NONE);
     assert_eq!(
@@ -301,7 +301,7 @@ fn activation_reasons_accumulate_while_queued_and_run_once() {
     fx.base.activate(k, Ready::WRITE).unwrap(); // slow path: adds a reason
     fx.base.activate(k, Ready::NONE).unwrap(); // empty means USER
     assert_eq!(fx.base.counts().active, 1);
-    fx.base.run(&mut fx.base.mock_poller()).unwrap();
+    fx.base.mock_poller().run().unwrap();
     assert_eq!(log.take(), [Ready::READ | Ready::WRITE | Ready::USER]);
 }
 
@@ -350,7 +350,7 @@ fn finalizer_runs_on_the_loop_after_the_callback_and_frees_the_event() {
         )
         .unwrap();
     fx.base.activate(busy, Ready::USER).unwrap();
-    fx.base.run(&mut fx.base.mock_poller()).unwrap();
+    fx.base.mock_poller().run().unwrap();
     assert_eq!(
         log.take(),
         ["idle-fin", "busy-cb", "busy-cb-end", "busy-fin"]
@@ -389,16 +389,13 @@ fn a_panicking_callback_reaches_the_caller_and_leaves_the_base_usable() {
     fx.base.add(k, None).unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
     let mut poller = fx.base.mock_poller();
-    let r = catch_unwind(AssertUnwindSafe(|| fx.base.run(&mut poller)));
+    let r = catch_unwind(AssertUnwindSafe(|| poller.run()));
     assert!(r.is_err(), "the panic propagates");
     // Consistent afterwards: not running, the event kept its callback and still works.
     let info = fx.base.info(k).unwrap();
     assert!(!info.running && info.pending && info.queued.is_empty());
     fx.base.activate(k, Ready::USER).unwrap();
-    assert_eq!(
-        fx.base.run_with(&mut poller, RunFlags::ONCE_NONBLOCK),
-        Ok(Exit::Done)
-    );
+    assert_eq!(poller.run_with(RunFlags::ONCE_NONBLOCK), Ok(Exit::Done));
     assert_eq!(log.take(), ["run", "run"]);
 }
 
@@ -410,13 +407,14 @@ fn run_from_a_callback_is_refused() {
         .new_event(
             Event::user(),
             cb(|b, _| {
-                let mut p = b.mock_poller();
-                assert_eq!(b.run(&mut p), Err(Error::AlreadyRunning));
+                assert_eq!(b.run(), Err(Error::AlreadyRunning));
+                assert_eq!(b.run_until_idle(), Err(Error::AlreadyRunning));
+                assert_eq!(b.with_poller(|_| ()), Err(Error::AlreadyRunning));
             }),
         )
         .unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
-    fx.base.run(&mut fx.base.mock_poller()).unwrap();
+    fx.base.run().unwrap();
 }
 
 #[test]
@@ -439,13 +437,13 @@ fn signal_events_all_fire_and_the_poller_watches_the_signal_while_any_is_pending
     fx.base.add(b, None).unwrap();
     let mut poller = fx.base.mock_poller();
     poller.script(Duration::ZERO, &[Readiness::Signal(10)]);
-    fx.base.run_once(&mut poller).unwrap();
+    poller.run_once().unwrap();
     assert!(poller.watches_signal(10));
     let mut got = log.take();
     got.sort_by_key(|x| x.0);
     assert_eq!(got, [("a", Ready::SIGNAL), ("b", Ready::SIGNAL)]);
     fx.base.delete(a).unwrap(); // b was one-shot: nothing pending now
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert!(
         !poller.watches_signal(10),
         "restored when the last is removed"
@@ -492,7 +490,7 @@ fn free_after_run_events_are_freed_when_they_ran_or_are_deleted() {
         "deleting frees it"
     );
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(log.take(), ["once", "again", "again"]);
     assert_eq!(fx.base.counts().events, 0, "all freed");
     assert_eq!(fx.base.info(once), Err(Error::Stale));

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use fixture::{fixture, nop};
 use rouse_core::mock::{self, ManualClock, Notifier};
-use rouse_core::{Base, Error, Event, Fixed, Interest, Options, Ready, Source, MAX_SIGNAL};
+use rouse_core::{
+    Base, Error, Event, Fixed, Interest, Options, Ready, SeamError, Source, MAX_SIGNAL,
+};
 
 #[test]
 fn stale_foreign_and_reused_keys_are_refused() {
@@ -126,7 +128,7 @@ fn edge_and_level_events_cannot_share_a_source() {
 #[test]
 fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
     type Small = mock::BoxedMock<rouse_core::NoLock, Fixed<4>>;
-    let base: Base<Small> = Base::new(
+    let base: Base<Small> = Base::new_mock(
         std::sync::Arc::new(Notifier::new()),
         std::sync::Arc::new(ManualClock::new()),
         Options::new(),
@@ -155,7 +157,7 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
     assert_eq!(base.counts().active, 3);
     // More priorities than fixed capacity.
     assert_eq!(
-        Base::<Small>::new(
+        Base::<Small>::new_mock(
             std::sync::Arc::new(Notifier::new()),
             std::sync::Arc::new(ManualClock::new()),
             Options::new().priorities(5)
@@ -164,7 +166,7 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
         Err(Error::Full)
     );
     assert_eq!(
-        Base::<Small>::new(
+        Base::<Small>::new_mock(
             std::sync::Arc::new(Notifier::new()),
             std::sync::Arc::new(ManualClock::new()),
             Options::new().priorities(0)
@@ -177,9 +179,9 @@ fn fixed_storage_exhaustion_is_an_error_and_loses_nothing() {
 #[test]
 fn errors_display_and_are_errors() {
     fn is_error<E: core::error::Error>(_: &E) {}
-    let e = Error::Notify(32);
+    let e = Error::Notify(SeamError::os(32));
     is_error(&e);
-    assert_eq!(e.to_string(), "waking the loop failed (code 32)");
+    assert_eq!(e.to_string(), "waking the loop failed: OS error 32");
     assert_eq!(Error::Stale.to_string(), "the key names no live event");
 }
 

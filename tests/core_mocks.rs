@@ -52,7 +52,7 @@ fn a_scripted_sleep_longer_than_the_timeout_ends_the_wait_at_the_timeout() {
     fx.base.add(io, None).unwrap();
     let mut poller = fx.base.mock_poller();
     poller.script(MS * 15, &[Readiness::Io(s, Ready::READ)]);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     // The timer at its deadline (not at 15 ms); the rest of the batch's sleep belonged to the
     // next wait, which found the readiness at 15 ms.
     assert_eq!(log.take(), [10, 115]);
@@ -66,7 +66,7 @@ fn time_the_hook_spends_inside_a_wait_counts_toward_its_timeout() {
     timer_logging_ms(&fx, MS * 10, &log);
     let hook = |_| fx.clock.advance(MS * 4); // another thread's work takes 4 ms
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(
         log.take(),
         [10],
@@ -82,7 +82,7 @@ fn a_zero_timeout_poll_does_not_sleep_through_a_batch() {
     fx.base.activate(k, Ready::USER).unwrap();
     let mut poller = fx.base.mock_poller();
     poller.script(MS * 7, &[]);
-    assert_eq!(fx.base.run_nonblocking(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run_nonblocking(), Ok(Exit::Empty));
     assert_eq!(fx.clock.now_nanos(), 0, "a non-blocking poll takes no time");
     assert_eq!(poller.scripted(), 1);
 }
@@ -94,7 +94,7 @@ fn the_mock_poller_has_no_fixed_limits_with_alloc() {
     type Big = BoxedMock<NoLock, Growable>;
     let clock = Arc::new(ManualClock::new());
     let base: Base<Big> =
-        Base::new(Arc::new(Notifier::new()), clock.clone(), Options::new()).unwrap();
+        Base::new_mock(Arc::new(Notifier::new()), clock.clone(), Options::new()).unwrap();
     let fired = Rc::new(Cell::new(0u32));
     let errors = Rc::new(Cell::new(0u32));
     for id in 0..100 {
@@ -122,7 +122,7 @@ fn the_mock_poller_has_no_fixed_limits_with_alloc() {
         .map(|id| Readiness::Io(Source::new(id), Ready::READ))
         .collect();
     poller.script(MS, &many);
-    assert_eq!(base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     assert_eq!(
         base.poll_errors(),
         0,
@@ -151,7 +151,7 @@ fn mock_thread_ids_tell_threads_apart() {
 #[test]
 fn a_cross_thread_delete_waits_for_the_running_callback() {
     type Shared = BoxedMock<SpinLock, rouse_core::Fixed<8>>;
-    let base: Base<Shared> = Base::new(
+    let base: Base<Shared> = Base::new_mock(
         Arc::new(Notifier::new()),
         Arc::new(ManualClock::new()),
         Options::new(),
@@ -188,7 +188,7 @@ fn a_cross_thread_delete_waits_for_the_running_callback() {
             r
         });
         // Returns once the callback has run (a mock wait cannot block for the deleter).
-        assert_eq!(base.run_once(&mut base.mock_poller()), Ok(Exit::Done));
+        assert_eq!(base.mock_poller().run_once(), Ok(Exit::Done));
         deleter.join().unwrap()
     });
     assert!(
@@ -219,7 +219,7 @@ fn the_mock_poller_of_a_base_sees_a_wake_without_opting_in() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(log.take(), [0], "woken at once, not after the 1 s timeout");
     assert_eq!(fx.notifier.consumed(), 1);
 }
@@ -238,11 +238,11 @@ fn run_until_idle_returns_with_a_pending_user_event() {
     fx.base.add(k, None).unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     assert_eq!(log.take(), [Ready::USER]);
     // Idle again, and still usable: another activation runs on the next bounded run.
     fx.base.activate(k, Ready::USER).unwrap();
-    assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     assert_eq!(log.take(), [Ready::USER]);
     assert_eq!(fx.clock.now_nanos(), 0);
 }
@@ -261,14 +261,14 @@ fn run_until_idle_returns_with_an_interval_timer_once_the_script_is_used_up() {
         .unwrap();
     fx.base.add(k, Some(MS * 10)).unwrap();
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     assert_eq!(
         log.take(),
         Vec::<u64>::new(),
         "nothing scripted: no time passes"
     );
     poller.script(MS * 35, &[]);
-    assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     assert_eq!(log.take(), [10, 20, 30]);
     assert_eq!(fx.clock.now_nanos(), 35_000_000);
     assert_eq!(fx.base.is_pending(k), Ok(true));
@@ -292,7 +292,7 @@ fn run_until_idle_takes_a_wake_the_hook_makes_on_its_last_poll() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     assert_eq!(log.len(), 1);
     assert_eq!(
         poller.last_timeout(),
@@ -327,11 +327,11 @@ fn advance_runs_everything_due_each_at_its_own_instant() {
     let mut poller = fx.base.mock_poller();
     poller.script(MS * 12, &[Readiness::Io(s, Ready::READ)]); // at 12 ms
     poller.script(MS * 50, &[Readiness::Io(s, Ready::READ)]); // at 62 ms: beyond
-    assert_eq!(fx.base.advance(&mut poller, MS * 35), Ok(Exit::Done));
+    assert_eq!(poller.advance(MS * 35), Ok(Exit::Done));
     assert_eq!(log.take(), [10, 1012, 20, 30]);
     assert_eq!(fx.clock.now_nanos(), 35_000_000);
     assert_eq!(poller.scripted(), 1, "the cut batch is left for later");
-    assert_eq!(fx.base.advance(&mut poller, MS * 30), Ok(Exit::Done));
+    assert_eq!(poller.advance(MS * 30), Ok(Exit::Done));
     assert_eq!(log.take(), [40, 50, 60, 1062]);
     assert_eq!(fx.clock.now_nanos(), 65_000_000);
 }
@@ -340,14 +340,14 @@ fn advance_runs_everything_due_each_at_its_own_instant() {
 fn advance_moves_the_clock_of_an_empty_base_and_stops_at_a_break() {
     let fx = fixture(Options::new());
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.advance(&mut poller, MS * 5), Ok(Exit::Empty));
+    assert_eq!(poller.advance(MS * 5), Ok(Exit::Empty));
     assert_eq!(fx.clock.now_nanos(), 5_000_000);
     let k = fx
         .base
         .new_event(Event::timer().persist(), cb(|b, _| b.loop_break().unwrap()))
         .unwrap();
     fx.base.add(k, Some(MS * 10)).unwrap();
-    assert_eq!(fx.base.advance(&mut poller, MS * 100), Ok(Exit::Break));
+    assert_eq!(poller.advance(MS * 100), Ok(Exit::Break));
     assert_eq!(
         fx.clock.now_nanos(),
         15_000_000,
@@ -370,10 +370,7 @@ fn a_single_threaded_boxed_mock_takes_closures_that_are_not_send() {
         )
         .unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
-    assert_eq!(
-        fx.base.run_until_idle(&mut fx.base.mock_poller()),
-        Ok(Exit::Empty)
-    );
+    assert_eq!(fx.base.mock_poller().run_until_idle(), Ok(Exit::Empty));
     assert_eq!(*seen.borrow(), [Ready::USER]);
 }
 
@@ -401,7 +398,7 @@ fn wake_requests_count_the_loop_threads_own_changes_as_awake() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run_until_idle(&mut poller), Ok(Exit::Done));
+    assert_eq!(poller.run_until_idle(), Ok(Exit::Done));
     let s = fx.base.wake_stats();
     assert_eq!((s.requests, s.writes, s.coalesced, s.awake), (2, 1, 0, 1));
     assert_eq!(s.requests, s.writes + s.coalesced + s.awake);

@@ -29,6 +29,7 @@ struct Cfg;
 impl Config for Cfg {
     type Lock = NoLock;
     type Notifier = &'static Notifier;
+    type Poller = mock::Poller;
     type Clock = &'static ManualClock;
     type Storage = Fixed<CAP>;
     type Callback = Box<dyn FnMut(&Base<Cfg>, Fired) + Send>;
@@ -371,7 +372,6 @@ impl Model {
 struct Harness {
     base: Base<Cfg>,
     foreign: Key,
-    poller: mock::Poller<'static>,
     model: Model,
     keys: BTreeMap<u32, Key>,
     dead: Vec<Key>,
@@ -384,8 +384,8 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let base = Base::new(&NOTIFIER, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
-        let other: Base<Cfg> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+        let base = Base::new_mock(&NOTIFIER, &CLOCK, Options::new().priorities(PRIOS)).unwrap();
+        let other: Base<Cfg> = Base::new_mock(&NOTIFIER, &CLOCK, Options::new()).unwrap();
         let foreign = other.new_event(Event::user(), Box::new(|_, _| {})).unwrap();
         let cts = CTS
             .iter()
@@ -394,7 +394,6 @@ impl Harness {
         Harness {
             base,
             foreign,
-            poller: mock::Poller::new(&NOTIFIER, &CLOCK),
             model: Model {
                 ev: BTreeMap::new(),
                 lists: HashMap::new(),
@@ -629,9 +628,7 @@ impl Harness {
             });
         }
         if !self.model.has_events() {
-            let r = self
-                .base
-                .run_with(&mut self.poller, RunFlags::ONCE_NONBLOCK);
+            let r = self.base.run_with(RunFlags::ONCE_NONBLOCK);
             assert_eq!(
                 r,
                 Ok(rouse_core::Exit::Empty),
@@ -641,11 +638,13 @@ impl Harness {
         }
         // Time passes, then a non-blocking run finds `found` (a non-blocking poll never sleeps).
         CLOCK.advance(Duration::from_nanos(sleep));
-        self.poller.script(Duration::ZERO, &found);
+        self.base
+            .with_poller(|p| {
+                p.script(Duration::ZERO, &found);
+            })
+            .unwrap();
         let want = self.model.run(sleep, &found);
-        let r = self
-            .base
-            .run_with(&mut self.poller, RunFlags::ONCE_NONBLOCK);
+        let r = self.base.run_with(RunFlags::ONCE_NONBLOCK);
         assert_eq!(r, Ok(rouse_core::Exit::Done), "{ctx}: run");
         let got = std::mem::take(&mut *self.log.lock().unwrap());
         let mut at = 0;
@@ -676,7 +675,7 @@ impl Harness {
         }
         // The kernel view: once the change list is applied, what the poller has is the union
         // of the pending interests (the mock refuses an update whose `old` is not what it has).
-        self.base.apply_changes(&mut self.poller);
+        self.base.apply_changes();
         assert_eq!(
             self.base.poll_errors(),
             0,
@@ -684,7 +683,9 @@ impl Harness {
         );
         for src in 0..SOURCES {
             assert_eq!(
-                self.poller.registered(Source::new(src)),
+                self.base
+                    .with_poller(|p| p.registered(Source::new(src)))
+                    .unwrap(),
                 self.model.want(src),
                 "{ctx}: registration of source {src}"
             );
@@ -695,7 +696,11 @@ impl Harness {
                 .lists
                 .get(&(true, n))
                 .is_some_and(|l| !l.is_empty());
-            assert_eq!(self.poller.watches_signal(n), watched, "{ctx}: signal {n}");
+            assert_eq!(
+                self.base.with_poller(|p| p.watches_signal(n)).unwrap(),
+                watched,
+                "{ctx}: signal {n}"
+            );
         }
     }
 

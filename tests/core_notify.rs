@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use fixture::{cb, fixture, nop, Log};
-use rouse_core::{Error, Event, Exit, Interest, Notify, Options, Ready, Source};
+use rouse_core::{Error, Event, Exit, Interest, Notify, Options, Ready, SeamError, Source};
 
 #[test]
 fn changes_while_the_loop_is_awake_never_notify() {
@@ -32,7 +32,7 @@ fn changes_while_the_loop_is_awake_never_notify() {
         )
         .unwrap();
     fx.base.activate(k, Ready::USER).unwrap(); // before the run: not polling either
-    fx.base.run(&mut fx.base.mock_poller()).unwrap();
+    fx.base.mock_poller().run().unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(fx.notifier.writes(), 0);
     let s = fx.base.wake_stats();
@@ -64,7 +64,7 @@ fn a_change_while_the_loop_blocks_wakes_it_with_one_write() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
+    assert_eq!(poller.run(), Ok(Exit::Exit));
     assert_eq!(log.take(), [Ready::USER | Ready::READ]);
     assert_eq!(fx.notifier.writes(), 1, "one write for four requests");
     assert_eq!(fx.notifier.consumed(), 1);
@@ -90,13 +90,16 @@ fn a_failed_write_is_reported_and_does_not_leave_the_flag_stuck() {
         step.set(step.get() + 1);
         if step.get() == 1 {
             fx.notifier.fail_next(5);
-            assert_eq!(fx.base.activate(k, Ready::USER), Err(Error::Notify(5)));
+            assert_eq!(
+                fx.base.activate(k, Ready::USER),
+                Err(Error::Notify(SeamError::os(5)))
+            );
             // The event is queued anyway; a later request must write again.
             fx.base.loop_exit(None).unwrap();
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Exit));
+    assert_eq!(poller.run(), Ok(Exit::Exit));
     assert_eq!(log.len(), 1);
     let s = fx.base.wake_stats();
     assert_eq!((s.writes, s.failures), (2, 1));
@@ -129,7 +132,7 @@ fn deleting_the_last_event_or_the_earliest_timer_wakes_the_loop() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(fx.clock.now_nanos(), 0, "woken, not timed out");
 }
 
@@ -157,7 +160,7 @@ fn adding_a_later_timer_does_not_wake_an_earlier_one_does() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(fx.clock.now_nanos(), 2_000_000_000);
 }
 
@@ -180,7 +183,7 @@ fn an_io_add_while_blocked_wakes_the_loop_to_register_it() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(poller.registered(s), Interest::READ);
     assert_eq!(fx.notifier.writes(), 2);
 }
@@ -204,11 +207,9 @@ fn a_notification_in_flight_at_fork_is_forgotten_by_reinit() {
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
     // The child's loop: the activation itself is queued; run it.
-    assert!(
-        fx.base.run(&mut poller).is_err(),
-        "nothing woke it: would block"
-    );
+    assert!(poller.run().is_err(), "nothing woke it: would block");
     assert_eq!(fx.base.wake_stats().writes, 1);
+    drop(poller); // back into the base
     let step2 = Cell::new(0); // counts every wait, blocking or not
     let hook2 = |timeout: Option<Duration>| {
         step2.set(step2.get() + 1);
@@ -221,5 +222,5 @@ fn a_notification_in_flight_at_fork_is_forgotten_by_reinit() {
         }
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook2);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
 }

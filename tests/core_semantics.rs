@@ -45,7 +45,7 @@ fn a_higher_priority_activation_preempts_the_running_pass() {
     for &k in &low {
         fx.base.activate(k, Ready::USER).unwrap();
     }
-    fx.base.run(&mut fx.base.mock_poller()).unwrap();
+    fx.base.mock_poller().run().unwrap();
     assert_eq!(
         log.take(),
         ["low0", "high", "low1", "low2", "low3", "low4"],
@@ -83,7 +83,7 @@ fn a_higher_priority_activation_preempts_a_pass_of_io_events() {
     }
     let mut poller = fx.base.mock_poller();
     poller.script(Duration::ZERO, &found);
-    fx.base.run_with(&mut poller, RunFlags::ONCE).unwrap();
+    poller.run_with(RunFlags::ONCE).unwrap();
     assert_eq!(log.take(), [0, 99, 1, 2, 3, 4]);
 }
 
@@ -112,7 +112,7 @@ fn a_self_activating_event_runs_once_per_iteration() {
     me.set(k).unwrap();
     fx.base.activate(k, Ready::USER).unwrap();
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     assert_eq!(log.take(), ["again"; 4]);
     assert_eq!(
         poller.waits(),
@@ -168,7 +168,7 @@ fn self_activating_events_do_not_starve_a_timer() {
         fx.base.activate(k, Ready::USER).unwrap();
     }
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     let fires = fires.take();
     assert_eq!(
         fires.len(),

@@ -35,7 +35,7 @@ fn timers_fire_in_deadline_order_and_never_early() {
     // A poller that wakes up early (spuriously) must not make anything fire early.
     let mut poller = fx.base.mock_poller();
     poller.script(Duration::from_micros(9_999), &[]);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     let fired = log.take();
     let mut sorted = fired.clone();
     sorted.sort();
@@ -71,7 +71,7 @@ fn persistent_timer_rearms_from_its_previous_deadline_or_from_now_when_late() {
         fx.clock.advance(MS * late.get(i).copied().unwrap_or(0));
     };
     let mut poller = fx.base.mock_poller().on_wait(&hook);
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(log.take(), [13, 20, 45, 55]);
 }
 
@@ -96,7 +96,7 @@ fn io_timeout_of_a_persistent_event_restarts_when_io_arrives() {
     fx.base.add(k, Some(MS * 10)).unwrap();
     let mut poller = fx.base.mock_poller();
     poller.script(MS * 6, &[Readiness::Io(s, Ready::READ)]); // t = 6: timeout now 16
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Break));
+    assert_eq!(poller.run(), Ok(Exit::Break));
     assert_eq!(log.take(), [(6, Ready::READ), (16, Ready::TIMEOUT)]);
 }
 
@@ -123,7 +123,7 @@ fn readding_with_a_new_timeout_replaces_a_fired_but_not_yet_run_timeout() {
     fx.base.add(t, Some(MS)).unwrap();
     fx.base.add(re, Some(MS)).unwrap();
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     assert_eq!(log.take(), ["re", "t"]);
     assert_eq!(
         fx.clock.now_nanos(),
@@ -151,10 +151,10 @@ fn zero_timeout_fires_next_iteration_and_max_never_fires() {
     let info = fx.base.info(never).unwrap();
     assert_eq!(info.deadline, Some(Instant::MAX), "saturates, no overflow");
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run_once(&mut poller), Ok(rouse_core::Exit::Done));
+    assert_eq!(poller.run_once(), Ok(rouse_core::Exit::Done));
     assert_eq!(log.take(), ["zero"]);
     assert_eq!(fx.clock.now_nanos(), 0, "no time passed");
-    fx.base.run_nonblocking(&mut poller).unwrap();
+    poller.run_nonblocking().unwrap();
     assert_eq!(log.len(), 0);
 }
 
@@ -190,7 +190,7 @@ fn common_timeouts_keep_one_heap_entry_and_fire_in_order() {
     fx.base.delete(keys[7]).unwrap(); // the middle
     fx.base.delete(keys[19]).unwrap(); // the tail
     let mut poller = fx.base.mock_poller();
-    assert_eq!(fx.base.run(&mut poller), Ok(Exit::Empty));
+    assert_eq!(poller.run(), Ok(Exit::Empty));
     let want: Vec<u64> = (1..19).filter(|i| *i != 7).collect();
     assert_eq!(log.take(), want);
 }
@@ -218,7 +218,7 @@ fn persistent_common_timeout_rearms_in_order() {
         fx.clock.advance(MS * 3);
     }
     let mut poller = fx.base.mock_poller();
-    fx.base.run(&mut poller).unwrap();
+    poller.run().unwrap();
     let got = log.take();
     assert_eq!(
         got,
@@ -292,7 +292,7 @@ fn randomized_timers_match_a_reference_model() {
             }
             _ => {
                 fx.clock.advance(Duration::from_nanos(rnd(5_000_000)));
-                fx.base.run_nonblocking(&mut poller).unwrap();
+                poller.run_nonblocking().unwrap();
                 let now = fx.clock.now_nanos();
                 let mut due: Vec<usize> = model
                     .iter()
@@ -328,15 +328,12 @@ fn a_persistent_timer_at_the_end_of_time_never_fires_again() {
     fx.clock.advance(Duration::MAX);
     let mut poller = fx.base.mock_poller();
     assert_eq!(
-        fx.base
-            .run_with(&mut poller, rouse_core::RunFlags::ONCE_NONBLOCK),
+        poller.run_with(rouse_core::RunFlags::ONCE_NONBLOCK),
         Ok(Exit::Done)
     );
     assert_eq!(log.len(), 1, "fired once, for the deadline that passed");
     // Re-armed for "never": a second pass runs nothing.
-    let _ = fx
-        .base
-        .run_with(&mut poller, rouse_core::RunFlags::NONBLOCK);
+    let _ = poller.run_with(rouse_core::RunFlags::NONBLOCK);
     assert_eq!(log.len(), 1);
     // A timer added at the end of time never fires either.
     let l = log.clone();
@@ -345,9 +342,7 @@ fn a_persistent_timer_at_the_end_of_time_never_fires_again() {
         .new_event(Event::timer().persist(), cb(move |_, _| l.push(())))
         .unwrap();
     fx.base.add(late, Some(MS)).unwrap();
-    let _ = fx
-        .base
-        .run_with(&mut poller, rouse_core::RunFlags::NONBLOCK);
+    let _ = poller.run_with(rouse_core::RunFlags::NONBLOCK);
     assert_eq!(log.len(), 1);
 }
 
@@ -370,7 +365,7 @@ fn timers_of_one_common_timeout_due_at_one_instant_fire_in_add_order() {
     for &i in &order {
         fx.base.add_common(keys[i], ct).unwrap();
     }
-    assert_eq!(fx.base.run(&mut fx.base.mock_poller()), Ok(Exit::Empty));
+    assert_eq!(fx.base.mock_poller().run(), Ok(Exit::Empty));
     let want: Vec<u32> = order.iter().map(|&i| i as u32).collect();
     assert_eq!(log.take(), want);
 }

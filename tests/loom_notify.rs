@@ -24,10 +24,10 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 use rouse_core::{
     Base, Clock, Config, Error, Event, Exit, Fired, Fixed, Instant, Interest, Lock, Notify,
-    Options, Poller, Readiness, Ready, Source,
+    Options, Poller, Readiness, Ready, SeamError, Source,
 };
 
-const BLOCKED: i32 = -100;
+const BLOCKED: SeamError = SeamError::WOULD_BLOCK_FOREVER;
 
 struct LoomLock;
 
@@ -72,9 +72,9 @@ impl Wire {
 struct LoomNotifier(Arc<Wire>);
 
 impl Notify for LoomNotifier {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         if self.0.fail_next.swap(false, SeqCst) {
-            return Err(7);
+            return Err(SeamError::os(7));
         }
         let was = self.0.readable.swap(true, SeqCst);
         assert!(!was, "a second notification while one is outstanding");
@@ -92,10 +92,10 @@ struct LoomPoller {
 }
 
 impl Poller for LoomPoller {
-    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
+    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), SeamError> {
         Ok(())
     }
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         self.woke = false;
         loop {
             // Read `others` first: a notification written before a thread finished is then
@@ -137,6 +137,7 @@ struct Model;
 impl Config for Model {
     type Lock = LoomLock;
     type Notifier = LoomNotifier;
+    type Poller = LoomPoller;
     type Clock = ZeroClock;
     type Storage = Fixed<4>;
     type Callback = Box<dyn FnMut(&Base<Model>, Fired) + Send>;
@@ -150,7 +151,11 @@ fn base(wire: &Arc<Wire>) -> Arc<Base<Model>> {
 }
 
 fn base_with(wire: &Arc<Wire>, opts: Options) -> Arc<Base<Model>> {
-    Arc::new(Base::new(LoomNotifier(wire.clone()), ZeroClock, opts).unwrap())
+    let poller = LoomPoller {
+        wire: wire.clone(),
+        woke: false,
+    };
+    Arc::new(Base::new(LoomNotifier(wire.clone()), poller, ZeroClock, opts).unwrap())
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -193,11 +198,7 @@ fn no_lost_wakeup_and_activations_see_prior_writes() {
                 })
             })
             .collect();
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
-        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        assert_eq!(base.run_forever(), Err(Error::Poll(BLOCKED)));
         for t in senders {
             t.join().unwrap();
         }
@@ -248,11 +249,7 @@ fn messages_pushed_before_an_activation_are_received() {
                 })
             })
             .collect();
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
-        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        assert_eq!(base.run_forever(), Err(Error::Poll(BLOCKED)));
         for t in senders {
             t.join().unwrap();
         }
@@ -289,11 +286,7 @@ fn no_lost_wakeup_with_spin_before_block() {
                 wire.done();
             })
         };
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
-        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        assert_eq!(base.run_forever(), Err(Error::Poll(BLOCKED)));
         t.join().unwrap();
         assert_eq!(seen.load(SeqCst), 1, "activation lost while the loop spun");
     });
@@ -328,18 +321,14 @@ fn a_failed_write_never_leaves_the_flag_stuck() {
                 // The first write (if one is needed at all) fails; the event is queued anyway.
                 wire.fail_next.store(true, SeqCst);
                 let r = base.activate(keys[0], Ready::USER);
-                assert!(r.is_ok() || r == Err(Error::Notify(7)));
+                assert!(r.is_ok() || r == Err(Error::Notify(SeamError::os(7))));
                 wire.fail_next.store(false, SeqCst);
                 // The next change must write if the loop sleeps: the flag is not stuck.
                 base.activate(keys[1], Ready::USER).unwrap();
                 wire.done();
             })
         };
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
-        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        assert_eq!(base.run_forever(), Err(Error::Poll(BLOCKED)));
         t.join().unwrap();
         assert_eq!(
             ran.load(SeqCst),
@@ -383,11 +372,7 @@ fn retrying_the_same_activation_after_a_failed_write_wakes_the_loop() {
                 wire.done();
             })
         };
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
-        assert_eq!(base.run_forever(&mut poller), Err(Error::Poll(BLOCKED)));
+        assert_eq!(base.run_forever(), Err(Error::Poll(BLOCKED)));
         t.join().unwrap();
         assert!(ran.load(SeqCst) >= 1, "the retried activation never ran");
     });
@@ -410,11 +395,7 @@ fn a_break_from_another_thread_always_ends_the_run() {
                 wire.done();
             })
         };
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
-        assert_eq!(base.run_forever(&mut poller), Ok(Exit::Break));
+        assert_eq!(base.run_forever(), Ok(Exit::Break));
         t.join().unwrap();
     });
 }
@@ -454,12 +435,8 @@ fn cross_thread_delete_waits_for_the_running_callback() {
                 wire.done();
             })
         };
-        let mut poller = LoomPoller {
-            wire: wire.clone(),
-            woke: false,
-        };
         // Deleting the last pending event ends a run-until-empty loop.
-        let r = base.run(&mut poller);
+        let r = base.run();
         assert!(
             matches!(r, Ok(Exit::Empty) | Err(Error::Poll(BLOCKED))),
             "{r:?}"

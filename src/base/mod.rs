@@ -16,6 +16,7 @@ use crate::state::{word, BaseState, WordsOf};
 use crate::sync::{fence, AtomicU32, Ordering};
 use crate::Error;
 
+pub use drive::PollerGuard;
 pub use introspect::EventInfo;
 
 static NEXT_BASE_ID: IdCounter = IdCounter::new(1);
@@ -44,13 +45,34 @@ impl CommonTimeout {
 /// events while the loop thread sleeps in its poller: such a change wakes the loop through the
 /// config's [`Notify`], at most one write per sleep (the notify protocol, see the crate docs).
 ///
+/// # The poller
+///
+/// The base owns its [`Poller`](crate::Poller) (given to [`new`](Base::new)). A run takes it
+/// out of the base for its whole length — under the lock it takes anyway to start, so the loop
+/// pays nothing per iteration for it — and puts it back when it ends; a second `run` meanwhile
+/// gets [`Error::AlreadyRunning`]. Between runs the loop owner reaches it with
+/// [`with_poller`](Base::with_poller) and replaces it with
+/// [`replace_poller`](Base::replace_poller).
+///
 /// # Loop-owner operations
 ///
-/// `run*`, [`apply_changes`](Base::apply_changes), [`notifier`](Base::notifier),
+/// `run*`, [`apply_changes`](Base::apply_changes), [`with_poller`](Base::with_poller),
+/// [`replace_poller`](Base::replace_poller), [`notifier`](Base::notifier),
 /// [`close`](Base::close) and the `unsafe` [`reinit`](Base::reinit) belong to the one thread
 /// (or runtime) that owns the loop and its poller: public for custom runtimes, but a runtime
 /// that lets other threads or callbacks reach its base should hand them a narrower type
 /// (`rouse-std`'s `Handle` and `Context` offer add, delete, activate, break and exit only).
+///
+/// # A `'static` base
+///
+/// `new` is not a `const fn` (it cannot be one without `unsafe` in the core: the lock's cell
+/// and the storage are built through trait methods, which stable Rust cannot call in a
+/// `const fn`, and each base draws its id from a global counter). A firmware that wants a
+/// base in a `static` keeps it in a once-initialized cell — a `static` of `spin::Once`,
+/// `critical_section::Mutex<OnceCell<_>>` or `static_cell::StaticCell` — filled by `Base::new`
+/// at the start of `main`, before the interrupts that use it are enabled
+/// (`examples/bare-metal` does this); its interrupt handlers then reach the same `&'static
+/// Base`.
 pub struct Base<C: Config> {
     id: u32,
     state: <C::Lock as Lock>::Cell<BaseState<C>>,
@@ -75,19 +97,24 @@ impl<C: Config> fmt::Debug for Base<C> {
 }
 
 impl<C: Config> Base<C> {
-    /// A new base with its notifier, clock and options.
+    /// A new base with its notifier, poller, clock and options.
     ///
     /// # Errors
     ///
     /// [`Error::Priority`] if `options` asks for zero priorities, [`Error::Full`] if the
     /// storage cannot hold the priority queues.
-    pub fn new(notifier: C::Notifier, clock: C::Clock, options: Options) -> Result<Self, Error> {
+    pub fn new(
+        notifier: C::Notifier,
+        poller: C::Poller,
+        clock: C::Clock,
+        options: Options,
+    ) -> Result<Self, Error> {
         if options.priorities == 0 {
             return Err(Error::Priority);
         }
         Ok(Base {
             id: NEXT_BASE_ID.fetch_add(1, IdOrdering::Relaxed),
-            state: C::Lock::new(BaseState::new(options)?),
+            state: C::Lock::new(BaseState::new(options, poller)?),
             words: WordsOf::<C>::new(),
             activity: AtomicU32::new(0),
             wake_failed: AtomicU32::new(0),
@@ -112,15 +139,67 @@ impl<C: Config> Base<C> {
         st.slots.check(&self.words, key)
     }
 
-    /// Applies the queued interest changes to `poller` now, outside a run (a run applies them
-    /// before every wait). `rouse-std` uses it to install signal handlers as soon as a signal
-    /// event is added while the loop is not running.
+    /// Applies the queued interest changes to the poller now, outside a run (a run applies
+    /// them before every wait). `rouse-std` uses it to install signal handlers as soon as a
+    /// signal event is added while the loop is not running. Does nothing while a run (which
+    /// applies them itself) or [`with_poller`](Base::with_poller) has the poller.
     ///
-    /// **Loop owner only**: `poller` must be the one the loop runs with, and no run may be in
-    /// progress. A runtime that lets other threads reach its base should not let them reach
-    /// this method (`rouse-std`'s handles cannot).
-    pub fn apply_changes(&self, poller: &mut impl crate::Poller) {
-        self.with(|st| st.apply_changes(&self.words, poller));
+    /// **Loop owner only**. A runtime that lets other threads reach its base should not let
+    /// them reach this method (`rouse-std`'s handles cannot).
+    pub fn apply_changes(&self) {
+        self.with(|st| {
+            if let Some(mut p) = st.poller.take() {
+                st.apply_changes(&self.words, &mut p);
+                st.poller = Some(p);
+            }
+        });
+    }
+
+    /// Calls `f` with the poller, taken out of the base for the call (so `f` may use the
+    /// base; the lock is not held): to read its statistics, script a mock, or re-make its OS
+    /// objects after `fork`. The poller goes back when `f` returns or panics.
+    ///
+    /// **Loop owner only**.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyRunning`] while a run (or another `with_poller`) has the poller.
+    pub fn with_poller<R>(&self, f: impl FnOnce(&mut C::Poller) -> R) -> Result<R, Error> {
+        let mut held = Held {
+            base: self,
+            poller: Some(self.take_poller()?),
+        };
+        Ok(f(held.poller.as_mut().expect("held until dropped")))
+    }
+
+    /// Replaces the poller, returning the one the base had (`None` if it had none: it went
+    /// with a run in a thread that did not survive `fork`, see [`reinit`](Base::reinit)). The
+    /// next run applies every interest change to the new one; after a [`reinit`](Base::reinit)
+    /// that is every registration.
+    ///
+    /// **Loop owner only**.
+    ///
+    /// # Errors
+    ///
+    /// Gives `poller` back while a run is in progress.
+    pub fn replace_poller(&self, poller: C::Poller) -> Result<Option<C::Poller>, C::Poller> {
+        self.with(|st| {
+            if st.ctl.running {
+                return Err(poller);
+            }
+            Ok(st.poller.replace(poller))
+        })
+    }
+
+    /// Takes the poller out (a loop owner's `with_poller`, a mock's guard).
+    pub(crate) fn take_poller(&self) -> Result<C::Poller, Error> {
+        self.with(|st| st.poller.take())
+            .ok_or(Error::AlreadyRunning)
+    }
+
+    /// Puts a taken poller back.
+    pub(crate) fn put_poller(&self, poller: C::Poller) {
+        self.with(|st| st.poller = Some(poller));
     }
 
     /// Records a change the loop must see (under the lock): returns whether the caller must
@@ -137,13 +216,13 @@ impl<C: Config> Base<C> {
     #[inline]
     fn wake(&self, need: bool) -> Result<(), Error> {
         if need {
-            if let Err(code) = self.notifier.notify() {
+            if let Err(e) = self.notifier.notify() {
                 // Both under the lock, so the loop's clear (also under it) cannot overtake.
                 self.with(|st| {
                     st.wake.write_failed();
                     self.wake_failed.store(1, Ordering::SeqCst);
                 });
-                return Err(Error::Notify(code));
+                return Err(Error::Notify(e));
             }
         }
         Ok(())
@@ -462,9 +541,11 @@ impl<C: Config> Base<C> {
     }
 
     /// After `fork()`, in the child: forget the notification that may have been in flight,
-    /// every kernel registration (the next run re-registers every event on the new poller), and
-    /// any run that was in progress in a thread that does not exist in the child. The caller
-    /// replaces the notifier's and poller's OS objects (`rouse-std` does).
+    /// what the poller has registered (the next run [`reset`](crate::Poller::reset)s every
+    /// watched source on it), and any run that was in progress in a thread that does not
+    /// exist in the child. The caller re-makes the notifier's and poller's OS objects
+    /// ([`with_poller`](Base::with_poller)), or, if that run's thread took the poller with
+    /// it, installs a new one ([`replace_poller`](Base::replace_poller)); `rouse-std` does.
     ///
     /// # Safety
     ///
@@ -475,6 +556,20 @@ impl<C: Config> Base<C> {
     #[allow(unsafe_code)]
     pub unsafe fn reinit(&self) {
         self.with(|st| st.reinit());
+    }
+}
+
+/// A poller taken out by `with_poller`, put back when dropped (also when `f` panics).
+struct Held<'a, C: Config> {
+    base: &'a Base<C>,
+    poller: Option<C::Poller>,
+}
+
+impl<C: Config> Drop for Held<'_, C> {
+    fn drop(&mut self) {
+        if let Some(p) = self.poller.take() {
+            self.base.put_poller(p);
+        }
     }
 }
 

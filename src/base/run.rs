@@ -21,19 +21,29 @@ enum Step {
     Spin(Duration, u32, Option<Duration>),
 }
 
-/// Marks the loop as not running when the run ends, by return or by a callback's panic.
-struct RunGuard<'a, C: Config>(&'a Base<C>);
+/// Marks the loop as not running when the run ends, by return or by a callback's panic, and
+/// puts the poller back (under the same lock).
+pub(crate) struct RunGuard<'a, C: Config> {
+    base: &'a Base<C>,
+    /// The base's poller, taken for the run (`None` if the run's caller holds it: a mock's
+    /// guard).
+    pub poller: Option<C::Poller>,
+}
 
 impl<C: Config> Drop for RunGuard<'_, C> {
     fn drop(&mut self) {
-        let waiters = self.0.with(|st| {
+        let poller = self.poller.take();
+        let waiters = self.base.with(|st| {
+            if poller.is_some() {
+                st.poller = poller;
+            }
             st.ctl.running = false;
             st.pass = None;
             st.wake.leave_poll();
             st.waiters > 0
         });
         if waiters {
-            C::Lock::wake_all(&self.0.state);
+            C::Lock::wake_all(&self.base.state);
         }
     }
 }
@@ -68,10 +78,11 @@ impl<C: Config> Base<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::AlreadyRunning`] if a run is in progress; [`Error::Poll`] if the poller fails.
+    /// [`Error::AlreadyRunning`] if a run is in progress (or the loop owner has the poller out:
+    /// [`with_poller`](Base::with_poller)); [`Error::Poll`] if the poller fails.
     /// A panic in a callback propagates to the caller; the base stays consistent and usable.
-    pub fn run(&self, poller: &mut impl Poller) -> Result<Exit, Error> {
-        self.run_with(poller, RunFlags::UNTIL_EMPTY)
+    pub fn run(&self) -> Result<Exit, Error> {
+        self.run_with(RunFlags::UNTIL_EMPTY)
     }
 
     /// Blocks until something is active, runs the active callbacks, returns.
@@ -79,8 +90,8 @@ impl<C: Config> Base<C> {
     /// # Errors
     ///
     /// As [`run`](Base::run).
-    pub fn run_once(&self, poller: &mut impl Poller) -> Result<Exit, Error> {
-        self.run_with(poller, RunFlags::ONCE)
+    pub fn run_once(&self) -> Result<Exit, Error> {
+        self.run_with(RunFlags::ONCE)
     }
 
     /// Polls without blocking and runs everything that is or becomes active, then returns.
@@ -88,8 +99,8 @@ impl<C: Config> Base<C> {
     /// # Errors
     ///
     /// As [`run`](Base::run).
-    pub fn run_nonblocking(&self, poller: &mut impl Poller) -> Result<Exit, Error> {
-        self.run_with(poller, RunFlags::NONBLOCK)
+    pub fn run_nonblocking(&self) -> Result<Exit, Error> {
+        self.run_with(RunFlags::NONBLOCK)
     }
 
     /// Runs until a break or an exit, even with no event pending.
@@ -97,8 +108,8 @@ impl<C: Config> Base<C> {
     /// # Errors
     ///
     /// As [`run`](Base::run).
-    pub fn run_forever(&self, poller: &mut impl Poller) -> Result<Exit, Error> {
-        self.run_with(poller, RunFlags::FOREVER)
+    pub fn run_forever(&self) -> Result<Exit, Error> {
+        self.run_with(RunFlags::FOREVER)
     }
 
     /// Runs the loop as `flags` say.
@@ -106,17 +117,30 @@ impl<C: Config> Base<C> {
     /// # Errors
     ///
     /// As [`run`](Base::run).
-    pub fn run_with(&self, poller: &mut impl Poller, flags: RunFlags) -> Result<Exit, Error> {
+    pub fn run_with(&self, flags: RunFlags) -> Result<Exit, Error> {
+        let mut run = self.start_run(true)?;
+        let poller = run.poller.as_mut().expect("taken by start_run");
+        self.run_on(poller, flags)
+    }
+
+    /// Marks the loop as running on this thread and, if `take`, takes the poller for the run.
+    /// The run ends when the guard drops.
+    pub(crate) fn start_run(&self, take: bool) -> Result<RunGuard<'_, C>, Error> {
         let me = C::thread_id();
-        self.with(|st| {
-            if st.ctl.running {
+        let poller = self.with(|st| {
+            if st.ctl.running || (take && st.poller.is_none()) {
                 return Err(Error::AlreadyRunning);
             }
             st.ctl.running = true;
             st.ctl.loop_thread = me;
-            Ok(())
+            Ok(if take { st.poller.take() } else { None })
         })?;
-        let _running = RunGuard(self);
+        Ok(RunGuard { base: self, poller })
+    }
+
+    /// The loop, on `poller` (the base's, or a mock's wrapper of it), while a [`RunGuard`]
+    /// marks the run.
+    pub(crate) fn run_on(&self, poller: &mut impl Poller, flags: RunFlags) -> Result<Exit, Error> {
         loop {
             let step = self.with(|st| plan(st, &self.words, poller, flags, &self.clock));
             let waited = match step {
@@ -149,8 +173,8 @@ impl<C: Config> Base<C> {
                 let stop = if batch.is_none() { take_stop(st) } else { None };
                 (batch, stop)
             });
-            if let Some(Err(code)) = waited {
-                return Err(Error::Poll(code));
+            if let Some(Err(e)) = waited {
+                return Err(Error::Poll(e));
             }
             if let Some(exit) = stop {
                 return Ok(exit);

@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use crate::seam::{Config, Fixed, Lock, NoLock, Storage};
 use crate::{Base, Fired};
 
-use super::{ManualClock, Notifier};
+use super::{ManualClock, Notifier, Poller};
 
 /// The id of the calling thread for the mock configs.
 ///
@@ -37,6 +37,7 @@ pub struct Mock<L = NoLock, S = Fixed<64>>(PhantomData<fn() -> (L, S)>);
 impl<L: Lock, S: Storage> Config for Mock<L, S> {
     type Lock = L;
     type Notifier = &'static Notifier;
+    type Poller = Poller;
     type Clock = &'static ManualClock;
     type Storage = S;
     type Callback = fn(&Base<Self>, Fired);
@@ -95,7 +96,7 @@ impl BoxedLock for crate::SpinLock {
 /// use rouse_core::{mock, Base, Event, Exit, Options, Ready};
 ///
 /// let base: Base<mock::BoxedMock> =
-///     Base::new(Arc::new(mock::Notifier::new()), Arc::new(mock::ManualClock::new()), Options::new())
+///     Base::new_mock(Arc::new(mock::Notifier::new()), Arc::new(mock::ManualClock::new()), Options::new())
 ///         .unwrap();
 /// let seen = Rc::new(RefCell::new(Vec::new()));
 /// let log = seen.clone();
@@ -103,7 +104,7 @@ impl BoxedLock for crate::SpinLock {
 ///     .new_event(Event::user(), Box::new(move |_, fired| log.borrow_mut().push(fired.ready)))
 ///     .unwrap();
 /// base.activate(k, Ready::USER).unwrap();
-/// assert_eq!(base.run_until_idle(&mut base.mock_poller()), Ok(Exit::Empty));
+/// assert_eq!(base.mock_poller().run_until_idle(), Ok(Exit::Empty));
 /// assert_eq!(*seen.borrow(), [Ready::USER]);
 /// ```
 #[cfg(feature = "alloc")]
@@ -114,6 +115,7 @@ pub struct BoxedMock<L = NoLock, S = Fixed<64>>(PhantomData<fn() -> (L, S)>);
 impl<L: BoxedLock, S: Storage> Config for BoxedMock<L, S> {
     type Lock = L;
     type Notifier = alloc::sync::Arc<Notifier>;
+    type Poller = Poller;
     type Clock = alloc::sync::Arc<ManualClock>;
     type Storage = S;
     type Callback = L::Closure<Self>;

@@ -5,8 +5,11 @@
 //! - [`Poller`] returns what you script, records every interest change, and "sleeps" by
 //!   advancing a [`ManualClock`] — never past the loop's timeout, as a real poller returns at
 //!   its timeout. It is linked to the base's notifier and clock by construction
-//!   ([`Base::mock_poller`](crate::Base::mock_poller), [`Poller::new`]), so a wake from another
+//!   ([`Base::new_mock`](crate::Base::new_mock), [`Poller::new`]), so a wake from another
 //!   thread ends its wait.
+//! - [`PollerGuard`] is a test's hold on the base's mock poller ([`Base::mock_poller`](crate::Base::mock_poller)):
+//!   script it, read what it registered, run the base with it and, optionally, a hook that
+//!   runs while the loop waits ([`on_wait`](PollerGuard::on_wait)).
 //! - [`ManualClock`] moves only when told to.
 //! - [`Mock`] is a ready-made [`Config`](crate::Config) over them with `fn` callbacks;
 //!   [`BoxedMock`] (feature `alloc`) takes closures, `Send` ones only if its lock is shared
@@ -34,12 +37,12 @@
 //! static CLOCK: mock::ManualClock = mock::ManualClock::new();
 //! static NOTIFIER: mock::Notifier = mock::Notifier::new();
 //!
-//! let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+//! let base: Base<mock::Mock> = Base::new_mock(&NOTIFIER, &CLOCK, Options::new()).unwrap();
 //! let t = base.new_event(Event::timer(), |_, _| {}).unwrap();
 //! base.add(t, Some(Duration::from_secs(5))).unwrap();
 //!
 //! let mut poller = base.mock_poller();
-//! assert_eq!(base.run(&mut poller), Ok(Exit::Empty)); // the timer fired, nothing left
+//! assert_eq!(poller.run(), Ok(Exit::Empty)); // the timer fired, nothing left
 //! assert_eq!(CLOCK.now_nanos(), 5_000_000_000); // the poller "slept" exactly 5 s
 //! assert_eq!(poller.last_timeout(), Some(Some(Duration::from_secs(5))));
 //! ```
@@ -49,9 +52,10 @@ mod config;
 mod notifier;
 pub(crate) mod poller;
 
+pub use crate::base::PollerGuard;
 pub use clock::ManualClock;
 pub use config::{thread_id, Mock};
 #[cfg(feature = "alloc")]
 pub use config::{BoxedLock, BoxedMock};
 pub use notifier::Notifier;
-pub use poller::{Poller, STALE_OLD_INTEREST, TOO_MANY_SOURCES, WOULD_BLOCK_FOREVER};
+pub use poller::{Link, Poller, STALE_OLD_INTEREST, TOO_MANY_SOURCES};

@@ -3,6 +3,7 @@
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 use crate::seam::Notify;
+use crate::SeamError;
 
 /// Counts notifications; "readable" from a notify until the loop consumes it; can be told to
 /// fail the next write. `const`-constructible.
@@ -40,17 +41,17 @@ impl Notifier {
         self.signalled.load(Ordering::SeqCst)
     }
 
-    /// Makes the next `notify` fail with `code` (non-zero).
+    /// Makes the next `notify` fail with OS error `code` (non-zero): [`SeamError::os`].
     pub fn fail_next(&self, code: i32) {
         self.fail_next.store(code, Ordering::SeqCst);
     }
 }
 
 impl Notify for Notifier {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         let code = self.fail_next.swap(0, Ordering::SeqCst);
         if code != 0 {
-            return Err(code);
+            return Err(SeamError::os(code));
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.signalled.store(true, Ordering::SeqCst);

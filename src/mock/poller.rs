@@ -3,21 +3,23 @@
 use core::time::Duration;
 
 use crate::seam::{Clock, Instant, Interest, Readiness, Source};
+use crate::SeamError;
 
 use super::{ManualClock, Notifier};
 
-/// `wait` with no timeout and nothing scripted: a real poller would sleep forever.
-pub const WOULD_BLOCK_FOREVER: i32 = -2;
-/// `update` with a non-empty `old` interest that differs from what the mock has registered.
-pub const STALE_OLD_INTEREST: i32 = -3;
+/// `update` with an `old` interest that differs from what the mock has registered (a base
+/// that registers a source the poller has, or modifies one it does not, breaks the
+/// [contract](crate::Poller#contract); the base says [`reset`](crate::Poller::reset) when it
+/// does not know).
+pub const STALE_OLD_INTEREST: SeamError = SeamError::other(3);
 /// `update` that would register more sources than a mock poller without the `alloc` feature
 /// holds ([`Poller`]'s limits); the base activates the source's events with
 /// [`Ready::ERROR`](crate::Ready::ERROR) and counts it in
 /// [`Base::poll_errors`](crate::Base::poll_errors).
-pub const TOO_MANY_SOURCES: i32 = -4;
+pub const TOO_MANY_SOURCES: SeamError = SeamError::other(4);
 /// The bounded runs' own stop signal ([`Base::run_until_idle`](crate::Base::run_until_idle),
 /// [`Base::advance`](crate::Base::advance)); never returned to their caller.
-pub(crate) const IDLE: i32 = -5;
+pub(crate) const IDLE: SeamError = SeamError::other(u16::MAX);
 
 /// The fixed capacities of a mock poller built without the `alloc` feature.
 #[cfg(not(feature = "alloc"))]
@@ -42,6 +44,47 @@ type Registered = alloc::collections::BTreeMap<Source, Interest>;
 #[cfg(not(feature = "alloc"))]
 type Registered = heapless::Vec<(Source, Interest), { cap::SOURCES }>;
 
+/// How a mock poller reaches the base's notifier or clock: a `&'static` (the [`Mock`](super::Mock)
+/// config's) or an `Arc` (feature `alloc`, [`BoxedMock`](super::BoxedMock)'s).
+#[derive(Debug)]
+pub enum Link<T: 'static> {
+    /// A `static`'s.
+    Static(&'static T),
+    /// A shared one's.
+    #[cfg(feature = "alloc")]
+    Shared(alloc::sync::Arc<T>),
+}
+
+impl<T> Link<T> {
+    fn get(&self) -> &T {
+        match self {
+            Link::Static(t) => t,
+            #[cfg(feature = "alloc")]
+            Link::Shared(t) => t,
+        }
+    }
+}
+
+impl<T> From<&'static T> for Link<T> {
+    fn from(t: &'static T) -> Link<T> {
+        Link::Static(t)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> From<alloc::sync::Arc<T>> for Link<T> {
+    fn from(t: alloc::sync::Arc<T>) -> Link<T> {
+        Link::Shared(t)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> From<&alloc::sync::Arc<T>> for Link<T> {
+    fn from(t: &alloc::sync::Arc<T>) -> Link<T> {
+        Link::Shared(t.clone())
+    }
+}
+
 #[derive(Debug)]
 struct Batch {
     sleep: Duration,
@@ -62,22 +105,22 @@ struct Batch {
 ///   the next wait (the batch stays scripted, its sleep shortened by `T`). A zero-timeout poll
 ///   therefore only takes batches scripted with a zero sleep.
 /// - With nothing scripted, the wait sleeps until `t0 + T`; with no timeout either, it fails
-///   with [`WOULD_BLOCK_FOREVER`] instead of hanging the test.
-/// - Time the [`on_wait`](Poller::on_wait) hook moves the clock by is time spent inside the
+///   with [`SeamError::WOULD_BLOCK_FOREVER`] instead of hanging the test.
+/// - Time the [`on_wait`](crate::mock::PollerGuard::on_wait) hook moves the clock by is time spent inside the
 ///   wait: it counts toward the timeout. A hook that moves the clock past `t0 + T` makes a
 ///   late wake-up (as an overloaded machine does); nothing moves the clock back.
 ///
 /// # Wakes
 ///
 /// The poller is linked to the base's [`Notifier`] by construction ([`Poller::new`],
-/// [`Base::mock_poller`](crate::Base::mock_poller)): a wait that starts while the notifier is
+/// [`Base::new_mock`](crate::Base::new_mock)): a wait that starts while the notifier is
 /// signalled (another thread, or the hook, changed what the loop must do) returns at once with
 /// [`Readiness::Wake`], as a real poller returns when its wakeup fd becomes readable.
 ///
 /// # Interest changes
 ///
-/// Every change is counted ([`updates`](Poller::updates)) and checked against what the poller
-/// last saw ([`STALE_OLD_INTEREST`]).
+/// Every change is counted ([`updates`](Poller::updates), [`resets`](Poller::resets)) and an
+/// `update`'s `old` is checked against what the poller has ([`STALE_OLD_INTEREST`]).
 ///
 /// # Limits
 ///
@@ -93,31 +136,31 @@ struct Batch {
 /// static CLOCK: mock::ManualClock = mock::ManualClock::new();
 /// static NOTIFIER: mock::Notifier = mock::Notifier::new();
 ///
-/// let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+/// let base: Base<mock::Mock> = Base::new_mock(&NOTIFIER, &CLOCK, Options::new()).unwrap();
 /// let t = base.new_event(Event::timer(), |_, _| {}).unwrap();
 /// base.add(t, Some(Duration::from_millis(10))).unwrap();
 ///
-/// let mut poller = base.mock_poller(); // linked to NOTIFIER and CLOCK
+/// let mut poller = base.mock_poller(); // the base's, linked to NOTIFIER and CLOCK
 /// poller.script(Duration::from_millis(15), &[]); // longer than the timer's timeout
-/// assert_eq!(base.run(&mut poller), Ok(Exit::Empty));
+/// assert_eq!(poller.run(), Ok(Exit::Empty));
 /// assert_eq!(CLOCK.now_nanos(), 10_000_000); // the wait returned at its timeout
 /// assert_eq!(poller.scripted(), 1); // 5 ms of that sleep are left for the next wait
 /// ```
-pub struct Poller<'a> {
-    hook: Option<&'a dyn Fn(Option<Duration>)>,
-    clock: Option<&'a ManualClock>,
-    notifier: Option<&'a Notifier>,
+pub struct Poller {
+    clock: Option<Link<ManualClock>>,
+    notifier: Option<Link<Notifier>>,
     script: Script,
     found: Found,
     registered: Registered,
     signals: u128,
     updates: u32,
+    resets: u32,
     waits: u32,
     last_timeout: Option<Option<Duration>>,
-    fail_update: i32,
+    fail_update: Option<SeamError>,
 }
 
-impl core::fmt::Debug for Poller<'_> {
+impl core::fmt::Debug for Poller {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("mock::Poller")
             .field("scripted", &self.script.len())
@@ -128,14 +171,14 @@ impl core::fmt::Debug for Poller<'_> {
     }
 }
 
-impl<'a> Poller<'a> {
+impl Poller {
     /// A poller linked to the base's `notifier` (a signalled notifier ends a wait with
-    /// [`Readiness::Wake`]) and `clock` (waits move it), with nothing scripted.
-    /// [`Base::mock_poller`](crate::Base::mock_poller) makes one from a base's own.
-    pub fn new(notifier: &'a Notifier, clock: &'a ManualClock) -> Poller<'a> {
+    /// [`Readiness::Wake`]) and `clock` (waits move it), with nothing scripted: give it the
+    /// base's own (`&'static` or `Arc`), as [`Base::new_mock`](crate::Base::new_mock) does.
+    pub fn new(notifier: impl Into<Link<Notifier>>, clock: impl Into<Link<ManualClock>>) -> Poller {
         Poller {
-            clock: Some(clock),
-            notifier: Some(notifier),
+            clock: Some(clock.into()),
+            notifier: Some(notifier.into()),
             ..Poller::unlinked()
         }
     }
@@ -143,9 +186,8 @@ impl<'a> Poller<'a> {
     /// A poller linked to nothing, for tests of the poller alone or of interest changes: its
     /// waits move no clock and never see a cross-thread wake (a loop run with it sleeps
     /// through one). Prefer [`Poller::new`].
-    pub fn unlinked() -> Poller<'a> {
+    pub fn unlinked() -> Poller {
         Poller {
-            hook: None,
             clock: None,
             notifier: None,
             script: Script::new(),
@@ -153,18 +195,11 @@ impl<'a> Poller<'a> {
             registered: Registered::new(),
             signals: 0,
             updates: 0,
+            resets: 0,
             waits: 0,
             last_timeout: None,
-            fail_update: 0,
+            fail_update: None,
         }
-    }
-
-    /// Calls `hook` at the start of every wait, while the loop is blocked: what it does to the
-    /// base is what "another thread" would do at that moment (the base is `polling`). Time it
-    /// moves the clock by is spent inside the wait.
-    pub fn on_wait(mut self, hook: &'a dyn Fn(Option<Duration>)) -> Poller<'a> {
-        self.hook = Some(hook);
-        self
     }
 
     /// Scripts the next wait that has not been scripted yet: it finds `found` after `sleep`
@@ -193,9 +228,9 @@ impl<'a> Poller<'a> {
         self
     }
 
-    /// Makes the next `update` fail with `code`.
-    pub fn fail_next_update(&mut self, code: i32) {
-        self.fail_update = code;
+    /// Makes the next `update` fail with `e`.
+    pub fn fail_next_update(&mut self, e: SeamError) {
+        self.fail_update = Some(e);
     }
 
     /// What the poller has registered for `source`.
@@ -226,6 +261,12 @@ impl<'a> Poller<'a> {
         self.updates
     }
 
+    /// How many of the [`updates`](Poller::updates) were [`reset`](crate::Poller::reset)s
+    /// (the base did not know what was registered).
+    pub fn resets(&self) -> u32 {
+        self.resets
+    }
+
     /// Waits so far.
     pub fn waits(&self) -> u32 {
         self.waits
@@ -242,8 +283,8 @@ impl<'a> Poller<'a> {
     }
 
     /// The linked clock.
-    pub(crate) fn clock(&self) -> Option<&'a ManualClock> {
-        self.clock
+    pub(crate) fn clock(&self) -> Option<&ManualClock> {
+        self.clock.as_ref().map(Link::get)
     }
 
     /// Whether the last wait found nothing.
@@ -256,6 +297,16 @@ impl<'a> Poller<'a> {
         self.last_timeout = Some(t);
     }
 
+    /// Registers `new` for `source` (nothing if empty): one interest change.
+    fn set(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.forget(source);
+        if !new.is_empty() {
+            self.remember(source, new)?;
+        }
+        self.updates += 1;
+        Ok(())
+    }
+
     fn forget(&mut self, source: Source) {
         #[cfg(feature = "alloc")]
         self.registered.remove(&source);
@@ -263,7 +314,7 @@ impl<'a> Poller<'a> {
         self.registered.retain(|(s, _)| *s != source);
     }
 
-    fn remember(&mut self, source: Source, new: Interest) -> Result<(), i32> {
+    fn remember(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
         #[cfg(feature = "alloc")]
         {
             self.registered.insert(source, new);
@@ -287,28 +338,30 @@ fn min_timeout(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-impl crate::seam::Poller for Poller<'_> {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
-        if self.fail_update != 0 {
-            return Err(core::mem::take(&mut self.fail_update));
+impl crate::seam::Poller for Poller {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
+        if let Some(e) = self.fail_update.take() {
+            return Err(e);
         }
-        // `old` empty: the base registers afresh (it forgot, e.g. after fork or an fd number
-        // that may have been reused); a real poller heals a registration it still has. `new`
-        // empty: a delete, of whatever is there.
-        if !old.is_empty() && !new.is_empty() && self.registered(source) != old {
+        // `old` is what the base applied last: it must be what the mock has. `new` empty: a
+        // delete, of whatever is there (an fd closed behind the base's back has nothing).
+        if !new.is_empty() && self.registered(source) != old {
             return Err(STALE_OLD_INTEREST);
         }
-        self.forget(source);
-        if !new.is_empty() {
-            self.remember(source, new)?;
-        }
-        self.updates += 1;
-        Ok(())
+        self.set(source, new)
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        if let Some(e) = self.fail_update.take() {
+            return Err(e);
+        }
+        self.resets += 1;
+        self.set(source, new)
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         if signal >= 128 {
-            return Err(crate::Error::UNSUPPORTED);
+            return Err(SeamError::UNSUPPORTED);
         }
         self.updates += 1;
         if enable {
@@ -319,20 +372,45 @@ impl crate::seam::Poller for Poller<'_> {
         Ok(())
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
+        self.wait_hooked(timeout, None)
+    }
+
+    fn ready(&mut self, mut f: impl FnMut(Readiness)) {
+        for r in self.found.iter() {
+            f(*r);
+        }
+    }
+}
+
+/// The hook of a [`PollerGuard`](super::PollerGuard)'s runs.
+pub(crate) type Hook<'h> = &'h dyn Fn(Option<Duration>);
+
+impl Poller {
+    /// A wait that calls `hook` first (time it moves the clock by is spent inside the wait).
+    pub(crate) fn wait_hooked(
+        &mut self,
+        timeout: Option<Duration>,
+        hook: Option<Hook<'_>>,
+    ) -> Result<(), SeamError> {
         self.waits += 1;
         self.last_timeout = Some(timeout);
         self.found.clear();
-        let start = self.clock.map_or(Instant::ZERO, |c| c.now());
+        let clock = self.clock.as_ref().map(Link::get);
+        let start = clock.map_or(Instant::ZERO, |c| c.now());
         let sleep_until = |c: Option<&ManualClock>, d: Duration| {
             if let Some(c) = c {
                 c.advance_to(start.saturating_add(d));
             }
         };
-        if let Some(hook) = self.hook {
+        if let Some(hook) = hook {
             hook(timeout);
         }
-        if self.notifier.is_some_and(|n| n.is_signalled()) {
+        if self
+            .notifier
+            .as_ref()
+            .is_some_and(|n| n.get().is_signalled())
+        {
             self.found.clear();
             #[cfg(feature = "alloc")]
             self.found.push(Readiness::Wake);
@@ -344,10 +422,10 @@ impl crate::seam::Poller for Poller<'_> {
             if let Some(t) = timeout.filter(|t| batch.sleep > *t) {
                 // The wait times out first; the rest of the sleep is the next wait's.
                 batch.sleep -= t;
-                sleep_until(self.clock, t);
+                sleep_until(clock, t);
                 return Ok(());
             }
-            sleep_until(self.clock, batch.sleep);
+            sleep_until(clock, batch.sleep);
             if let Some(batch) = self.script.pop_front() {
                 self.found = batch.found;
             }
@@ -355,55 +433,64 @@ impl crate::seam::Poller for Poller<'_> {
         }
         match timeout {
             Some(t) => {
-                sleep_until(self.clock, t);
+                sleep_until(clock, t);
                 Ok(())
             }
-            None => Err(WOULD_BLOCK_FOREVER),
-        }
-    }
-
-    fn ready(&mut self, mut f: impl FnMut(Readiness)) {
-        for r in self.found.iter() {
-            f(*r);
+            None => Err(SeamError::WOULD_BLOCK_FOREVER),
         }
     }
 }
 
-/// The poller of a bounded run: the loop may block only as far as the script or `until`
-/// reaches; a wait that would go further polls once instead and, if that finds nothing, ends
-/// the run with [`IDLE`].
-pub(crate) struct Bounded<'p, 'a> {
-    pub inner: &'p mut Poller<'a>,
-    /// `Some`: [`Base::advance`](crate::Base::advance) to this instant; `None`: run until the
-    /// script is used up.
-    pub until: Option<Instant>,
+/// The poller of a run of a [`PollerGuard`](super::PollerGuard) or a bounded run: calls the
+/// hook at every wait; if bounded, the loop may block only as far as the script or `until`
+/// reaches, and a wait that would go further polls once instead and, if that finds nothing,
+/// ends the run with [`IDLE`].
+pub(crate) struct Bounded<'p, 'h> {
+    pub inner: &'p mut Poller,
+    pub hook: Option<Hook<'h>>,
+    /// `None`: unbounded (a plain run with a hook).
+    pub bound: Option<Bound>,
+}
+
+/// How far a bounded run goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Bound {
+    /// [`Base::advance`](crate::Base::advance) to this instant.
+    Until(Instant),
+    /// Until the script is used up.
+    Idle,
 }
 
 impl crate::seam::Poller for Bounded<'_, '_> {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         self.inner.update(source, old, new)
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.inner.reset(source, new)
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         self.inner.watch_signal(signal, enable)
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
-        let cap = match self.until {
-            Some(until) => {
-                let now = self.inner.clock.map_or(Instant::ZERO, |c| c.now());
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
+        let cap = match self.bound {
+            None => return self.inner.wait_hooked(timeout, self.hook),
+            Some(Bound::Until(until)) => {
+                let now = self.inner.clock().map_or(Instant::ZERO, |c| c.now());
                 Some(until.saturating_duration_since(now))
             }
-            None if self.inner.scripted() == 0 => Some(Duration::ZERO),
-            None => None,
+            Some(Bound::Idle) if self.inner.scripted() == 0 => Some(Duration::ZERO),
+            Some(Bound::Idle) => None,
         };
         let t = min_timeout(timeout, cap);
         if t != Some(Duration::ZERO) || timeout == Some(Duration::ZERO) {
-            return self.inner.wait(t);
+            return self.inner.wait_hooked(t, self.hook);
         }
         // The loop would block beyond the bound: one last poll (the hook runs, a wake or a
         // zero-sleep batch is found), and if nothing turns up, the run is idle.
-        self.inner.wait(t)?;
+        self.inner.wait_hooked(t, self.hook)?;
         self.inner.set_last_timeout(timeout);
         if self.inner.found_nothing() {
             return Err(IDLE);

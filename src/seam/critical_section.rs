@@ -101,7 +101,8 @@ mod tests {
     fn a_shared_base_runs_with_it() {
         type Cs = mock::Mock<CriticalSectionLock>;
         fn needs_sync<T: Sync>(_: &T) {}
-        let base: Base<Cs> = Base::new(&NOTIFIER, &CLOCK, Options::new().priorities(2)).unwrap();
+        let base: Base<Cs> =
+            Base::new_mock(&NOTIFIER, &CLOCK, Options::new().priorities(2)).unwrap();
         needs_sync(&base); // shareable with interrupt handlers (or threads)
         let user = base
             .new_event(Event::user().priority(0), |_, f| {
@@ -123,7 +124,7 @@ mod tests {
             }
         });
         let mut poller = base.mock_poller();
-        assert_eq!(base.run(&mut poller), Ok(Exit::Break));
+        assert_eq!(poller.run(), Ok(Exit::Break));
         // Two activations of a queued event coalesce into one run, then the timer.
         assert_eq!(RUNS.load(Ordering::Relaxed), 11);
     }

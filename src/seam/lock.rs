@@ -89,7 +89,7 @@ impl Lock for SpinLock {
 /// static CLOCK: mock::ManualClock = mock::ManualClock::new();
 /// static NOTIFIER: mock::Notifier = mock::Notifier::new();
 /// fn needs_sync<T: Sync>(_: &T) {}
-/// let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+/// let base: Base<mock::Mock> = Base::new_mock(&NOTIFIER, &CLOCK, Options::new()).unwrap();
 /// needs_sync(&base); // error: `NoLockCell` is not `Sync`
 /// ```
 ///

@@ -7,8 +7,8 @@
 //! - [`Clock`]: monotonic time for deadlines.
 //! - [`Storage`]: fixed capacity ([`Fixed`]) or growable ([`Growable`], feature `alloc`).
 //!
-//! A [`Config`] names one of each (the poller is passed to `run` instead, since only the loop
-//! thread uses it), plus the callback type.
+//! A [`Config`] names one of each, plus the callback type. The base owns its poller (given to
+//! [`Base::new`](crate::Base::new)); only the loop thread uses it, for the length of a run.
 
 mod clock;
 #[cfg(feature = "critical-section")]
@@ -39,6 +39,7 @@ use crate::{Base, Fired};
 /// impl Config for MyRuntime {
 ///     type Lock = SpinLock;
 ///     type Notifier = mock::Notifier;
+///     type Poller = mock::Poller;
 ///     type Clock = &'static mock::ManualClock;
 ///     type Storage = Fixed<32>;
 ///     type Callback = fn(&Base<MyRuntime>, Fired);
@@ -52,6 +53,8 @@ pub trait Config: Sized {
     type Lock: Lock;
     /// Wakes the loop from other threads.
     type Notifier: Notify;
+    /// What the loop blocks in. The base owns it; a run takes it for its whole length.
+    type Poller: Poller;
     /// The time source for deadlines.
     type Clock: Clock;
     /// Where events live.

@@ -1,5 +1,7 @@
 //! The notifier: how another thread wakes a loop that sleeps in its poller.
 
+use crate::SeamError;
+
 /// Wakes a loop thread blocked in [`Poller::wait`](crate::Poller::wait).
 ///
 /// This is libevent's notification fd: an eventfd, a pipe, a socketpair or a kqueue
@@ -20,8 +22,8 @@
 ///   an edge-triggered one or for `EVFILT_USER` with `EV_CLEAR`).
 pub trait Notify {
     /// Writes the notification. On failure the base clears its pending flag (so a later
-    /// request tries again) and reports [`Error::Notify`](crate::Error::Notify) with this code.
-    fn notify(&self) -> Result<(), i32>;
+    /// request tries again) and reports [`Error::Notify`](crate::Error::Notify) with this error.
+    fn notify(&self) -> Result<(), SeamError>;
 
     /// Consumes a notification the poller reported. The default does nothing.
     fn consume(&self) {}
@@ -44,14 +46,14 @@ pub struct NoNotifier;
 
 impl Notify for NoNotifier {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         Ok(())
     }
 }
 
 impl<N: Notify + ?Sized> Notify for &N {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         (**self).notify()
     }
 
@@ -64,7 +66,7 @@ impl<N: Notify + ?Sized> Notify for &N {
 #[cfg(feature = "alloc")]
 impl<N: Notify + ?Sized> Notify for alloc::sync::Arc<N> {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         (**self).notify()
     }
 

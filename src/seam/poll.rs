@@ -4,6 +4,8 @@ use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign};
 use core::time::Duration;
 
+use crate::SeamError;
+
 /// An I/O source the poller watches: a file descriptor in `rouse-std`, a peripheral or channel
 /// number on bare metal.
 ///
@@ -189,46 +191,67 @@ pub enum Readiness {
 /// What the loop blocks in: an epoll/kqueue/poll(2) instance, a bare-metal wait-for-interrupt
 /// loop, or a scripted mock.
 ///
-/// The poller is owned by the loop thread and passed to [`Base::run`](crate::Base::run); other
-/// threads never touch it. Interest changes reach it through the base's change list, applied
+/// The base owns it ([`Config::Poller`](crate::Config::Poller), given to
+/// [`Base::new`](crate::Base::new)) and a run takes it for its whole length: only the loop
+/// thread uses it, other threads never touch it (between runs the loop owner reaches it with
+/// [`Base::with_poller`](crate::Base::with_poller)). Interest changes reach it through the base's change list, applied
 /// by the loop before it waits, so a delete+add of the same interest within one iteration
 /// costs nothing here.
 ///
 /// # Contract
 ///
 /// - [`update`](Poller::update) moves one source's registration from `old` to `new` (register
-///   when `old` is empty, deregister when `new` is empty, modify otherwise). `old` is what the
-///   base last applied successfully — or empty when the base cannot know what the kernel has
-///   (after `reinit`, or when a new event enters a source whose events all left in the same
-///   iteration: its fd may have been closed and the number reused). Register afresh then,
-///   healing a registration the kernel still has (epoll: `EEXIST` -> modify). A delete may
-///   name more in `old` than the kernel has: delete whatever is registered (`ENOENT` is
-///   success). A poller that keeps its registrations itself (a table indexed by source: bare
-///   metal, poll(2)) needs none of this: it may ignore `old` and set the source's
-///   registration to `new`. A runtime without I/O sources returns
-///   [`Error::UNSUPPORTED`](crate::Error::UNSUPPORTED).
+///   when `old` is empty, deregister when `new` is empty, modify otherwise). `old` is exactly
+///   what the base last applied successfully for this source: empty means the base registered
+///   nothing (epoll: `EPOLL_CTL_ADD`, no `EEXIST` healing needed). A deregistration may find
+///   less registered than `old` says — the OS dropped it when the fd was closed, which the base
+///   cannot see —: remove whatever is there (`ENOENT` and `EBADF` are success).
+/// - [`reset`](Poller::reset) is the base saying it does not know: make `source`'s
+///   registration `new`, whatever is registered now, perhaps nothing. The base calls it after
+///   [`reinit`](crate::Base::reinit) (for every source it watches), and when a new event enters
+///   a source whose events all left in the same iteration (its fd may have been closed and the
+///   number reused, or not). The default deregisters everything (`update(source, READ | WRITE |
+///   CLOSED, NONE)`) and then registers (`update(source, NONE, new)`): right for any poller,
+///   two calls. A poller with a cheaper way overrides it (epoll: `ADD`, and `MOD` on `EEXIST`;
+///   kqueue: one `kevent` with `EV_ADD` and `EV_DELETE`); a poller that keeps its registrations
+///   itself (a table indexed by source: bare metal, poll(2)) sets the entry to `new`.
+/// - A poller whose registrations are a table indexed by source may ignore `old` altogether
+///   and set the source's entry to `new` in both calls. A runtime without I/O sources returns
+///   [`SeamError::UNSUPPORTED`] from both.
 /// - [`wait`](Poller::wait) blocks up to `timeout` (`None`: until something happens), never
 ///   returning before it unless something was found or the wait was interrupted (an
 ///   interrupted wait is `Ok` with nothing found). A poller for which nothing could ever end
 ///   a `wait(None)` (no sources, no signals, a notifier that is never rung) returns
-///   [`Error::WOULD_BLOCK_FOREVER`](crate::Error::WOULD_BLOCK_FOREVER) instead of hanging. A timeout that the OS cannot express
+///   [`SeamError::WOULD_BLOCK_FOREVER`] instead of hanging. A timeout that the OS cannot express
 ///   exactly is rounded **up**, so timers never fire early.
 /// - [`ready`](Poller::ready) visits what the last `wait` found; reporting a source that has
 ///   since been deregistered is harmless (the base ignores it).
 /// - The notifier's readiness is reported as [`Readiness::Wake`].
 pub trait Poller {
-    /// Changes the registration of `source` from `old` to `new`.
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32>;
+    /// Changes the registration of `source` from `old` (what the base last applied) to `new`.
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError>;
+
+    /// Makes the registration of `source` `new`, whatever is registered now (perhaps nothing):
+    /// the base does not know (see the [contract](Poller#contract)). The default deregisters
+    /// every kind, then registers `new` (if not empty).
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+        self.update(source, all, Interest::NONE)?;
+        if new.kinds().is_empty() {
+            return Ok(());
+        }
+        self.update(source, Interest::NONE, new)
+    }
 
     /// Starts (`enable`) or stops delivering signal `signal` as [`Readiness::Signal`]. The
     /// default reports that the poller has no signals.
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let _ = (signal, enable);
-        Err(crate::Error::UNSUPPORTED)
+        Err(SeamError::UNSUPPORTED)
     }
 
     /// Blocks until something is ready or `timeout` passes.
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32>;
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError>;
 
     /// Visits everything the last [`wait`](Poller::wait) found.
     fn ready(&mut self, f: impl FnMut(Readiness));
@@ -252,6 +275,45 @@ mod tests {
             "Ready(READ | TIMEOUT)"
         );
         assert_eq!(alloc_free_fmt(Ready::NONE), "Ready(NONE)");
+    }
+
+    /// A poller that records its updates and implements nothing else.
+    struct Recorder(heapless::Vec<(Interest, Interest), 4>, bool);
+
+    impl Poller for Recorder {
+        fn update(&mut self, _: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
+            self.0.push((old, new)).unwrap();
+            if self.1 {
+                return Err(SeamError::os(9));
+            }
+            Ok(())
+        }
+        fn wait(&mut self, _: Option<Duration>) -> Result<(), SeamError> {
+            Ok(())
+        }
+        fn ready(&mut self, _: impl FnMut(Readiness)) {}
+    }
+
+    #[test]
+    fn default_reset_deregisters_then_registers() {
+        let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+        let mut p = Recorder(heapless::Vec::new(), false);
+        p.reset(Source::new(1), Interest::WRITE).unwrap();
+        assert_eq!(
+            p.0[..],
+            [(all, Interest::NONE), (Interest::NONE, Interest::WRITE)]
+        );
+        let mut p = Recorder(heapless::Vec::new(), false);
+        p.reset(Source::new(1), Interest::NONE).unwrap();
+        assert_eq!(p.0[..], [(all, Interest::NONE)]);
+        // A failed deregistration is the reset's failure: nothing is registered after it.
+        let mut p = Recorder(heapless::Vec::new(), true);
+        assert_eq!(
+            p.reset(Source::new(1), Interest::READ),
+            Err(SeamError::os(9))
+        );
+        assert_eq!(p.0.len(), 1);
+        assert_eq!(p.watch_signal(2, true), Err(SeamError::UNSUPPORTED));
     }
 
     fn alloc_free_fmt(r: Ready) -> heapless::String<64> {

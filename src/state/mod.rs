@@ -18,7 +18,7 @@ pub(crate) mod wake;
 pub(crate) mod word;
 
 use crate::options::Options;
-use crate::seam::{Buf, Config, Ready, Storage};
+use crate::seam::{Buf, Config, Interest, Ready, Storage};
 use crate::Error;
 
 use queue::Queue;
@@ -106,10 +106,12 @@ pub(crate) struct BaseState<C: Config> {
     pub poll_errors: u64,
     /// Times the change list was applied (the "iteration" of `Slot::out`).
     pub epoch: u32,
+    /// The poller, while no run (or loop owner's `with_poller`) has it out.
+    pub poller: Option<C::Poller>,
 }
 
 impl<C: Config> BaseState<C> {
-    pub fn new(opts: Options) -> Result<Self, Error> {
+    pub fn new(opts: Options, poller: C::Poller) -> Result<Self, Error> {
         let mut queues = VecOf::<C, Queue>::new();
         for _ in 0..opts.priorities {
             queues.try_push(Queue::EMPTY).map_err(|_| Error::Full)?;
@@ -134,6 +136,7 @@ impl<C: Config> BaseState<C> {
             n_active: 0,
             poll_errors: 0,
             epoch: 0,
+            poller: Some(poller),
         })
     }
 
@@ -165,8 +168,8 @@ impl<C: Config> BaseState<C> {
             self.current = NIL;
         }
         self.waiters = 0;
-        self.io.forget_kernel();
-        self.sig.forget_kernel();
+        self.io.forget_kernel(sources::UNKNOWN);
+        self.sig.forget_kernel(Interest::NONE);
     }
 
     /// Whether there is anything that keeps `run` going (pending or queued events).

@@ -57,15 +57,14 @@ impl<C: Config> BaseState<C> {
             if old == new {
                 return;
             }
-            // An unknown registration: delete whatever is there, or register afresh.
-            let old_arg = match (old == sources::UNKNOWN, new.is_empty()) {
-                (true, true) => Interest::READ | Interest::WRITE | Interest::CLOSED,
-                (true, false) => Interest::NONE,
-                _ => old,
-            };
-            let done = poller
-                .update(crate::seam::Source::new(id), old_arg, new)
-                .is_ok();
+            let source = crate::seam::Source::new(id);
+            // An unknown registration: the poller makes it `new`, whatever it is now.
+            let done = if old == sources::UNKNOWN {
+                poller.reset(source, new)
+            } else {
+                poller.update(source, old, new)
+            }
+            .is_ok();
             if let Ok(e) = t.entry(id) {
                 // A refused change: the kernel has nothing (a failed modify is undone by the
                 // poller). The dirty bit, cleared for every entry of the pass, marks it for

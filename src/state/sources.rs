@@ -161,13 +161,16 @@ impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
         }
     }
 
-    /// Marks every watched entry as unknown to the kernel (a new poller after fork).
-    pub fn forget_kernel(&mut self) {
+    /// Marks what the kernel has as unknown for every entry that is or was watched (after
+    /// fork: the poller is a new one, or the old one re-made in place): the loop resets each
+    /// (`Poller::reset`) to what it should watch.
+    pub fn forget_kernel(&mut self, unknown: Interest) {
         for id in 0..self.v.len() {
             let e = &mut self.v[id];
-            e.set_kernel(Interest::NONE);
+            let watched = !e.want().is_empty() || !e.kernel().is_empty();
+            e.set_kernel(if watched { unknown } else { Interest::NONE });
             e.set_dirty(false);
-            if !e.want().is_empty() {
+            if watched {
                 e.set_dirty(true);
                 self.mark(id);
             }

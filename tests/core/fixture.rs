@@ -21,7 +21,7 @@ pub struct Fx {
 pub fn fixture(opts: Options) -> Fx {
     let clock = Arc::new(ManualClock::new());
     let notifier = Arc::new(Notifier::new());
-    let base = Base::new(notifier.clone(), clock.clone(), opts).expect("base");
+    let base = Base::new_mock(notifier.clone(), clock.clone(), opts).expect("base");
     Fx {
         clock,
         notifier,

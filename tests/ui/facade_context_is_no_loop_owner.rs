@@ -7,7 +7,7 @@ fn main() {
         let _ = cx.reinit_after_fork();
         let _ = cx.notifier();
         cx.close();
-        let _ = cx.apply_changes(&mut rouse_core::mock::Poller::unlinked());
+        let _ = cx.apply_changes();
     })
     .unwrap();
 }

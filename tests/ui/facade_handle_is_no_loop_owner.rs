@@ -7,7 +7,8 @@ fn main() {
     let _ = handle.run_once();
     let _ = handle.reinit_after_fork();
     let _ = handle.notifier();
-    let _ = handle.apply_changes(&mut rouse_core::mock::Poller::unlinked());
+    let _ = handle.apply_changes();
+    let _ = handle.with_poller(|_| ());
     let _ = handle.base_ref().run();
 }
 

@@ -4,6 +4,6 @@ static CLOCK: mock::ManualClock = mock::ManualClock::new();
 static NOTIFIER: mock::Notifier = mock::Notifier::new();
 
 fn main() {
-    let base: Base<mock::Mock> = Base::new(&NOTIFIER, &CLOCK, Options::new()).unwrap();
+    let base: Base<mock::Mock> = Base::new_mock(&NOTIFIER, &CLOCK, Options::new()).unwrap();
     std::thread::spawn(move || drop(base));
 }

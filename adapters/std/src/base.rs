@@ -149,8 +149,8 @@ impl Builder {
             Some(k) => Some(k),
             None => self.env("ROUSE_NOTIFIER", NotifierKind::from_name)?,
         };
-        let os = Os::new(self.poller_choice()?, notifier)?;
-        let core = rouse_core::Base::new(os, MonotonicClock, self.options)?;
+        let (os, poller) = Os::new(self.poller_choice()?, notifier)?;
+        let core = rouse_core::Base::new(os, poller, MonotonicClock, self.options)?;
         Ok(Base::from_core(core))
     }
 
@@ -161,8 +161,8 @@ impl Builder {
     ///
     /// As [`build`](Builder::build).
     pub fn build_local(self) -> io::Result<LocalBase> {
-        let os = LocalOs::new(self.poller_choice()?)?;
-        let core = rouse_core::Base::new(os, MonotonicClock, self.options)?;
+        let (os, poller) = LocalOs::new(self.poller_choice()?)?;
+        let core = rouse_core::Base::new(os, poller, MonotonicClock, self.options)?;
         Ok(Base::from_core(core))
     }
 }

@@ -6,7 +6,7 @@ use rouse_core::{Config, Fired, Growable, NoLock};
 
 use crate::clock::MonotonicClock;
 use crate::lock::StdLock;
-use crate::os::{LocalOs, Os};
+use crate::os::{LocalOs, Os, OsPoller};
 
 /// The thread-safe flavor (the default of [`Base`](crate::Base)): [`StdLock`], the OS notifier
 /// and poller, the monotonic clock, growable storage. Its base has [`Handle`](crate::Handle)s.
@@ -37,6 +37,7 @@ fn thread_id() -> usize {
 impl Config for Threaded {
     type Lock = StdLock;
     type Notifier = Os;
+    type Poller = OsPoller;
     type Clock = MonotonicClock;
     type Storage = Growable;
     type Callback = Callback;
@@ -49,6 +50,7 @@ impl Config for Threaded {
 impl Config for Local {
     type Lock = NoLock;
     type Notifier = LocalOs;
+    type Poller = OsPoller;
     type Clock = MonotonicClock;
     type Storage = Growable;
     type Callback = LocalCallback;

@@ -2,14 +2,13 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::time::Duration;
 
-use rouse_core::{Exit, Interest, Poller, Readiness, RunFlags, Source};
+use rouse_core::{Exit, RunFlags};
 
 use crate::config::{Local, Threaded};
-use crate::os::{running, OwnFds};
+use crate::os::{running, OsPoller};
 use crate::sys::notify::NotifierKind;
-use crate::sys::poll::{AnyPoller, PollerKind};
+use crate::sys::poll::PollerKind;
 
 type CoreBase<F> = rouse_core::Base<F>;
 
@@ -74,99 +73,91 @@ pub(crate) mod sealed {
     }
 }
 
-/// The poller as the loop uses it: refreshes the base's record of its own fds when the
-/// poller makes its signal pipe (on the first signal watched).
-struct Tracked<'a> {
-    poller: &'a mut AnyPoller,
-    own: &'a OwnFds,
+impl sealed::Os for Threaded {
+    #[inline]
+    fn boxed(f: impl FnMut(&CoreBase<Self>, rouse_core::Fired) + Send + 'static) -> Self::Callback {
+        Box::new(f)
+    }
+
+    fn run(core: &CoreBase<Self>, flags: RunFlags) -> io::Result<Exit> {
+        core.notifier().running_here();
+        Ok(core.run_with(flags)?)
+    }
+
+    fn reinit(core: &CoreBase<Self>) -> io::Result<()> {
+        core.notifier().reinit_after_fork(core)?;
+        // SAFETY: the caller saw a new pid (this is a forked child) and the poller was free
+        // (no loop runs: a run holds it); a thread the child may have started meanwhile can at
+        // most find its next run re-register everything.
+        unsafe { core.reinit() };
+        Ok(())
+    }
+
+    fn owns_fd(core: &CoreBase<Self>, fd: RawFd) -> bool {
+        core.notifier().owns_fd(fd)
+    }
+
+    fn apply_now(core: &CoreBase<Self>) {
+        core.apply_changes();
+    }
+
+    fn poller_kind(core: &CoreBase<Self>) -> PollerKind {
+        core.notifier().poller_kind()
+    }
+
+    fn notifier_kind(core: &CoreBase<Self>) -> Option<NotifierKind> {
+        Some(core.notifier().notifier_kind())
+    }
+
+    fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64> {
+        core.with_poller(|p| p.syscalls()).ok()
+    }
+
+    fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {
+        core.notifier()
+    }
 }
 
-impl Poller for Tracked<'_> {
+impl sealed::Os for Local {
     #[inline]
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
-        self.poller.update(source, old, new)
+    fn boxed(f: impl FnMut(&CoreBase<Self>, rouse_core::Fired) + Send + 'static) -> Self::Callback {
+        Box::new(f)
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
-        let r = self.poller.watch_signal(signal, enable);
-        self.own.refresh(self.poller);
-        r
+    fn run(core: &CoreBase<Self>, flags: RunFlags) -> io::Result<Exit> {
+        Ok(core.run_with(flags)?)
     }
 
-    #[inline]
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
-        self.poller.wait(timeout)
+    fn reinit(core: &CoreBase<Self>) -> io::Result<()> {
+        core.with_poller(OsPoller::reinit_after_fork)
+            .map_err(|_| running())??;
+        // SAFETY: the caller saw a new pid (this is a forked child) and the poller was free
+        // (no loop runs: a run holds it); no other thread reaches a local base.
+        unsafe { core.reinit() };
+        Ok(())
     }
 
-    #[inline]
-    fn ready(&mut self, f: impl FnMut(Readiness)) {
-        self.poller.ready(f)
+    fn owns_fd(core: &CoreBase<Self>, fd: RawFd) -> bool {
+        core.notifier().owns_fd(fd)
+    }
+
+    fn apply_now(core: &CoreBase<Self>) {
+        core.apply_changes();
+    }
+
+    fn poller_kind(core: &CoreBase<Self>) -> PollerKind {
+        core.notifier().poller_kind()
+    }
+
+    fn notifier_kind(_: &CoreBase<Self>) -> Option<NotifierKind> {
+        None
+    }
+
+    fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64> {
+        core.with_poller(|p| p.syscalls()).ok()
+    }
+
+    fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {
+        core.notifier()
     }
 }
-
-macro_rules! os_flavor {
-    ($F:ty, $notifier_kind:expr) => {
-        impl sealed::Os for $F {
-            #[inline]
-            fn boxed(
-                f: impl FnMut(&CoreBase<Self>, rouse_core::Fired) + Send + 'static,
-            ) -> Self::Callback {
-                Box::new(f)
-            }
-
-            fn run(core: &CoreBase<Self>, flags: RunFlags) -> io::Result<Exit> {
-                let os = core.notifier();
-                let mut poller = os.try_poller().ok_or_else(running)?;
-                let mut tracked = Tracked {
-                    poller: &mut poller,
-                    own: os.own_fds(),
-                };
-                Ok(core.run_with(&mut tracked, flags)?)
-            }
-
-            fn reinit(core: &CoreBase<Self>) -> io::Result<()> {
-                core.notifier().reinit_after_fork()?;
-                // SAFETY: the caller saw a new pid (this is a forked child) and the poller was
-                // free (no loop runs: a run holds it); a thread the child may have started
-                // meanwhile can at most find its next run re-register everything.
-                unsafe { core.reinit() };
-                Ok(())
-            }
-
-            fn owns_fd(core: &CoreBase<Self>, fd: RawFd) -> bool {
-                core.notifier().owns_fd(fd)
-            }
-
-            fn apply_now(core: &CoreBase<Self>) {
-                let os = core.notifier();
-                if let Some(mut poller) = os.try_poller() {
-                    let mut tracked = Tracked {
-                        poller: &mut poller,
-                        own: os.own_fds(),
-                    };
-                    core.apply_changes(&mut tracked);
-                }
-            }
-
-            fn poller_kind(core: &CoreBase<Self>) -> PollerKind {
-                core.notifier().poller_kind()
-            }
-
-            fn notifier_kind(core: &CoreBase<Self>) -> Option<NotifierKind> {
-                let f: fn(&CoreBase<Self>) -> Option<NotifierKind> = $notifier_kind;
-                f(core)
-            }
-
-            fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64> {
-                core.notifier().interest_syscalls()
-            }
-
-            fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {
-                core.notifier()
-            }
-        }
-    };
-}
-
-os_flavor!(Threaded, |core| Some(core.notifier().notifier_kind()));
-os_flavor!(Local, |_| None);

@@ -163,7 +163,7 @@ pub use events::{raw_source, source};
 pub use flavor::Flavor;
 pub use local::LocalApi;
 pub use lock::{StdCell, StdLock};
-pub use os::{LocalOs, Os};
+pub use os::{LocalOs, Os, OsPoller};
 pub use signal::{IntoSignal, Signal};
 pub use sys::notify::NotifierKind;
 pub use sys::poll::PollerKind;
@@ -174,7 +174,7 @@ pub use sys::poll::PollerKind;
 /// custom runtimes and stay in [`rouse_core`].
 pub use rouse_core::{
     CommonTimeout, Counts, Error, Event, EventInfo, Exit, Fired, Instant, Interest, Key, Kind,
-    Ready, RunFlags, Source, WakeStats, MAX_SIGNAL, MAX_SOURCE,
+    Ready, RunFlags, SeamError, SeamErrorKind, Source, WakeStats, MAX_SIGNAL, MAX_SOURCE,
 };
 
 /// The core crate, re-exported.

@@ -1,36 +1,87 @@
-//! The OS half of a base: its notifier and its poller, kept in the core's notifier slot; only
-//! the loop owner ([`Base`](crate::Base) and its flavor) reaches the poller through it.
+//! The OS half of a base: its notifier (the core's notifier slot) and its poller (the core's
+//! poller slot), which share the record of the base's own fds.
 
-use std::cell::RefCell;
 use std::io;
-use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
 
-use rouse_core::Notify;
+use rouse_core::{Interest, Notify, Poller, Readiness, SeamError, Source};
 
 use crate::sys::notify::{Notifier, NotifierKind};
 use crate::sys::poll::{AnyPoller, InheritedFds, PollerKind};
 
-/// The notifier and poller of a thread-safe base.
+/// The notifier of a thread-safe base, and what it knows of the poller.
 ///
-/// The notifier is used by any thread (through the core's notify protocol); the poller only by
-/// the thread that runs the loop (or applies changes while it does not run). That thread
-/// *takes* the poller out of its slot for the whole run and puts it back at the end: the
-/// slot's mutex is held only for the take and the put-back (one uncontended lock each per
-/// run), never across the poll. The slot records the process whose thread took it, so a child
-/// forked while the loop ran in another thread (which does not exist in the child) can tell
-/// that the poller is gone for good, and take over with a new one
+/// The notifier is used by any thread (through the core's notify protocol); the poller, which
+/// the core keeps, only by the thread that runs the loop (a run takes it out of the core for
+/// its whole length). The run records the process and thread that took it, so a child forked
+/// while the loop ran in another thread (which does not exist in the child) can tell that the
+/// poller is gone for good, and take over with a new one
 /// ([`Base::reinit_after_fork`](crate::Base::reinit_after_fork)).
 #[derive(Debug)]
 pub struct Os {
     notifier: Notifier,
-    slot: Mutex<Slot>,
     /// The fds the poller (wherever it is) has that a forked child inherits.
     inherited: Arc<InheritedFds>,
     poller_kind: PollerKind,
-    own: OwnFds,
+    own: Arc<OwnFds>,
+    /// The pid of the process whose thread last started a run, and that thread
+    /// ([`thread_mark`]).
+    run_pid: AtomicU32,
+    run_thread: AtomicUsize,
+}
+
+/// The poller of a `rouse-std` base (the core's `Config::Poller`): the OS poller, refreshing
+/// the base's record of its own fds when it makes its signal pipe (on the first signal
+/// watched).
+#[derive(Debug)]
+pub struct OsPoller {
+    pub(crate) inner: AnyPoller,
+    own: Arc<OwnFds>,
+}
+
+impl OsPoller {
+    /// Interest-change syscalls so far.
+    pub(crate) fn syscalls(&self) -> u64 {
+        self.inner.syscalls()
+    }
+
+    /// After fork: re-makes the poller in place.
+    pub(crate) fn reinit_after_fork(&mut self) -> io::Result<()> {
+        self.inner.reinit_after_fork()?;
+        self.own.refresh(&self.inner);
+        Ok(())
+    }
+}
+
+impl Poller for OsPoller {
+    #[inline]
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
+        self.inner.update(source, old, new)
+    }
+
+    #[inline]
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.inner.reset(source, new)
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
+        let r = self.inner.watch_signal(signal, enable);
+        self.own.refresh(&self.inner);
+        r
+    }
+
+    #[inline]
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
+        self.inner.wait(timeout)
+    }
+
+    #[inline]
+    fn ready(&mut self, f: impl FnMut(Readiness)) {
+        self.inner.ready(f)
+    }
 }
 
 /// The poller's own fds (kernel object, signal pipe), readable without the poller, which the
@@ -55,17 +106,6 @@ impl OwnFds {
     fn contains(&self, fd: RawFd) -> bool {
         fd >= 0 && self.0.iter().any(|a| a.load(Relaxed) == fd)
     }
-}
-
-/// Where the poller is.
-#[derive(Debug)]
-struct Slot {
-    /// `None` while a thread has it out (running the loop).
-    poller: Option<AnyPoller>,
-    /// The pid of the process whose thread has it out (0 while it is in).
-    owner: u32,
-    /// And that thread ([`thread_mark`]).
-    owner_thread: usize,
 }
 
 /// The pid of this process, cached (no syscall on the loop's path): refreshed by
@@ -95,60 +135,26 @@ fn refresh_pid() -> u32 {
     p
 }
 
-/// The poller, taken out of its [`Os`] by one thread; put back when dropped (also when a
-/// callback of the run panics).
-#[derive(Debug)]
-pub(crate) struct PollerGuard<'a> {
-    os: &'a Os,
-    poller: Option<AnyPoller>,
-}
-
-impl Deref for PollerGuard<'_> {
-    type Target = AnyPoller;
-    fn deref(&self) -> &AnyPoller {
-        self.poller
-            .as_ref()
-            .expect("the poller is in the guard until it drops")
-    }
-}
-
-impl DerefMut for PollerGuard<'_> {
-    fn deref_mut(&mut self) -> &mut AnyPoller {
-        self.poller
-            .as_mut()
-            .expect("the poller is in the guard until it drops")
-    }
-}
-
-impl Drop for PollerGuard<'_> {
-    fn drop(&mut self) {
-        let mut slot = self.os.lock();
-        slot.poller = self.poller.take();
-        slot.owner = 0;
-        slot.owner_thread = 0;
-    }
-}
-
 impl Os {
+    /// A notifier and a poller, wired together.
     pub(crate) fn new(
         poller: Option<PollerKind>,
         notifier: Option<NotifierKind>,
-    ) -> io::Result<Os> {
+    ) -> io::Result<(Os, OsPoller)> {
         let mut p = AnyPoller::new(poller)?;
         let n = Notifier::new(notifier, p.kqueue_fd())?;
         let edge = p.watch_wake(n.wake_source())?;
         n.set_edge(edge);
-        Ok(Os {
+        let own = Arc::new(OwnFds::of(&p));
+        let os = Os {
             notifier: n,
             poller_kind: p.kind(),
-            own: OwnFds::of(&p),
+            own: own.clone(),
             inherited: p.inherited(),
-            slot: Mutex::new(Slot {
-                poller: Some(p),
-                owner: 0,
-                owner_thread: 0,
-            }),
-        })
+            run_pid: AtomicU32::new(0),
+            run_thread: AtomicUsize::new(0),
+        };
+        Ok((os, OsPoller { inner: p, own }))
     }
 
     /// The poller chosen for this base.
@@ -161,33 +167,16 @@ impl Os {
         self.notifier.kind()
     }
 
-    /// Interest-change syscalls the poller issued so far (`epoll_ctl`, `kevent` changes; 0 for
-    /// poll(2)), or `None` while the loop runs. Proves that a delete+add within one iteration
-    /// reaches no kernel.
-    pub fn interest_syscalls(&self) -> Option<u64> {
-        self.try_poller().map(|p| p.syscalls())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        // The slot is consistent between statements; a panic elsewhere cannot break it.
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the poller out, unless a thread has it (the loop is running).
-    pub(crate) fn try_poller(&self) -> Option<PollerGuard<'_>> {
-        let mut slot = self.lock();
-        let poller = slot.poller.take()?;
-        slot.owner = pid();
-        slot.owner_thread = thread_mark();
-        Some(PollerGuard {
-            os: self,
-            poller: Some(poller),
-        })
+    /// Records that this thread of this process starts a run (and takes the poller).
+    #[inline]
+    pub(crate) fn running_here(&self) {
+        self.run_pid.store(pid(), Relaxed);
+        self.run_thread.store(thread_mark(), Relaxed);
     }
 
     /// In a forked child: a new poller of the same kind and a new notifier, wired together.
     ///
-    /// If the poller was in its slot at `fork()`, it is re-made in place. If a thread of
+    /// If the poller was in the base at `fork()`, it is re-made in place. If a thread of
     /// another process (the parent, whose loop thread ran) had it out, that thread does not
     /// exist here: its poller is never touched again (its memory is left as it is), the
     /// inherited fds it published are closed or taken over, and a new poller takes its place.
@@ -197,44 +186,50 @@ impl Os {
     ///
     /// # Errors
     ///
-    /// `ResourceBusy` if a thread of this process has the poller (the loop runs), or if the
-    /// slot's lock was held at `fork()` (by a thread that took or put back the poller at that
-    /// very moment); the OS error of creating the new poller or notifier.
-    pub(crate) fn reinit_after_fork(&self) -> io::Result<()> {
+    /// `ResourceBusy` if a thread of this process has the poller (the loop runs); the OS error
+    /// of creating the new poller or notifier.
+    pub(crate) fn reinit_after_fork<F>(&self, core: &rouse_core::Base<F>) -> io::Result<()>
+    where
+        F: rouse_core::Config<Notifier = Os, Poller = OsPoller>,
+    {
         let me = refresh_pid();
-        let mut slot = match self.slot.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(held_at_fork()),
-        };
-        let slot = &mut *slot;
-        let p = match &mut slot.poller {
-            Some(p) => {
-                p.reinit_after_fork()?;
-                p
+        match core.with_poller(OsPoller::reinit_after_fork) {
+            Ok(r) => r?,
+            Err(_)
+                if self.run_pid.load(Relaxed) == me
+                    || self.run_thread.load(Relaxed) == thread_mark() =>
+            {
+                return Err(running())
             }
-            None if slot.owner == me || slot.owner_thread == thread_mark() => return Err(running()),
-            None => {
+            Err(_) => {
                 let p = AnyPoller::take_over(self.poller_kind, self.inherited.clone())?;
-                slot.owner = 0;
-                slot.owner_thread = 0;
-                slot.poller.insert(p)
+                self.own.refresh(&p);
+                // SAFETY: a forked child (the caller saw a new pid), single-threaded as far as
+                // this base goes: the run in progress was a thread of the parent, which does
+                // not exist here. This forgets that run, so the poller can be replaced.
+                unsafe { core.reinit() };
+                let p = OsPoller {
+                    inner: p,
+                    own: self.own.clone(),
+                };
+                if core.replace_poller(p).is_err() {
+                    return Err(running());
+                }
             }
-        };
-        self.notifier.reinit(p.kqueue_fd())?;
-        let edge = p.watch_wake(self.notifier.wake_source())?;
-        self.notifier.set_edge(edge);
-        self.own.refresh(p);
-        Ok(())
+        }
+        core.with_poller(|p| {
+            self.notifier.reinit(p.inner.kqueue_fd())?;
+            let edge = p.inner.watch_wake(self.notifier.wake_source())?;
+            self.notifier.set_edge(edge);
+            self.own.refresh(&p.inner);
+            Ok(())
+        })
+        .map_err(|_| running())?
     }
 
     /// Whether `fd` belongs to the base itself (notifier, poller, signal pipe).
     pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
         self.notifier.owns_fd(fd) || self.own.contains(fd)
-    }
-
-    pub(crate) fn own_fds(&self) -> &OwnFds {
-        &self.own
     }
 }
 
@@ -245,16 +240,9 @@ pub(crate) fn running() -> io::Error {
     )
 }
 
-fn held_at_fork() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ResourceBusy,
-        "the poller of this base was being taken or put back by another thread at fork()",
-    )
-}
-
 impl Notify for Os {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         Notify::notify(&self.notifier)
     }
 
@@ -264,23 +252,23 @@ impl Notify for Os {
     }
 }
 
-/// The poller of a single-threaded base. Such a base needs no notifier: no other thread can
-/// reach it, and its loop never notifies itself.
+/// What a single-threaded base knows of its poller. Such a base needs no notifier: no other
+/// thread can reach it, and its loop never notifies itself.
 #[derive(Debug)]
 pub struct LocalOs {
-    poller: RefCell<AnyPoller>,
     poller_kind: PollerKind,
-    own: OwnFds,
+    own: Arc<OwnFds>,
 }
 
 impl LocalOs {
-    pub(crate) fn new(poller: Option<PollerKind>) -> io::Result<LocalOs> {
+    pub(crate) fn new(poller: Option<PollerKind>) -> io::Result<(LocalOs, OsPoller)> {
         let p = AnyPoller::new(poller)?;
-        Ok(LocalOs {
+        let own = Arc::new(OwnFds::of(&p));
+        let os = LocalOs {
             poller_kind: p.kind(),
-            own: OwnFds::of(&p),
-            poller: RefCell::new(p),
-        })
+            own: own.clone(),
+        };
+        Ok((os, OsPoller { inner: p, own }))
     }
 
     /// The poller chosen for this base.
@@ -288,36 +276,16 @@ impl LocalOs {
         self.poller_kind
     }
 
-    /// As [`Os::interest_syscalls`].
-    pub fn interest_syscalls(&self) -> Option<u64> {
-        self.try_poller().map(|p| p.syscalls())
-    }
-
-    pub(crate) fn try_poller(&self) -> Option<std::cell::RefMut<'_, AnyPoller>> {
-        self.poller.try_borrow_mut().ok()
-    }
-
-    pub(crate) fn reinit_after_fork(&self) -> io::Result<()> {
-        let mut p = self.try_poller().ok_or_else(running)?;
-        p.reinit_after_fork()?;
-        self.own.refresh(&p);
-        Ok(())
-    }
-
     /// Whether `fd` belongs to the base itself (poller, signal pipe).
     pub(crate) fn owns_fd(&self, fd: RawFd) -> bool {
         self.own.contains(fd)
-    }
-
-    pub(crate) fn own_fds(&self) -> &OwnFds {
-        &self.own
     }
 }
 
 impl Notify for LocalOs {
     /// Unreachable in practice: nothing but the loop thread can change a local base, and the
     /// loop never notifies itself.
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 //!   and wake at its own instant (tokio's `time::advance`); [`run_until_idle`](Base::run_until_idle)
 //!   runs what is active and everything scripted, and returns where a real loop would block.
 //!   [`run`](Base::run) itself works too: it runs until no event is left, sleeping through
-//!   every timeout in no real time (it fails with [`mock::WOULD_BLOCK_FOREVER`] where a real
+//!   every timeout in no real time (it fails with [`SeamError::WOULD_BLOCK_FOREVER`] where a real
 //!   loop would sleep forever).
 //! - **Sources stand in for fds**: [`source`](Base::source) hands out a fresh
 //!   [`Source`]; the code under test watches it as it would a socket (`Event::io(source,
@@ -81,16 +81,17 @@ use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rouse_core::mock::{self, ManualClock};
-use rouse_core::{Config, Exit, Fired, Growable, Interest, Readiness, Ready, RunFlags, Source};
+use rouse_core::{
+    Config, Exit, Fired, Growable, Interest, Readiness, Ready, RunFlags, SeamError, Source,
+};
 
 use crate::base::{Base, Builder};
 use crate::flavor::{sealed, Flavor};
 use crate::lock::StdLock;
-use crate::os::running;
 use crate::sys::notify::NotifierKind;
 use crate::sys::poll::PollerKind;
 
@@ -120,83 +121,18 @@ pub type MockCallback = Box<dyn FnMut(&rouse_core::Base<Mock>, Fired) + Send>;
 /// a real fd watched in the same mock base does not share a source with a mock one.
 pub const FIRST_MOCK_SOURCE: u32 = 1 << 12;
 
-/// The mock poller, in the mock OS's slot.
-struct Slot(mock::Poller<'static>);
-
-// SAFETY: the only field of `mock::Poller` that is not `Send` is its `on_wait` hook (a `&dyn
-// Fn`, not `Sync`), which this module never sets; the rest is owned data and references to a
-// `ManualClock` and a `mock::Notifier`, which are `Sync` (a spin mutex, atomics).
-unsafe impl Send for Slot {}
-
-/// The OS half of a [`MockBase`], kept in the core's notifier slot: the counting notifier, and
-/// the mock poller linked to it and to the base's clock.
+/// The notifier half of a [`MockBase`]: the counting notifier, and the numbering of mock
+/// sources. (Its poller is the core's: a [`mock::Poller`] linked to this notifier and to the
+/// base's clock.)
+#[derive(Debug)]
 pub struct MockOs {
-    // Declared first, so dropped before the `Arc`s below, which its references point into.
-    poller: Mutex<Slot>,
     notifier: Arc<mock::Notifier>,
-    clock: Arc<ManualClock>,
     next_source: AtomicU32,
-}
-
-impl fmt::Debug for MockOs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("MockOs");
-        d.field("notifier", &self.notifier)
-            .field("clock", &self.clock);
-        match self.poller.try_lock() {
-            Ok(p) => d.field("poller", &p.0),
-            Err(TryLockError::Poisoned(p)) => d.field("poller", &p.into_inner().0),
-            Err(TryLockError::WouldBlock) => d.field("poller", &"(in use by the loop)"),
-        };
-        d.finish_non_exhaustive()
-    }
-}
-
-impl MockOs {
-    fn new(clock: Arc<ManualClock>) -> MockOs {
-        let notifier = Arc::new(mock::Notifier::new());
-        // SAFETY: the references point into the two `Arc` allocations, which `self` keeps
-        // alive (it holds a clone of each) for as long as the poller exists: the poller is a
-        // field of `self`, dropped before them, and never moved out of it (the slot is
-        // private, and it is only lent out with a shortened lifetime, `with_poller`).
-        let (n, c): (&'static mock::Notifier, &'static ManualClock) =
-            unsafe { (&*Arc::as_ptr(&notifier), &*Arc::as_ptr(&clock)) };
-        MockOs {
-            poller: Mutex::new(Slot(mock::Poller::new(n, c))),
-            notifier,
-            clock,
-            next_source: AtomicU32::new(FIRST_MOCK_SOURCE),
-        }
-    }
-
-    /// The poller, unless the loop has it.
-    fn try_poller(&self) -> Option<MutexGuard<'_, Slot>> {
-        match self.poller.try_lock() {
-            Ok(p) => Some(p),
-            // A callback panicked during a run: the poller is still consistent.
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-
-    /// The poller for the test's own use.
-    ///
-    /// # Panics
-    ///
-    /// While the loop runs (a callback, or another thread).
-    fn poller(&self, what: &str) -> MutexGuard<'_, Slot> {
-        self.try_poller().unwrap_or_else(|| {
-            panic!(
-                "MockBase::{what}: the loop is running and has the mock poller; \
-                 script it from the test, between runs"
-            )
-        })
-    }
 }
 
 impl rouse_core::Notify for MockOs {
     #[inline]
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), SeamError> {
         self.notifier.notify()
     }
 
@@ -209,6 +145,7 @@ impl rouse_core::Notify for MockOs {
 impl Config for Mock {
     type Lock = StdLock;
     type Notifier = MockOs;
+    type Poller = mock::Poller;
     type Clock = Arc<ManualClock>;
     type Storage = Growable;
     type Callback = MockCallback;
@@ -227,8 +164,7 @@ impl sealed::Os for Mock {
     }
 
     fn run(core: &CoreBase<Self>, flags: RunFlags) -> io::Result<Exit> {
-        let mut p = core.notifier().try_poller().ok_or_else(running)?;
-        Ok(core.run_with(&mut p.0, flags)?)
+        Ok(core.run_with(flags)?)
     }
 
     fn reinit(_: &CoreBase<Self>) -> io::Result<()> {
@@ -243,9 +179,7 @@ impl sealed::Os for Mock {
     }
 
     fn apply_now(core: &CoreBase<Self>) {
-        if let Some(mut p) = core.notifier().try_poller() {
-            core.apply_changes(&mut p.0);
-        }
+        core.apply_changes();
     }
 
     fn poller_kind(_: &CoreBase<Self>) -> PollerKind {
@@ -257,9 +191,7 @@ impl sealed::Os for Mock {
     }
 
     fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64> {
-        core.notifier()
-            .try_poller()
-            .map(|p| u64::from(p.0.updates()))
+        core.with_poller(|p| u64::from(p.updates())).ok()
     }
 
     fn os_debug(core: &CoreBase<Self>) -> &dyn fmt::Debug {
@@ -276,8 +208,13 @@ impl Builder {
     /// `InvalidInput` for bad options.
     pub fn build_mock(self) -> io::Result<MockBase> {
         let clock = Arc::new(ManualClock::new());
-        let os = MockOs::new(clock.clone());
-        let core = rouse_core::Base::new(os, clock, self.options())?;
+        let notifier = Arc::new(mock::Notifier::new());
+        let poller = mock::Poller::new(notifier.clone(), clock.clone());
+        let os = MockOs {
+            notifier,
+            next_source: AtomicU32::new(FIRST_MOCK_SOURCE),
+        };
+        let core = rouse_core::Base::new(os, poller, clock, self.options())?;
         Ok(Base::from_core(core))
     }
 }
@@ -334,7 +271,9 @@ impl Base<Mock> {
     ///
     /// As [`script_ready`](Base::script_ready).
     pub fn script(&self, sleep: Duration, found: &[Readiness]) {
-        self.os().poller("script").0.script(sleep, found);
+        self.poller("script", |p| {
+            p.script(sleep, found);
+        });
     }
 
     /// Moves the clock forward by `d`, running everything that falls due on the way, each at
@@ -349,8 +288,7 @@ impl Base<Mock> {
     ///
     /// `ResourceBusy` if the loop is running (a callback, or another thread).
     pub fn advance(&self, d: Duration) -> io::Result<Exit> {
-        let mut p = self.os().try_poller().ok_or_else(running)?;
-        Ok(self.core_ref().advance(&mut p.0, d)?)
+        Ok(self.core_ref().advance(d)?)
     }
 
     /// Runs everything active and every scripted wait (firing the timers that fall due
@@ -361,8 +299,7 @@ impl Base<Mock> {
     ///
     /// As [`advance`](Base::advance).
     pub fn run_until_idle(&self) -> io::Result<Exit> {
-        let mut p = self.os().try_poller().ok_or_else(running)?;
-        Ok(self.core_ref().run_until_idle(&mut p.0)?)
+        Ok(self.core_ref().run_until_idle()?)
     }
 
     /// The time since the base was made, on its manual clock.
@@ -387,8 +324,22 @@ impl Base<Mock> {
     /// # Panics
     ///
     /// As [`script_ready`](Base::script_ready).
-    pub fn with_poller<R>(&self, f: impl FnOnce(&mock::Poller<'_>) -> R) -> R {
-        f(&self.os().poller("with_poller").0)
+    pub fn with_poller<R>(&self, f: impl FnOnce(&mock::Poller) -> R) -> R {
+        self.poller("with_poller", |p| f(p))
+    }
+
+    /// Calls `f` with the mock poller.
+    ///
+    /// # Panics
+    ///
+    /// While the loop runs (a callback, or another thread).
+    fn poller<R>(&self, what: &str, f: impl FnOnce(&mut mock::Poller) -> R) -> R {
+        self.core_ref().with_poller(f).unwrap_or_else(|_| {
+            panic!(
+                "MockBase::{what}: the loop is running and has the mock poller; \
+                 script it from the test, between runs"
+            )
+        })
     }
 
     fn os(&self) -> &MockOs {

@@ -111,7 +111,7 @@ fn run_sleeps_through_timeouts_in_no_real_time() {
     assert_eq!(
         core,
         Some(&rouse_core::Error::Poll(
-            rouse_core::mock::WOULD_BLOCK_FOREVER
+            rouse_core::SeamError::WOULD_BLOCK_FOREVER
         ))
     );
 }

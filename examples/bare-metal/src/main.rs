@@ -9,7 +9,9 @@
 //!    because an interrupt handler activates events: with `SpinLock`, a handler that
 //!    interrupted the loop while it held the lock would spin forever.
 //! 2. **The config** ([`Firmware`]) names them, with `Fixed<16>` storage and `fn` callbacks.
-//! 3. **A base in a `static`** (the interrupt handler reaches it there), events, a run.
+//! 3. **A base in a `static`** (the interrupt handler reaches it there; `Base::new` is not a
+//!    `const fn`, so a `spin::Once` holds it, filled at the start of `main`), owning its poller;
+//!    events; a run.
 //!
 //! What it runs, and checks (exit code 1 on any mismatch, through semihosting):
 //!
@@ -116,7 +118,7 @@ struct PendSvNotifier {
 }
 
 impl Notify for PendSvNotifier {
-    fn notify(&self) -> Result<(), i32> {
+    fn notify(&self) -> Result<(), rouse_core::SeamError> {
         self.rung.store(true, Ordering::Release);
         self.rings.fetch_add(1, Ordering::Relaxed);
         SCB::set_pendsv();
@@ -151,11 +153,11 @@ struct WfiPoller {
 }
 
 impl Poller for WfiPoller {
-    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), i32> {
-        Err(rouse_core::Error::UNSUPPORTED)
+    fn update(&mut self, _: Source, _: Interest, _: Interest) -> Result<(), rouse_core::SeamError> {
+        Err(rouse_core::SeamError::UNSUPPORTED)
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), rouse_core::SeamError> {
         // `None`: until the notifier rings (an interrupt handler may activate an event).
         let deadline = timeout.map(|t| SysTickClock.now().saturating_add(t));
         loop {
@@ -211,6 +213,7 @@ type Callback = fn(&Base<Firmware>, Fired);
 impl Config for Firmware {
     type Lock = FirmwareLock;
     type Notifier = &'static PendSvNotifier;
+    type Poller = WfiPoller;
     type Clock = SysTickClock;
     type Storage = Fixed<16>;
     type Callback = Callback;
@@ -444,13 +447,20 @@ fn main() -> ! {
     cp.SYST.enable_counter();
     cp.SYST.enable_interrupt();
 
-    let base =
-        BASE.call_once(
-            || match Base::new(&NOTIFIER, SysTickClock, Options::new().priorities(2)) {
-                Ok(base) => base,
-                Err(e) => panic!("Base::new: {}", e),
-            },
-        );
+    // `Base::new` is not `const`: the base goes into its `static` once, here, before the
+    // interrupts that use it are unmasked.
+    let base = BASE.call_once(|| {
+        let poller = WfiPoller::default();
+        match Base::new(
+            &NOTIFIER,
+            poller,
+            SysTickClock,
+            Options::new().priorities(2),
+        ) {
+            Ok(base) => base,
+            Err(e) => panic!("Base::new: {}", e),
+        }
+    });
     let new = |event: Event, cb: Callback| match base.new_event(event, cb) {
         Ok(key) => key,
         Err(e) => panic!("new_event: {}", e),
@@ -496,8 +506,7 @@ fn main() -> ! {
         base.now()
     });
 
-    let mut poller = WfiPoller::default();
-    let ended = base.run_forever(&mut poller);
+    let ended = base.run_forever(); // the base owns its poller
     let elapsed = base.now() - started;
 
     // The checks.
@@ -574,6 +583,7 @@ fn main() -> ! {
         format_args!("PendSV ran {} times for {} rings", pendsv, rings),
     );
 
+    let sleeps = base.with_poller(|p| p.sleeps).unwrap_or(0);
     if failures == 0 {
         hprintln!(
             "bare-metal: ok on {} with {}: callbacks in order {}; the probe interrupt waited \
@@ -589,7 +599,7 @@ fn main() -> ! {
             rings,
             w.requests,
             w.blocking_polls,
-            poller.sleeps,
+            sleeps,
             periodic,
             churn,
             LATE_INTERRUPTS.load(Ordering::Relaxed),

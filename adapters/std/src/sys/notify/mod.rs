@@ -264,8 +264,9 @@ fn need_kq(kq: Option<RawFd>) -> io::Result<RawFd> {
 }
 
 impl rouse_core::Notify for Notifier {
-    fn notify(&self) -> Result<(), i32> {
-        Notifier::notify(self).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    fn notify(&self) -> Result<(), rouse_core::SeamError> {
+        Notifier::notify(self)
+            .map_err(|e| rouse_core::SeamError::os(e.raw_os_error().unwrap_or(libc::EIO)))
     }
 
     fn consume(&self) {

@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::ptr;
 use std::time::Duration;
 
-use rouse_core::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, SeamError, Source};
 
 use super::{clamp_timeout, errno, source_fd, timeout_ms, EventBuf, SignalPipe};
 use crate::sys::{fd, syscall, WakeSource};
@@ -258,7 +258,7 @@ fn ready_of(events: u32) -> Ready {
 }
 
 impl Poller for EpollPoller {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         let fd = source_fd(source)?;
         if new.kinds().is_empty() {
             if old.kinds().is_empty() {
@@ -273,17 +273,17 @@ impl Poller for EpollPoller {
             };
         }
         let (events, data) = (epoll_events(new), fd as u64);
-        let (op, disagree, heal) = if old.kinds().is_empty() {
-            // EEXIST: the base dropped a registration the kernel kept (a delete it skipped,
-            // or a dup'ed fd): modify it.
-            (libc::EPOLL_CTL_ADD, libc::EEXIST, libc::EPOLL_CTL_MOD)
+        let res = if old.kinds().is_empty() {
+            self.ctl(libc::EPOLL_CTL_ADD, fd, events, data)
         } else {
-            // ENOENT: the fd was closed (dropping the registration) and its number reused.
-            (libc::EPOLL_CTL_MOD, libc::ENOENT, libc::EPOLL_CTL_ADD)
-        };
-        let res = match self.ctl(op, fd, events, data) {
-            Err(e) if e.raw_os_error() == Some(disagree) => self.ctl(heal, fd, events, data),
-            res => res,
+            match self.ctl(libc::EPOLL_CTL_MOD, fd, events, data) {
+                // ENOENT: the fd was closed (which dropped the registration, behind the base's
+                // back) and its number reused.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    self.ctl(libc::EPOLL_CTL_ADD, fd, events, data)
+                }
+                res => res,
+            }
         };
         res.map_err(|e| {
             if !old.kinds().is_empty() {
@@ -294,7 +294,29 @@ impl Poller for EpollPoller {
         })
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    /// `EPOLL_CTL_ADD`, and `EPOLL_CTL_MOD` if the kernel still has the fd (`EEXIST`): one
+    /// syscall when nothing was registered, two when something was. An empty `new` deletes.
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        if new.kinds().is_empty() {
+            let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+            return self.update(source, all, Interest::NONE);
+        }
+        let fd = source_fd(source)?;
+        let (events, data) = (epoll_events(new), fd as u64);
+        match self.ctl(libc::EPOLL_CTL_ADD, fd, events, data) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.ctl(libc::EPOLL_CTL_MOD, fd, events, data)
+            }
+            res => res,
+        }
+        .map_err(|e| {
+            // The base records "not registered" after a failure; make it so.
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+            errno(e)
+        })
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let mut pipe = self.signals.take();
         let r = super::watch_signal(&mut pipe, signal, enable, |fd| {
             self.add_internal(fd, libc::EPOLLIN as u32, SIGNALS)
@@ -303,7 +325,7 @@ impl Poller for EpollPoller {
         r
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         let (ptr, cap) = self.events.prepare();
         let res = match self.pwait2.then(|| self.pwait2(ptr, cap, timeout)) {
             // ENOSYS: before Linux 5.11; EPERM: a seccomp filter refusing unknown syscalls.
@@ -351,7 +373,7 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
-    use rouse_core::{Interest, Poller, Ready};
+    use rouse_core::{Interest, Poller, Ready, SeamError};
 
     use super::EpollPoller;
     use crate::sys::poll::testutil::{self, *};
@@ -418,11 +440,11 @@ mod tests {
     }
 
     #[test]
-    fn add_twice_heals_via_eexist() {
+    fn reset_heals_via_eexist() {
         let mut p = poller();
-        testutil::add_twice_heals(&mut p);
-        // ADD, ADD (EEXIST) + MOD, DEL.
-        assert_eq!(p.syscalls(), 4);
+        testutil::reset_heals(&mut p);
+        // ADD; reset: ADD (EEXIST) + MOD; reset to nothing: DEL; reset: ADD; DEL.
+        assert_eq!(p.syscalls(), 6);
     }
 
     #[test]
@@ -447,7 +469,7 @@ mod tests {
         let s = rouse_core::Source::new(file.as_raw_fd() as u32);
         assert_eq!(
             p.update(s, Interest::NONE, Interest::READ),
-            Err(libc::EPERM)
+            Err(SeamError::os(libc::EPERM))
         );
         // A closed fd: EBADF. (A number far above what the other tests get, the lowest free
         // ones, so nothing reuses it in between.)
@@ -456,13 +478,13 @@ mod tests {
         let closed = rouse_core::Source::new(high as u32);
         assert_eq!(
             p.update(closed, Interest::NONE, Interest::READ),
-            Err(libc::EBADF)
+            Err(SeamError::os(libc::EBADF))
         );
         // Not an fd at all.
         let huge = rouse_core::Source::new(u32::MAX);
         assert_eq!(
             p.update(huge, Interest::NONE, Interest::READ),
-            Err(libc::EBADF)
+            Err(SeamError::os(libc::EBADF))
         );
     }
 

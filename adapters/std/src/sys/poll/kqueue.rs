@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::ptr;
 use std::time::Duration;
 
-use rouse_core::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, SeamError, Source};
 
 use super::{errno, source_fd, EventBuf, SignalPipe};
 use crate::sys::{fd, syscall, WakeSource};
@@ -89,7 +89,7 @@ impl KqueuePoller {
     /// not registered (`ENOENT`) or of a closed fd (`EBADF`) succeeds, and so does an add
     /// failing with `EPIPE` (older macOS, a pipe whose peer is gone: registered anyway, as
     /// mio found).
-    fn apply(&mut self, changes: &[libc::kevent]) -> Result<(), i32> {
+    fn apply(&mut self, changes: &[libc::kevent]) -> Result<(), SeamError> {
         let mut out = [kev(0, 0, 0), kev(0, 0, 0)];
         let n = changes.len().min(out.len());
         let zero = libc::timespec {
@@ -122,7 +122,7 @@ impl KqueuePoller {
                 code == libc::EPIPE
             };
             if !fine {
-                return Err(code);
+                return Err(SeamError::os(code));
             }
         }
         Ok(())
@@ -135,7 +135,7 @@ impl KqueuePoller {
             flags |= libc::EV_CLEAR;
         }
         self.apply(&[kev(fd as usize, libc::EVFILT_READ, flags)])
-            .map_err(io::Error::from_raw_os_error)
+            .map_err(io::Error::from)
     }
 
     /// Watches the notifier: an `EVFILT_USER` ident (which the notifier registers on this
@@ -241,7 +241,7 @@ impl fmt::Debug for KqueuePoller {
 }
 
 impl Poller for KqueuePoller {
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         let fd = source_fd(source)?;
         let ident = fd as usize;
         let edge = new.contains(Interest::EDGE);
@@ -292,14 +292,21 @@ impl Poller for KqueuePoller {
         })
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    /// One `kevent` call: `EV_ADD` for the kinds of `new`, `EV_DELETE` for the others (a delete
+    /// of a filter that is not registered succeeds).
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
+        self.update(source, all, new)
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let mut pipe = self.signals.take();
         let r = super::watch_signal(&mut pipe, signal, enable, |fd| self.add_internal(fd, false));
         self.signals = pipe;
         r
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         let (events, cap) = self.events.prepare();
         let ts = timeout.map(super::timespec);
         let tsp = ts

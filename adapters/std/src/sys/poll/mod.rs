@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rouse_core::{Interest, Poller, Readiness, Source};
+use rouse_core::{Interest, Poller, Readiness, SeamError, Source};
 
 #[cfg(rouse_epoll)]
 pub(crate) use epoll::EpollPoller;
@@ -329,12 +329,17 @@ impl Backend {
 
 impl Poller for AnyPoller {
     #[inline]
-    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, old: Interest, new: Interest) -> Result<(), SeamError> {
         dispatch!(&mut self.backend, p => p.update(source, old, new))
     }
 
     #[inline]
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        dispatch!(&mut self.backend, p => p.reset(source, new))
+    }
+
+    #[inline]
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let res = dispatch!(&mut self.backend, p => p.watch_signal(signal, enable));
         // The first watch makes the signal pipe: a child must be able to find it.
         self.publish();
@@ -342,7 +347,7 @@ impl Poller for AnyPoller {
     }
 
     #[inline]
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         dispatch!(&mut self.backend, p => p.wait(timeout))
     }
 
@@ -354,13 +359,13 @@ impl Poller for AnyPoller {
 
 // ---------------------------------------------------------------------------- shared helpers
 
-/// The error code the core carries for `e`: the OS errno, or `rouse_core::Error::UNSUPPORTED` /
-/// `EINVAL` for an error that has none.
-fn errno(e: io::Error) -> i32 {
-    match e.raw_os_error() {
-        Some(code) => code,
-        None if e.kind() == io::ErrorKind::Unsupported => rouse_core::Error::UNSUPPORTED,
-        None => libc::EINVAL,
+/// The seam error the core carries for `e`: the OS errno, or `Unsupported` / `EINVAL` for an
+/// error that has none.
+fn errno(e: io::Error) -> SeamError {
+    let e = SeamError::from(e);
+    match e.kind() {
+        rouse_core::SeamErrorKind::Other(_) => SeamError::os(libc::EINVAL),
+        _ => e,
     }
 }
 
@@ -371,7 +376,7 @@ fn watch_signal(
     signal: u32,
     enable: bool,
     register: impl FnOnce(RawFd) -> io::Result<()>,
-) -> Result<(), i32> {
+) -> Result<(), SeamError> {
     if !enable {
         return match pipe {
             Some(p) => p.unsubscribe(signal).map_err(errno),
@@ -391,8 +396,8 @@ fn watch_signal(
 
 /// The fd a source id names (`EBADF` if it cannot be one).
 #[inline]
-fn source_fd(source: Source) -> Result<RawFd, i32> {
-    RawFd::try_from(source.id()).map_err(|_| libc::EBADF)
+fn source_fd(source: Source) -> Result<RawFd, SeamError> {
+    RawFd::try_from(source.id()).map_err(|_| SeamError::os(libc::EBADF))
 }
 
 /// The longest wait any backend is asked for: about 68 years, which every kernel accepts as

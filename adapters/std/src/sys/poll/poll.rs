@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use rouse_core::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, SeamError, Source};
 
 use super::{errno, source_fd, SignalPipe};
 use crate::sys::{syscall, WakeSource};
@@ -221,7 +221,7 @@ fn ready_of(rev: libc::c_short) -> Ready {
 }
 
 impl Poller for PollPoller {
-    fn update(&mut self, source: Source, _old: Interest, new: Interest) -> Result<(), i32> {
+    fn update(&mut self, source: Source, _old: Interest, new: Interest) -> Result<(), SeamError> {
         let fd = source_fd(source)?;
         // The base's `old` is not needed: the table says what is registered, so a
         // disagreement (an add of a registered fd, a modify or delete of an unregistered one)
@@ -250,7 +250,12 @@ impl Poller for PollPoller {
         Ok(())
     }
 
-    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), i32> {
+    /// The table says what is registered: the same as an `update`.
+    fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
+        self.update(source, Interest::NONE, new)
+    }
+
+    fn watch_signal(&mut self, signal: u32, enable: bool) -> Result<(), SeamError> {
         let mut pipe = self.signals.take();
         let r = super::watch_signal(&mut pipe, signal, enable, |fd| {
             self.push_internal(fd);
@@ -260,7 +265,7 @@ impl Poller for PollPoller {
         r
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), i32> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), SeamError> {
         self.found = 0;
         let (ptr, len) = (self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t);
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
@@ -359,9 +364,9 @@ mod tests {
     }
 
     #[test]
-    fn add_twice_heals() {
+    fn reset_heals() {
         let mut p = PollPoller::new();
-        testutil::add_twice_heals(&mut p);
+        testutil::reset_heals(&mut p);
         assert_eq!(p.fds.len(), 0);
     }
 

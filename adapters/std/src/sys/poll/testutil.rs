@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use rouse_core::{Interest, Poller, Readiness, Ready, Source};
+use rouse_core::{Interest, Poller, Readiness, Ready, SeamError, Source};
 
 use crate::sys::{fd, syscall};
 
@@ -156,16 +156,21 @@ pub(crate) fn delete_stops_reports(p: &mut impl Poller) {
     p.update(src(&a), Interest::READ, Interest::NONE).unwrap();
 }
 
-/// Registering an fd the poller already has (the base believes it is not registered)
-/// applies the new interest.
-pub(crate) fn add_twice_heals(p: &mut impl Poller) {
+/// `reset` (the base does not know what is registered) makes the registration `new` whether
+/// the fd is registered or not: 1. registered (with another interest), 2. reset to nothing,
+/// 3. not registered.
+pub(crate) fn reset_heals(p: &mut impl Poller) {
     let (a, b) = socketpair();
     p.update(src(&a), Interest::NONE, Interest::READ).unwrap();
-    p.update(src(&a), Interest::NONE, Interest::WRITE).unwrap();
+    p.reset(src(&a), Interest::WRITE).unwrap();
     write_byte(&b);
     let r = ready_of(p, &a, LONG);
     assert_eq!(r & (Ready::READ | Ready::WRITE), Ready::WRITE, "{r:?}");
-    p.update(src(&a), Interest::WRITE, Interest::NONE).unwrap();
+    p.reset(src(&a), Interest::NONE).unwrap();
+    assert_eq!(ready_of(p, &a, NOW), Ready::NONE);
+    p.reset(src(&a), Interest::READ).unwrap();
+    assert_eq!(ready_of(p, &a, LONG), Ready::READ);
+    p.update(src(&a), Interest::READ, Interest::NONE).unwrap();
     assert_eq!(ready_of(p, &a, NOW), Ready::NONE);
 }
 
@@ -376,7 +381,7 @@ pub(crate) fn signals_reported(p: &mut impl Poller, sig: u32, rd: &OwnedFd, w: &
     // SIGKILL cannot be caught.
     assert_eq!(
         p.watch_signal(libc::SIGKILL as u32, true),
-        Err(libc::EINVAL)
+        Err(SeamError::os(libc::EINVAL))
     );
     p.watch_signal(sig, false).unwrap();
     p.watch_signal(sig, false).unwrap();
