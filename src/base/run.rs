@@ -48,17 +48,28 @@ struct JobGuard<'a, C: Config> {
 }
 
 impl<C: Config> Drop for JobGuard<'_, C> {
+    #[inline]
     fn drop(&mut self) {
+        // On the normal path the loop took the callback back: nothing to do, inline.
         if let Some(cb) = self.cb.take() {
-            let base = self.base;
-            let (rest, waiters) = base.with(|st| {
-                let rest = st.end(&base.words, self.idx, cb, self.finalizer);
-                (rest, st.waiters > 0)
-            });
-            drop(rest);
-            if waiters {
-                C::Lock::wake_all(&base.state);
-            }
+            self.unwind(cb);
+        }
+    }
+}
+
+impl<C: Config> JobGuard<'_, C> {
+    /// The callback panicked: put it back under the lock (the panic goes on afterwards).
+    #[cold]
+    #[inline(never)]
+    fn unwind(&self, cb: C::Callback) {
+        let base = self.base;
+        let (rest, waiters) = base.with(|st| {
+            let rest = st.end(&base.words, self.idx, cb, self.finalizer);
+            (rest, st.waiters > 0)
+        });
+        drop(rest);
+        if waiters {
+            C::Lock::wake_all(&base.state);
         }
     }
 }
