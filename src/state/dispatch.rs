@@ -125,7 +125,7 @@ impl<C: Config> BaseState<C> {
 
     /// Takes the next event off queue `prio` and prepares it to run: a one-shot event stops
     /// being pending, a persistent timeout is re-armed, the callback is taken out of the slot.
-    #[inline]
+    #[inline(always)]
     pub fn begin(
         &mut self,
         words: &WordsOf<C>,
@@ -170,7 +170,7 @@ impl<C: Config> BaseState<C> {
 
     /// Puts a job's callback back after it ran (or releases what must go). Returns a callback
     /// to drop after the lock is released, if any.
-    #[inline]
+    #[inline(always)]
     pub fn end(
         &mut self,
         words: &WordsOf<C>,
