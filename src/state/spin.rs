@@ -236,7 +236,8 @@ mod tests {
         g.blocking(0);
         g.woke(1_000, true);
         let (mut t, mut burnt, start) = (1_000u64, 0u64, 1_000u64);
-        for _ in 0..100_000 {
+        let rounds = if cfg!(miri) { 2_000 } else { 100_000 };
+        for _ in 0..rounds {
             let spin = g.plan(t);
             if spin > 0 {
                 g.spun(false, spin);
