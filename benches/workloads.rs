@@ -11,9 +11,11 @@
 //! - W1a/W1b/W2: a persistent user event ([`Base::add_user`]) on a default [`Base`], its
 //!   loop thread in `base.run()`, activated from other threads through a [`rouse_std::Handle`].
 //!   W1 is printed unpinned and pinned (loop on CPU 0, sender on CPU 1), as the peers do; W1a
-//!   also with the opt-in spin before blocking (`"variant":"spin-3us"`, its own line).
+//!   also with the opt-in fixed spin before blocking (`"variant":"spin-3us"`) and with no spin
+//!   at all (`"variant":"spin-off"`), each its own line (the default is the adaptive spin).
 //! - W6: W1's shape at ~2000 wakes/s: the loop thread's CPU time per wake, for the default
-//!   base and (its own line, `"variant":"spin-3us"`) the opt-in spin before blocking.
+//!   base (adaptive spin) and, each its own line, the opt-in fixed spin (`"variant":"spin-3us"`)
+//!   and no spin (`"variant":"spin-off"`).
 //! - W3: libevent's `test/bench.c` shape; every run re-arms the P existing events with
 //!   `delete` + `add` and dispatches with `ONCE_NONBLOCK` runs. Printed for the default
 //!   (threaded) base and for [`LocalBase`] (impl `rouse-<ver>-local`).
@@ -88,21 +90,37 @@ struct W1Sync {
     lat: Box<[AtomicU64]>,
 }
 
-/// The opt-in spin before blocking that the variant lines measure (what W1a was first
-/// measured with, when it was the default).
+/// The opt-in fixed spin before blocking that the `spin-3us` variant lines measure (what W1a
+/// was first measured with, when it was the default).
 const SPIN: Duration = Duration::from_micros(3);
 
-/// The base of a W1/W6 run: the default, or with the opt-in spin (and its JSON field).
-fn w1_base(spin: bool) -> io::Result<(Base, &'static str)> {
-    if spin {
-        let base = Base::builder().spin_before_block(SPIN).build()?;
-        Ok((base, ",\"variant\":\"spin-3us\""))
-    } else {
-        Ok((Base::new()?, ""))
+/// Which spin before blocking a W1/W6 run's base has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spin {
+    /// The builder's default: the adaptive spin (`DEFAULT_ADAPTIVE_SPIN`).
+    Default,
+    /// The opt-in fixed spin, `Builder::spin_before_block(SPIN)`: `"variant":"spin-3us"`.
+    Fixed,
+    /// No spin at all, `Builder::spin_before_block(0)`: `"variant":"spin-off"`.
+    Off,
+}
+
+/// The base of a W1/W6 run, and its JSON variant field (none for the default).
+fn w1_base(spin: Spin) -> io::Result<(Base, &'static str)> {
+    match spin {
+        Spin::Default => Ok((Base::new()?, "")),
+        Spin::Fixed => Ok((
+            Base::builder().spin_before_block(SPIN).build()?,
+            ",\"variant\":\"spin-3us\"",
+        )),
+        Spin::Off => Ok((
+            Base::builder().spin_before_block(Duration::ZERO).build()?,
+            ",\"variant\":\"spin-off\"",
+        )),
     }
 }
 
-fn w1(p: &W1Params, pinned: bool, spin: bool) -> io::Result<()> {
+fn w1(p: &W1Params, pinned: bool, spin: Spin) -> io::Result<()> {
     let total = p.warmup + p.measured;
     let s = Arc::new(W1Sync {
         t0: AtomicU64::new(0),
@@ -185,8 +203,8 @@ fn w1(p: &W1Params, pinned: bool, spin: bool) -> io::Result<()> {
          \"wakes_per_s\":{:.0},\"mean_ns\":{:.0},\"min_ns\":{},\"max_ns\":{},\"samples\":{},\
          \"warmup\":{},\"gap_ns\":{},\"pinned\":{},\"syscw_per_wake\":{:.3},\
          \"syscr_per_wake\":{:.3},\"allocs_per_wake\":{:.3},\"notify_writes_total\":{},\
-         \"blocking_polls_total\":{},\"activate_errors\":{},\
-         \"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"{}}}",
+         \"blocking_polls_total\":{},\"spins_total\":{},\"spin_hits_total\":{},\
+         \"activate_errors\":{},\"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"{}}}",
         imp(),
         p.name,
         pct_sorted(&m, 0.5),
@@ -205,6 +223,8 @@ fn w1(p: &W1Params, pinned: bool, spin: bool) -> io::Result<()> {
         (a_end - a_start) as f64 / n as f64,
         stats.writes,
         stats.blocking_polls,
+        stats.spins,
+        stats.spin_hits,
         errors,
         be,
         variant
@@ -230,7 +250,7 @@ fn thread_cpu_ns() -> u64 {
 
 /// W6: W1's setup, 2000 wakes 500 µs apart (the loop blocked before each); the loop thread's
 /// CPU time from the first to the last callback, per wake.
-fn w6(spin: bool) -> io::Result<()> {
+fn w6(spin: Spin) -> io::Result<()> {
     let s = Arc::new(W1Sync {
         t0: AtomicU64::new(0),
         seq: AtomicU64::new(0),
@@ -285,7 +305,8 @@ fn w6(spin: bool) -> io::Result<()> {
     println!(
         "{{\"impl\":\"{}\",\"workload\":\"W6\",\"wakes\":{},\"gap_ns\":{},\
          \"cpu_ns_per_wake\":{:.0},\"median_ns\":{},\"p99_ns\":{},\"notify_writes_total\":{},\
-         \"blocking_polls_total\":{},\"activate_errors\":{},\"backend\":\"{}\"{}}}",
+         \"blocking_polls_total\":{},\"spins_total\":{},\"spin_hits_total\":{},\
+         \"activate_errors\":{},\"backend\":\"{}\"{}}}",
         imp(),
         W6_WAKES,
         W6_GAP_NS,
@@ -294,6 +315,8 @@ fn w6(spin: bool) -> io::Result<()> {
         pct_sorted(&m, 0.99),
         stats.writes,
         stats.blocking_polls,
+        stats.spins,
+        stats.spin_hits,
         errors,
         be,
         variant
@@ -885,18 +908,20 @@ fn main() -> io::Result<()> {
 
     if want("W1a") {
         step("W1a");
-        w1(&W1A, false, false)?;
+        w1(&W1A, false, Spin::Default)?;
         if can_pin() {
-            w1(&W1A, true, false)?;
+            w1(&W1A, true, Spin::Default)?;
         }
-        step("W1a (opt-in spin)");
-        w1(&W1A, false, true)?;
+        step("W1a (opt-in fixed spin)");
+        w1(&W1A, false, Spin::Fixed)?;
+        step("W1a (no spin)");
+        w1(&W1A, false, Spin::Off)?;
     }
     if want("W1b") {
         step("W1b");
-        w1(&W1B, false, false)?;
+        w1(&W1B, false, Spin::Default)?;
         if can_pin() {
-            w1(&W1B, true, false)?;
+            w1(&W1B, true, Spin::Default)?;
         }
     }
     if want("W2") {
@@ -937,9 +962,11 @@ fn main() -> io::Result<()> {
     }
     if want("W6") {
         step("W6");
-        w6(false)?;
-        step("W6 (opt-in spin)");
-        w6(true)?;
+        w6(Spin::Default)?;
+        step("W6 (opt-in fixed spin)");
+        w6(Spin::Fixed)?;
+        step("W6 (no spin)");
+        w6(Spin::Off)?;
     }
     w7::run(&w7)?;
     eprintln!("# rouse: {:.1} s", (now_ns() - t_all) as f64 / 1e9);

@@ -18,6 +18,7 @@ pub struct Options {
     pub(crate) max_interval: Option<Duration>,
     pub(crate) limit_from: u8,
     pub(crate) spin: Duration,
+    pub(crate) adaptive_spin: Duration,
 }
 
 impl Options {
@@ -29,6 +30,7 @@ impl Options {
             max_interval: None,
             limit_from: 0,
             spin: Duration::ZERO,
+            adaptive_spin: Duration::ZERO,
         }
     }
 
@@ -57,9 +59,28 @@ impl Options {
     /// Before it blocks, the loop spins up to `spin` watching for changes, with `polling`
     /// still false: a change made in that window (a worker posting a result right after the
     /// loop went idle) is seen with no notification write and no sleep. Every spin is bounded
-    /// by the next deadline. Default: zero (`rouse-std` uses a few microseconds).
+    /// by the next deadline. This fixed spin runs every time the loop goes idle, whether or not
+    /// anything comes; it replaces an [`adaptive_spin`](Options::adaptive_spin). Zero turns
+    /// both off. Default: zero.
     pub const fn spin_before_block(mut self, spin: Duration) -> Options {
         self.spin = spin;
+        self.adaptive_spin = Duration::ZERO;
+        self
+    }
+
+    /// A spin before blocking, up to `window`, that runs only while it pays: it turns on when
+    /// a notification ended a blocking wait soon after it began (within 8 windows: the wait
+    /// also holds the kernel's wake-up latency), as a spin would likely have caught that
+    /// request; it turns off after four misses in a row (a spin that saw nothing, or a
+    /// notification after a longer sleep). Missed spins may use at most 1/32 of the loop
+    /// thread's wall time (plus 8 windows banked), however requests are timed. Waits that end
+    /// by I/O or a timeout do not count, so a loop woken only by I/O, or by requests far
+    /// apart, never spins; it pays one clock reading before and one after each blocking wait.
+    /// Replaces a fixed [`spin_before_block`](Options::spin_before_block); zero turns it off.
+    /// Default: zero (`rouse-std`'s thread-safe `Base` uses 3 µs).
+    pub const fn adaptive_spin(mut self, window: Duration) -> Options {
+        self.adaptive_spin = window;
+        self.spin = Duration::ZERO;
         self
     }
 

@@ -40,6 +40,7 @@ impl<C: Config> Drop for RunGuard<'_, C> {
             st.ctl.running = false;
             st.pass = None;
             st.wake.leave_poll();
+            st.spin.reset();
             st.waiters > 0
         });
         if waiters {
@@ -58,17 +59,28 @@ struct JobGuard<'a, C: Config> {
 }
 
 impl<C: Config> Drop for JobGuard<'_, C> {
+    #[inline]
     fn drop(&mut self) {
+        // On the normal path the loop took the callback back: nothing to do, inline.
         if let Some(cb) = self.cb.take() {
-            let base = self.base;
-            let (rest, waiters) = base.with(|st| {
-                let rest = st.end(&base.words, self.idx, cb, self.finalizer);
-                (rest, st.waiters > 0)
-            });
-            drop(rest);
-            if waiters {
-                C::Lock::wake_all(&base.state);
-            }
+            self.unwind(cb);
+        }
+    }
+}
+
+impl<C: Config> JobGuard<'_, C> {
+    /// The callback panicked: put it back under the lock (the panic goes on afterwards).
+    #[cold]
+    #[inline(never)]
+    fn unwind(&self, cb: C::Callback) {
+        let base = self.base;
+        let (rest, waiters) = base.with(|st| {
+            let rest = st.end(&base.words, self.idx, cb, self.finalizer);
+            (rest, st.waiters > 0)
+        });
+        drop(rest);
+        if waiters {
+            C::Lock::wake_all(&base.state);
         }
     }
 }
@@ -160,11 +172,19 @@ impl<C: Config> Base<C> {
                 if waited.is_some() {
                     poller.ready(|r| st.on_ready(&self.words, r, &self.notifier));
                 }
-                // The clock is read after the wait (and only if a deadline is armed): a timer
-                // is due only if its deadline is not after a time the poller had reached, so
-                // it never fires early.
-                if st.next_deadline().is_some() {
-                    st.expire(&self.words, self.clock.now().as_nanos());
+                // The clock is read after the wait (and only if a deadline is armed, or the
+                // adaptive spin times a blocking wait): a timer is due only if its deadline is
+                // not after a time the poller had reached, so it never fires early.
+                let timing = st.spin.timing();
+                if timing || st.next_deadline().is_some() {
+                    let now = self.clock.now().as_nanos();
+                    if timing {
+                        let notified = st.wake.notified();
+                        st.spin.woke(now, notified);
+                    }
+                    if st.next_deadline().is_some() {
+                        st.expire(&self.words, now);
+                    }
                 }
                 // What the last pass queued at its priority or below runs now, after this
                 // poll and these timers: a self-activating event cannot starve them.
@@ -214,12 +234,22 @@ impl<C: Config> Base<C> {
             }
             spin_loop();
         }
-        let spent = self.clock.now().saturating_duration_since(start);
+        let now = self.clock.now();
+        let spent = now.saturating_duration_since(start);
         self.with(|st| {
-            if st.wake.stats.requests as u32 != seen {
+            let hit = st.wake.stats.requests as u32 != seen;
+            st.wake.stats.spin_hits += u64::from(hit);
+            if st.spin.adaptive() {
+                st.spin
+                    .spun(hit, u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX));
+            }
+            if hit {
                 return None;
             }
             st.wake.enter_poll();
+            if st.spin.adaptive() {
+                st.spin.blocking(now.as_nanos());
+            }
             Some(timeout.map(|t| t.saturating_sub(spent)))
         })
     }
@@ -350,10 +380,21 @@ fn plan<C: Config>(
     if timeout == Some(Duration::ZERO) {
         return Step::Wait(timeout);
     }
-    let spin = timeout.map_or(st.opts.spin, |t| t.min(st.opts.spin));
+    // The fixed spin, or what the adaptive one says now (one clock reading, only if adaptive;
+    // the same reading marks the start of the blocking wait it times).
+    let now = st.spin.adaptive().then(|| clock.now().as_nanos());
+    let spin = match now {
+        Some(now) => Duration::from_nanos(st.spin.plan(now)),
+        None => st.opts.spin,
+    };
+    let spin = timeout.map_or(spin, |t| t.min(spin));
     if !spin.is_zero() {
+        st.wake.stats.spins += 1;
         return Step::Spin(spin, st.wake.stats.requests as u32, timeout);
     }
     st.wake.enter_poll();
+    if let Some(now) = now {
+        st.spin.blocking(now);
+    }
     Step::Wait(timeout)
 }

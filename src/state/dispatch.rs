@@ -36,6 +36,7 @@ impl<C: Config> BaseState<C> {
 
     /// Queues the event with `ready` (or adds `ready` to its pending reasons). Returns whether
     /// it was newly queued (and the loop must therefore be woken if it sleeps).
+    #[inline]
     pub fn enqueue(&mut self, words: &WordsOf<C>, idx: u32, ready: Ready) -> bool {
         let Some(w) = words.get(idx as usize) else {
             return false;
@@ -124,6 +125,7 @@ impl<C: Config> BaseState<C> {
 
     /// Takes the next event off queue `prio` and prepares it to run: a one-shot event stops
     /// being pending, a persistent timeout is re-armed, the callback is taken out of the slot.
+    #[inline(always)]
     pub fn begin(
         &mut self,
         words: &WordsOf<C>,
@@ -168,6 +170,7 @@ impl<C: Config> BaseState<C> {
 
     /// Puts a job's callback back after it ran (or releases what must go). Returns a callback
     /// to drop after the lock is released, if any.
+    #[inline(always)]
     pub fn end(
         &mut self,
         words: &WordsOf<C>,
@@ -176,11 +179,27 @@ impl<C: Config> BaseState<C> {
         finalizer: bool,
     ) -> Option<C::Callback> {
         self.current = NIL;
-        let flags = {
-            let s = self.slot(idx);
-            s.flags &= !flag::RUNNING;
-            s.flags
-        };
+        let s = self.slot(idx);
+        s.flags &= !flag::RUNNING;
+        // The common case, one flag test: not freed, finalized or auto-freed meanwhile (a
+        // finalizer job always has FINALIZING): the callback goes back to its slot.
+        if s.flags & (flag::ZOMBIE | flag::FINALIZING | flag::AUTOFREE) == 0 {
+            s.cb = Some(cb);
+            return None;
+        }
+        self.end_special(words, idx, cb, finalizer)
+    }
+
+    /// [`end`](Self::end) for a slot freed, finalized or auto-freed while its callback ran.
+    #[inline(never)]
+    fn end_special(
+        &mut self,
+        words: &WordsOf<C>,
+        idx: u32,
+        cb: C::Callback,
+        finalizer: bool,
+    ) -> Option<C::Callback> {
+        let flags = self.slot(idx).flags;
         let has = |f: u8| flags & f != 0;
         let queued = word::ready(slots::words_load(words, idx)) != 0;
         let done_once = has(flag::AUTOFREE) && !has(flag::PENDING | flag::FINALIZING) && !queued;

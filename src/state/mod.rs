@@ -13,6 +13,7 @@ mod readiness;
 mod schedule;
 pub(crate) mod slots;
 pub(crate) mod sources;
+pub(crate) mod spin;
 pub(crate) mod timers;
 pub(crate) mod wake;
 pub(crate) mod word;
@@ -24,6 +25,7 @@ use crate::Error;
 use queue::Queue;
 use slots::{flag, Slot, Slots, NIL, NO_TIME};
 use sources::Table;
+use spin::SpinGate;
 use wake::Wake;
 
 pub(crate) type VecOf<C, T> = <<C as Config>::Storage as Storage>::Vec<T>;
@@ -94,6 +96,8 @@ pub(crate) struct BaseState<C: Config> {
     pub pass: Option<u8>,
     pub timers: TimersOf<C>,
     pub wake: Wake,
+    /// The adaptive spin before blocking (unused with a fixed spin or none).
+    pub spin: SpinGate,
     pub ctl: Control,
     pub opts: Options,
     /// Slot whose callback is running, or `NIL`.
@@ -125,6 +129,7 @@ impl<C: Config> BaseState<C> {
             pass: None,
             timers: timers::Timers::new(),
             wake: Wake::default(),
+            spin: SpinGate::new(u64::try_from(opts.adaptive_spin.as_nanos()).unwrap_or(u64::MAX)),
             ctl: Control {
                 exit_at: NO_TIME,
                 ..Control::default()
@@ -158,6 +163,7 @@ impl<C: Config> BaseState<C> {
     /// new poller.
     pub fn reinit(&mut self) {
         self.wake.reset();
+        self.spin.reset();
         // A run (and its running callback, and threads waiting for it) in a thread that did
         // not survive the fork.
         self.ctl.running = false;

@@ -55,7 +55,15 @@ impl Queue {
         if idx == NIL {
             return None;
         }
-        self.remove(slots, idx);
+        // `remove` of the head: its `q_prev` is already NIL.
+        let next = slots[idx as usize].q_next;
+        self.head = next;
+        if next == NIL {
+            self.tail = NIL;
+        } else {
+            slots[next as usize].q_prev = NIL;
+        }
+        slots[idx as usize].q_next = NIL;
         Some(idx)
     }
 }

@@ -7,27 +7,36 @@ use super::slots::NIL;
 use super::{sources, BaseState, WordsOf};
 
 impl<C: Config> BaseState<C> {
-    /// Handles one report of the poller.
+    /// Handles one report of the poller. Inline: the I/O case is the per-event hot path
+    /// (into the poller's `ready` loop); signals and wakes are out of line.
+    #[inline]
     pub fn on_ready(&mut self, words: &WordsOf<C>, r: Readiness, notifier: &impl Notify) {
         match r {
             Readiness::Io(src, ready) => self.activate_source(words, src.id(), ready),
-            Readiness::Signal(n) => {
-                let mut cur = self.sig.get(n).head().unwrap_or(NIL);
-                while cur != NIL {
-                    let next = self.slots.v[cur as usize].src_next;
-                    self.enqueue(words, cur, Ready::SIGNAL);
-                    cur = next;
-                }
-            }
-            Readiness::Wake => {
-                // Drain first, clear second (DESIGN rule 3): a request that sees `pending` set
-                // after this point is covered by a new write.
-                notifier.consume();
-                self.wake.consumed();
-            }
+            Readiness::Signal(n) => self.activate_signal(words, n),
+            Readiness::Wake => self.consume_wake(notifier),
         }
     }
 
+    #[inline(never)]
+    fn activate_signal(&mut self, words: &WordsOf<C>, n: u32) {
+        let mut cur = self.sig.get(n).head().unwrap_or(NIL);
+        while cur != NIL {
+            let next = self.slots.v[cur as usize].src_next;
+            self.enqueue(words, cur, Ready::SIGNAL);
+            cur = next;
+        }
+    }
+
+    #[inline(never)]
+    fn consume_wake(&mut self, notifier: &impl Notify) {
+        // Drain first, clear second (DESIGN rule 3): a request that sees `pending` set after
+        // this point is covered by a new write.
+        notifier.consume();
+        self.wake.consumed();
+    }
+
+    #[inline]
     fn activate_source(&mut self, words: &WordsOf<C>, id: u32, ready: Ready) {
         let mut cur = self.io.get(id).head().unwrap_or(NIL);
         while cur != NIL {

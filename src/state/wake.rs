@@ -27,6 +27,10 @@ pub struct WakeStats {
     pub failures: u64,
     /// Blocking polls the loop entered.
     pub blocking_polls: u64,
+    /// Spins before blocking the loop started (fixed or adaptive).
+    pub spins: u64,
+    /// Spins that saw a request (the loop went on without blocking).
+    pub spin_hits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +41,8 @@ pub(crate) struct Wake {
     /// notification behind it, so a retry must not be taken as covered (the fast path of an
     /// already-queued activation is off, and it requests a wake).
     failed: bool,
+    /// A notification was consumed since the loop last returned from a wait.
+    notified: bool,
     pub stats: WakeStats,
 }
 
@@ -84,12 +90,20 @@ impl Wake {
     pub fn leave_poll(&mut self) {
         self.polling = false;
         self.failed = false; // awake: it sees every queued event before it blocks again
+        self.notified = false;
     }
 
     /// The loop consumed the notification (after draining it).
     #[inline]
     pub fn consumed(&mut self) {
         self.pending = false;
+        self.notified = true;
+    }
+
+    /// Whether a notification was consumed since the loop last returned from a wait.
+    #[inline]
+    pub fn notified(&self) -> bool {
+        self.notified
     }
 
     /// After fork: the child has a new notifier and no notification in flight.
@@ -97,6 +111,7 @@ impl Wake {
         self.polling = false;
         self.pending = false;
         self.failed = false;
+        self.notified = false;
     }
 }
 

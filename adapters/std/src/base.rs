@@ -15,6 +15,11 @@ use crate::os::{LocalOs, Os};
 use crate::sys::notify::NotifierKind;
 use crate::sys::poll::PollerKind;
 
+/// The window of the thread-safe base's default adaptive spin before blocking (see
+/// [`Builder::adaptive_spin`]): long enough to catch a request made right after the loop went
+/// idle (a cross-thread round trip takes well under a microsecond when both threads run).
+pub const DEFAULT_ADAPTIVE_SPIN: Duration = Duration::from_micros(3);
+
 /// How to build a base (libevent's `event_config`).
 ///
 /// Without a forced kind, the poller is epoll (Linux) or kqueue (BSD, macOS), and the notifier
@@ -35,9 +40,12 @@ use crate::sys::poll::PollerKind;
 /// assert_eq!(base.poller_kind(), PollerKind::Poll);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+
 #[derive(Clone, Debug)]
 pub struct Builder {
     options: Options,
+    /// No spin was chosen: `build` gives the thread-safe base the adaptive default.
+    spin_default: bool,
     notifier: Option<NotifierKind>,
     poller: Option<PollerKind>,
     ignore_env: bool,
@@ -47,6 +55,7 @@ impl Default for Builder {
     fn default() -> Builder {
         Builder {
             options: Options::new(),
+            spin_default: true,
             notifier: None,
             poller: None,
             ignore_env: false,
@@ -55,8 +64,10 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// The defaults: one priority, no dispatch limits, default poller and notifier, no spin
-    /// before blocking.
+    /// The defaults: one priority, no dispatch limits, default poller and notifier; for the
+    /// thread-safe base ([`build`](Builder::build)) an adaptive spin before blocking
+    /// ([`DEFAULT_ADAPTIVE_SPIN`], see [`adaptive_spin`](Builder::adaptive_spin)); no spin for
+    /// a [`LocalBase`] (nothing but its own thread can make a request) or a mock base.
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -64,11 +75,25 @@ impl Builder {
     /// Before blocking in its poller, the loop spins up to `spin` with `polling` still false:
     /// a change made meanwhile (a worker answering right after the loop went idle) is picked
     /// up with no notification write and no sleep/wake-up (a context switch costs several
-    /// microseconds). Off by default: each time the loop goes idle it burns up to `spin` of
-    /// CPU (the W6 workload measures it; 3 µs is what wins the W1a wake-latency figure). Zero
-    /// disables it. See [`rouse_core::Options::spin_before_block`].
+    /// microseconds). This fixed spin runs every time the loop goes idle: it burns up to
+    /// `spin` of CPU each time whether or not anything comes (the W6 workload measures it).
+    /// Replaces the adaptive default; zero turns every spin off. See
+    /// [`rouse_core::Options::spin_before_block`].
     pub fn spin_before_block(mut self, spin: Duration) -> Builder {
         self.options = self.options.spin_before_block(spin);
+        self.spin_default = false;
+        self
+    }
+
+    /// A spin before blocking, up to `window`, that runs only while it pays (the thread-safe
+    /// base's default, with [`DEFAULT_ADAPTIVE_SPIN`]): on once a notification ended a
+    /// blocking wait soon after it began (within 8 windows), off after four misses in a
+    /// row; missed spins use at most 1/32 of the loop thread's time. A loop woken only by
+    /// I/O and timers, or by requests far apart, never spins. Zero turns it off. See
+    /// [`rouse_core::Options::adaptive_spin`].
+    pub fn adaptive_spin(mut self, window: Duration) -> Builder {
+        self.options = self.options.adaptive_spin(window);
+        self.spin_default = false;
         self
     }
 
@@ -150,7 +175,12 @@ impl Builder {
             None => self.env("ROUSE_NOTIFIER", NotifierKind::from_name)?,
         };
         let (os, poller) = Os::new(self.poller_choice()?, notifier)?;
-        let core = rouse_core::Base::new(os, poller, MonotonicClock, self.options)?;
+        let options = if self.spin_default {
+            self.options.adaptive_spin(DEFAULT_ADAPTIVE_SPIN)
+        } else {
+            self.options
+        };
+        let core = rouse_core::Base::new(os, poller, MonotonicClock, options)?;
         Ok(Base::from_core(core))
     }
 

@@ -24,7 +24,10 @@
 //! handle; neither `Send` nor `Sync`). Code generic over [`Flavor`] serves both;
 //! [`LocalBase::local`](Base::local) adds closures that need not be `Send` (`Rc`, `RefCell`).
 //! [`Builder`] sets priorities, dispatch limits, a forced poller ([`PollerKind`]) or notifier
-//! ([`NotifierKind`]), and the opt-in spin before blocking.
+//! ([`NotifierKind`]), and the spin before blocking: adaptive by default for [`Base`]
+//! ([`Builder::adaptive_spin`], [`DEFAULT_ADAPTIVE_SPIN`]: it spins only while requests from
+//! other threads arrive right after the loop went idle), fixed with
+//! [`Builder::spin_before_block`], or off.
 //!
 //! [`testing::MockBase`] is `Base<testing::Mock>`: the same API on the core's mocks (a manual
 //! clock, a scripted poller, the counting notifier), so code generic over [`Flavor`] is unit
@@ -154,7 +157,7 @@ mod sys;
 pub mod testing;
 
 pub use api::WithPriority;
-pub use base::{Base, Builder, Handle, LocalBase};
+pub use base::{Base, Builder, Handle, LocalBase, DEFAULT_ADAPTIVE_SPIN};
 pub use channel::{SendError, Sender};
 pub use clock::MonotonicClock;
 pub use config::{Callback, Local, LocalCallback, Threaded};
