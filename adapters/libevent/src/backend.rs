@@ -360,6 +360,11 @@ impl Loop {
         Ok(self.base.delete(key)?)
     }
 
+    /// Makes `key` non-pending without waiting for its callback running on another thread.
+    pub fn delete_nowait(&self, key: Key) -> Result<(), Fail> {
+        Ok(self.base.delete_nowait(key)?)
+    }
+
     /// Frees `key` (waits for its callback running on another thread).
     pub fn free(&self, key: Key) -> Result<(), Fail> {
         Ok(self.base.free(key)?)

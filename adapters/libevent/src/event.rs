@@ -636,22 +636,14 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         return 0;
     };
     clear();
-    if !block {
-        // SAFETY: assigned.
-        if unsafe { detach(ev, Some(key)) }.is_some() {
-            forget_addr(inner, key);
-            return match inner.lp.finalize(key, Box::new(|| {})) {
-                Ok(()) | Err(Fail::Stale) => 0,
-                Err(e) => {
-                    warn(&format!("{func}: {e}"));
-                    -1
-                }
-            };
-        }
-        return 0;
-    }
     // A live event that is not pending deletes fine; a stale one is no longer anything's.
-    match inner.lp.delete(key) {
+    // Either way the registration stays (`event_add` reuses it).
+    let r = if block {
+        inner.lp.delete(key)
+    } else {
+        inner.lp.delete_nowait(key)
+    };
+    match r {
         Ok(()) | Err(Fail::Stale) => 0,
         Err(e) => {
             warn(&format!("{func}: {e}"));
