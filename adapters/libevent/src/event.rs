@@ -265,8 +265,10 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
             return None;
         }
     };
+    // SAFETY: caller's contract.
+    let caller_allocated = unsafe { (*ev).owned } & 1 == 0;
     if let Ok(mut a) = inner.addrs.lock() {
-        a.insert(key, ev as usize);
+        a.insert(key, ev as usize, caller_allocated);
     }
     let fresh = State {
         key: key_words(key),
