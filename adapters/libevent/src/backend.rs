@@ -443,6 +443,14 @@ impl Loop {
         (c.events, c.pending, c.active)
     }
 
+    /// Whether `key` is pending or queued (no snapshot, no clock read: `event_assign` asks
+    /// this of every re-assigned event).
+    pub fn is_busy(&self, key: Key) -> bool {
+        self.base
+            .info(key)
+            .is_ok_and(|i| i.pending || !i.queued.is_empty())
+    }
+
     /// A snapshot of `key`.
     pub fn info(&self, key: Key) -> Result<Info, Fail> {
         let i = self.base.info(key)?;

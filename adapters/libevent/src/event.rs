@@ -346,11 +346,7 @@ pub unsafe fn assign(
         owned = unsafe { (*ev).owned } & 1;
         // SAFETY: assigned.
         if let Some((h, inner, key)) = unsafe { current(ev) } {
-            if inner
-                .lp
-                .info(key)
-                .is_ok_and(|i| i.pending || i.active.is_some())
-            {
+            if inner.lp.is_busy(key) {
                 if DEBUG_MODE.load(Ordering::Relaxed) {
                     warn(&format!(
                         "{func}: event {ev:p} re-assigned while pending or active"
