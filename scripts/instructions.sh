@@ -58,7 +58,7 @@ if [[ ${1-} == --peers ]]; then
 		sed -n 's/^totals: \([0-9]*\).*/\1/p' "$f"
 	}
 	scripts/libevent-lib.sh "$out/lib" >&2
-	relinked=rouse-libevent-$(sed -n 's/^version = "\(.*\)"/\1/p' adapters/libevent/Cargo.toml | head -1)
+	relinked=rouse-libevent-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 	for peer in libevent:event_base_new_with_config libev:ev_loop_new libuv:uv_loop_init \
 		floor:epoll_create1 rouse-libevent:event_base_new_with_config; do
 		name=${peer%%:*} maker=${peer#*:}
