@@ -30,6 +30,33 @@ impl Key {
     pub const fn index(self) -> u32 {
         self.index
     }
+
+    /// The key as three words, to keep in memory that is not Rust's (a C struct, a
+    /// registration table); [`from_raw`](Key::from_raw) makes the same key again.
+    #[inline]
+    pub const fn to_raw(self) -> [u32; 3] {
+        [self.base, self.index, self.gen]
+    }
+
+    /// The key [`to_raw`](Key::to_raw) returned. Any three words make a key, and a base
+    /// checks every key it is given: one that was forged, belongs to a freed event or to
+    /// another base is refused (`Error::Stale`, `Error::Foreign`), never taken for another
+    /// event.
+    ///
+    /// ```
+    /// # use rouse_core::Key;
+    /// let k = Key::from_raw([1, 2, 3]);
+    /// assert_eq!(Key::from_raw(k.to_raw()), k);
+    /// assert_eq!(k.index(), 2);
+    /// ```
+    #[inline]
+    pub const fn from_raw(raw: [u32; 3]) -> Key {
+        Key {
+            base: raw[0],
+            index: raw[1],
+            gen: raw[2],
+        }
+    }
 }
 
 impl fmt::Debug for Key {

@@ -400,6 +400,33 @@ impl<C: Config> Base<C> {
         })
     }
 
+    /// Like [`delete`](Base::delete), but never waits (libevent's `event_del_noblock`): the
+    /// event is non-pending and off the active queue when this returns, and the key stays
+    /// valid. If its callback runs on another thread right now, it may still be running (it
+    /// is not started again unless the event is added or activated again). For a callback
+    /// that must be over before its state goes, use [`delete`](Base::delete) or
+    /// [`finalize`](Base::finalize).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`] (the event was deleted; the
+    /// loop could not be woken).
+    pub fn delete_nowait(&self, key: Key) -> Result<(), Error> {
+        let me = C::thread_id();
+        let (cb, need) = self.with(|st| {
+            let idx = self.check(st, key)?;
+            let running_elsewhere = st.current == idx && st.ctl.running && st.ctl.loop_thread != me;
+            let (cb, wake) = if !running_elsewhere && st.frees_on_delete(idx) {
+                st.free(&self.words, idx)
+            } else {
+                (None, st.delete(&self.words, idx))
+            };
+            Ok::<_, Error>((cb, wake && self.request(st)))
+        })?;
+        drop(cb); // user state is dropped outside the lock
+        self.wake(need)
+    }
+
     /// Deletes the event and frees its slot: the key is stale from now on (libevent's
     /// `event_free`). Waits for a running callback like [`delete`](Base::delete) (removing
     /// the event first); called from the event's own callback, the slot is released when the

@@ -110,16 +110,13 @@ pub fn magic_of(ev: *const Event) -> u64 {
 
 /// Stores a key in three words.
 pub fn key_words(k: Key) -> [u32; 3] {
-    const { assert!(std::mem::size_of::<Key>() == 12) };
-    // SAFETY: `Key` is three `u32`s (checked above) with no padding and no invalid values.
-    unsafe { std::mem::transmute::<Key, [u32; 3]>(k) }
+    k.to_raw()
 }
 
-/// The key stored by [`key_words`].
+/// The key stored by [`key_words`] (a stale or forged one is refused by rouse with
+/// `Stale`/`Foreign`, never misused).
 pub fn key_from(w: [u32; 3]) -> Key {
-    // SAFETY: as in `key_words`: every bit pattern of three `u32`s is a `Key` (a stale or
-    // forged one is refused by rouse with `Stale`/`Foreign`, never misused).
-    unsafe { std::mem::transmute::<[u32; 3], Key>(w) }
+    Key::from_raw(w)
 }
 
 /// The event's lock word.

@@ -360,6 +360,11 @@ impl Loop {
         Ok(self.base.delete(key)?)
     }
 
+    /// Makes `key` non-pending without waiting for its callback running on another thread.
+    pub fn delete_nowait(&self, key: Key) -> Result<(), Fail> {
+        Ok(self.base.delete_nowait(key)?)
+    }
+
     /// Frees `key` (waits for its callback running on another thread).
     pub fn free(&self, key: Key) -> Result<(), Fail> {
         Ok(self.base.free(key)?)
@@ -436,6 +441,14 @@ impl Loop {
     pub fn counts(&self) -> (u32, u32, u32) {
         let c = self.base.counts();
         (c.events, c.pending, c.active)
+    }
+
+    /// Whether `key` is pending or queued (no snapshot, no clock read: `event_assign` asks
+    /// this of every re-assigned event).
+    pub fn is_busy(&self, key: Key) -> bool {
+        self.base
+            .info(key)
+            .is_ok_and(|i| i.pending || !i.queued.is_empty())
     }
 
     /// A snapshot of `key`.

@@ -59,7 +59,9 @@ impl std::hash::Hasher for AddrHasher {
 
 /// rouse slot index <-> `struct event` address of one base: the index side serves
 /// foreach/dump, the address side finds the slot a freed-and-reused `struct event` left
-/// behind (so memory the program frees after `event_del` leaks no slot once reused).
+/// behind (so memory the program frees after `event_del` leaks no slot once reused). Only
+/// caller-allocated events are on the address side: `event_free` releases the slot of an
+/// `event_new` event itself, so none is ever left behind at its address.
 #[derive(Default)]
 pub struct Addrs {
     by_index: Vec<usize>,
@@ -67,13 +69,16 @@ pub struct Addrs {
 }
 
 impl Addrs {
-    pub fn insert(&mut self, key: crate::backend::Key, addr: usize) {
+    /// Records `key`'s event at `addr`; `caller_allocated`: also on the address side.
+    pub fn insert(&mut self, key: crate::backend::Key, addr: usize, caller_allocated: bool) {
         let i = Loop::index(key) as usize;
         if self.by_index.len() <= i {
             self.by_index.resize(i + 1, 0);
         }
         self.by_index[i] = addr;
-        self.by_addr.insert(addr, key);
+        if caller_allocated {
+            self.by_addr.insert(addr, key);
+        }
     }
 
     pub fn remove(&mut self, key: crate::backend::Key) {

@@ -265,8 +265,10 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
             return None;
         }
     };
+    // SAFETY: caller's contract.
+    let caller_allocated = unsafe { (*ev).owned } & 1 == 0;
     if let Ok(mut a) = inner.addrs.lock() {
-        a.insert(key, ev as usize);
+        a.insert(key, ev as usize, caller_allocated);
     }
     let fresh = State {
         key: key_words(key),
@@ -344,11 +346,7 @@ pub unsafe fn assign(
         owned = unsafe { (*ev).owned } & 1;
         // SAFETY: assigned.
         if let Some((h, inner, key)) = unsafe { current(ev) } {
-            if inner
-                .lp
-                .info(key)
-                .is_ok_and(|i| i.pending || i.active.is_some())
-            {
+            if inner.lp.is_busy(key) {
                 if DEBUG_MODE.load(Ordering::Relaxed) {
                     warn(&format!(
                         "{func}: event {ev:p} re-assigned while pending or active"
@@ -636,22 +634,14 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         return 0;
     };
     clear();
-    if !block {
-        // SAFETY: assigned.
-        if unsafe { detach(ev, Some(key)) }.is_some() {
-            forget_addr(inner, key);
-            return match inner.lp.finalize(key, Box::new(|| {})) {
-                Ok(()) | Err(Fail::Stale) => 0,
-                Err(e) => {
-                    warn(&format!("{func}: {e}"));
-                    -1
-                }
-            };
-        }
-        return 0;
-    }
     // A live event that is not pending deletes fine; a stale one is no longer anything's.
-    match inner.lp.delete(key) {
+    // Either way the registration stays (`event_add` reuses it).
+    let r = if block {
+        inner.lp.delete(key)
+    } else {
+        inner.lp.delete_nowait(key)
+    };
+    match r {
         Ok(()) | Err(Fail::Stale) => 0,
         Err(e) => {
             warn(&format!("{func}: {e}"));

@@ -154,4 +154,5 @@ c_tests! {
     util;
     symbols;
     reuse;
+    fault_signals;
 }

@@ -165,6 +165,19 @@ macro_rules! shared_api {
                 Ok(self.core().delete(key)?)
             }
 
+            /// Like [`delete`](Self::delete), but never waits (`event_del_noblock`): the event is
+            /// non-pending and off the active queue when this returns, and the key stays valid.
+            /// A callback running on another thread right now may still be running (it does not
+            /// start again unless the event is added or activated again); use `delete` or
+            /// `finalize_with` when it must be over.
+            ///
+            /// # Errors
+            ///
+            /// `NotFound` for a stale key; `NotConnected` once the base is closed.
+            pub fn delete_nowait(&self, key: rouse_core::Key) -> std::io::Result<()> {
+                Ok(self.core().delete_nowait(key)?)
+            }
+
             /// Deletes the event and frees it: the key is stale from now on (`event_free`).
             ///
             #[doc = concat!("Waits for a running callback like [`delete`](", stringify!($Ty), "::delete).")]

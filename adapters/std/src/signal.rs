@@ -6,8 +6,14 @@ use std::io;
 
 use crate::sys::signal::check_catchable;
 
-/// A signal an event can watch: a signal of this OS that can be caught and is not a fault
-/// signal (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP`) nor `SIGKILL` or `SIGSTOP`.
+/// A signal an event can watch: a signal of this OS that can be caught (not `SIGKILL` or
+/// `SIGSTOP`, nor one the C library reserves).
+///
+/// The fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP`) can be watched for
+/// the deliveries a process sends (`kill(2)`, `raise(3)`, `sigqueue(3)`, `pthread_kill(3)`).
+/// One the CPU raises at a faulting instruction is never reported: it goes to the handler
+/// that was installed before rouse's, and if there was none, the default action is restored,
+/// so the instruction that faults again ends the process as it would have without rouse.
 ///
 /// ```
 /// use rouse_std::Signal;
@@ -69,7 +75,7 @@ impl Signal {
     /// # Errors
     ///
     /// `InvalidInput` for a number that is no signal of this OS, one reserved by the C library
-    /// (glibc's 32 and 33), `SIGKILL`, `SIGSTOP` and the fault signals.
+    /// (glibc's 32 and 33), `SIGKILL` and `SIGSTOP`.
     pub fn new(signo: i32) -> io::Result<Signal> {
         let n = u32::try_from(signo).map_err(|_| {
             io::Error::new(
@@ -194,15 +200,19 @@ mod tests {
     }
 
     #[test]
-    fn uncatchable_and_fault_signals_and_non_signals_are_refused() {
+    fn uncatchable_signals_and_non_signals_are_refused_fault_signals_are_not() {
         for signo in [
-            libc::SIGKILL,
-            libc::SIGSTOP,
             libc::SIGSEGV,
             libc::SIGBUS,
             libc::SIGILL,
             libc::SIGFPE,
             libc::SIGTRAP,
+        ] {
+            assert_eq!(Signal::new(signo).unwrap().as_raw(), signo);
+        }
+        for signo in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
             0,
             -1,
             i32::MIN,

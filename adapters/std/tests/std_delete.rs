@@ -1,6 +1,7 @@
 #![cfg(not(miri))]
 //! Deleting events across threads: `delete` and `free` wait for a running callback, a callback
-//! may delete itself, `finalize_with` never blocks, and a dropped base fails its handles.
+//! may delete itself, `finalize_with` and `delete_nowait` never block, and a dropped base fails
+//! its handles.
 
 #[path = "util/mod.rs"]
 mod util;
@@ -311,5 +312,55 @@ fn dropping_the_base_fails_every_handle_call_without_panic() -> io::Result<()> {
         io::ErrorKind::NotConnected
     );
     assert_eq!(h.counts().events, 0);
+    Ok(())
+}
+
+#[test]
+fn delete_nowait_from_another_thread_returns_while_the_callback_runs() -> io::Result<()> {
+    let base = default_base()?;
+    let gate = Gate::new();
+    let runs = Arc::new(AtomicU64::new(0));
+    let (r, mut inner) = (runs.clone(), gate.callback());
+    let key = base.add_user(move |cx, fired| {
+        r.fetch_add(1, SeqCst);
+        inner(cx, fired);
+    })?;
+    let lt = run_in_thread(base, RunFlags::UNTIL_EMPTY, "gated callback");
+    let h = lt.handle().clone();
+    h.activate(key, Ready::USER)?;
+    wait_until(BOUND, "the callback starts", || gate.started.load(SeqCst));
+    // Queued again while it runs: the nowait delete takes that run off the queue too.
+    h.activate(key, Ready::USER)?;
+    assert!(!h.info(key)?.queued.is_empty());
+    h.delete_nowait(key)?; // returns with the callback still inside (a `delete` would block)
+    assert!(
+        !gate.finished.load(SeqCst),
+        "delete_nowait returned only after the callback"
+    );
+    let info = h.info(key)?;
+    assert!(!info.pending && info.queued.is_empty(), "{info:?}");
+    gate.release.store(true, SeqCst);
+    let base = lt.expect_exit(Exit::Empty);
+    assert_eq!(runs.load(SeqCst), 1, "the deleted run did not happen");
+    // The key is still valid: the event can be activated again.
+    base.activate(key, Ready::USER)?;
+    assert_eq!(base.run_with(RunFlags::ONCE_NONBLOCK)?, Exit::Done);
+    assert_eq!(runs.load(SeqCst), 2);
+    // A key kept as raw words is the same key; forged words name no event.
+    let [b, i, g] = key.to_raw();
+    assert_eq!(Key::from_raw([b, i, g]), key);
+    assert!(
+        base.is_pending(Key::from_raw([b, i, g + 1])).is_err(),
+        "another generation"
+    );
+    assert!(
+        base.is_pending(Key::from_raw([b + 1, i, g])).is_err(),
+        "another base"
+    );
+    assert!(h.delete_nowait(key).is_ok() && base.free(key).is_ok());
+    assert_eq!(
+        base.delete_nowait(key).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
     Ok(())
 }

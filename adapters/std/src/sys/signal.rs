@@ -11,6 +11,10 @@
 //!
 //! - Which signals can be watched is decided once, by [`check_catchable`]: a number this OS has
 //!   (at most [`max_signal`]), not reserved by the C library, and none of [`FORBIDDEN`].
+//! - The fault signals ([`FAULTS`]) are reported only when sent by a process; one the CPU
+//!   raised goes to the disposition ours replaced, or, if that was `SIG_DFL` or `SIG_IGN`, the
+//!   handler restores `SIG_DFL` and returns: the faulting instruction runs again and ends the
+//!   process as it would have without us (instead of faulting forever).
 //! - `TABLE[signo]` holds up to [`SLOTS`] subscribers: the write fd of a self-pipe plus a
 //!   *pending* bit. The handler sets the bit and writes one byte (the signal number) unless the
 //!   bit was already set; [`SignalPipe::drain`] reads the bytes, then clears the bits and reports
@@ -44,18 +48,32 @@ use super::{fd, syscall};
 /// Size of the tables: the core's `MAX_SIGNAL` (no OS has more; see [`max_signal`]).
 const MAX_SIGNAL: usize = rouse_core::MAX_SIGNAL as usize;
 
-/// Signals never watched: `SIGKILL` and `SIGSTOP` cannot be caught, and a handler that returns
-/// from a fault (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP`) makes the faulting
-/// instruction run again, and fault again, forever.
-pub(crate) const FORBIDDEN: [libc::c_int; 7] = [
-    libc::SIGKILL,
-    libc::SIGSTOP,
+/// Signals never watched: `SIGKILL` and `SIGSTOP` cannot be caught.
+pub(crate) const FORBIDDEN: [libc::c_int; 2] = [libc::SIGKILL, libc::SIGSTOP];
+
+/// The fault signals: the CPU raises them at the faulting instruction, which a handler that
+/// returns makes run again. Watched like any other signal when another process or thread sends
+/// them (`kill(2)`, `raise(3)`, `sigqueue(3)`, `pthread_kill(3)`: nsd sends itself `SIGILL`);
+/// a real fault is never reported (see [`handler`]).
+pub(crate) const FAULTS: [libc::c_int; 5] = [
     libc::SIGSEGV,
     libc::SIGBUS,
     libc::SIGILL,
     libc::SIGFPE,
     libc::SIGTRAP,
 ];
+
+/// Whether a delivery of fault signal was sent (by `kill`, `sigqueue`, `tgkill`/`pthread_kill`,
+/// FreeBSD's `thr_kill`) rather than raised by the CPU. Any other `si_code` counts as a fault.
+fn sent(code: libc::c_int) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const SENT: [libc::c_int; 3] = [libc::SI_USER, libc::SI_QUEUE, libc::SI_TKILL];
+    // FreeBSD's and Apple's `SI_USER`, `SI_QUEUE` and FreeBSD's `SI_LWP`; 0 is no fault code
+    // there either (older macOS reports `kill(2)` with 0).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const SENT: [libc::c_int; 4] = [0, 0x10001, 0x10002, 0x10007];
+    SENT.contains(&code)
+}
 
 /// Subscribers (self-pipes, i.e. bases) per signal.
 pub(crate) const SLOTS: usize = 8;
@@ -165,8 +183,7 @@ pub(crate) fn check_catchable(signo: u32) -> io::Result<()> {
     let why = if signo == 0 || signo > max_signal() {
         "no such signal on this OS"
     } else if FORBIDDEN.iter().any(|&s| s as u32 == signo) {
-        "cannot be watched (SIGKILL and SIGSTOP cannot be caught; a caught fault signal \
-         repeats forever)"
+        "cannot be watched (SIGKILL and SIGSTOP cannot be caught)"
     } else if reserved(signo) {
         "reserved by the C library"
     } else {
@@ -203,16 +220,23 @@ fn handler_addr() -> libc::sighandler_t {
 
 /// The signal handler (`SA_SIGINFO`): for every subscriber of `signo`, mark the signal pending
 /// and make its pipe readable; then call the disposition ours replaced. Async-signal-safe:
-/// only atomics, `write(2)` and `errno`, no allocation, no `io::Error`.
+/// only atomics, `write(2)`, `sigaction(2)` and `errno`, no allocation, no `io::Error`.
+///
+/// A fault signal the CPU raised (not [`sent`]) is reported to nobody: it goes to the
+/// disposition ours replaced, and if that was `SIG_DFL` or `SIG_IGN`, `SIG_DFL` is restored
+/// before returning, so the instruction that faults again gets the default action.
 extern "C" fn handler(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let errno = errno_location();
     // SAFETY: `errno` points to this thread's errno, valid for the thread's lifetime.
     let saved_errno = unsafe { *errno };
+    // SAFETY: with `SA_SIGINFO` the kernel passes a valid `siginfo_t` (null only if someone
+    // calls the handler by hand: then there is no code to read, and it counts as sent).
+    let fault = FAULTS.contains(&signo) && !info.is_null() && !sent(unsafe { (*info).si_code });
     RUNNING.fetch_add(1, SeqCst);
     let index = usize::try_from(signo).ok().filter(|&s| s <= MAX_SIGNAL);
     let mut chain = (libc::SIG_DFL, false);
     if let Some(s) = index {
-        for slot in &TABLE[s] {
+        for slot in TABLE[s].iter().filter(|_| !fault) {
             let mut v = slot.load(SeqCst);
             while v & OCCUPIED != 0 {
                 if v & PENDING != 0 {
@@ -235,7 +259,28 @@ extern "C" fn handler(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // SAFETY: as above. Restored before chaining: the next handler sees the interrupted
     // code's errno, as if it had been called by the kernel.
     unsafe { *errno = saved_errno };
+    if fault && matches!(chain.0, libc::SIG_DFL | libc::SIG_IGN) {
+        // SAFETY: all-zero bytes are a valid `sigaction` (SIG_DFL, empty mask, no flags), and
+        // `sigaction(2)` is async-signal-safe. On return the instruction faults again, now
+        // with the default action (the kernel forces it even if the signal was ignored).
+        unsafe {
+            let dfl: libc::sigaction = mem::zeroed();
+            libc::sigaction(signo, &dfl, ptr::null_mut());
+        }
+        return;
+    }
     // Called outside the RUNNING window: it may never return (exit, longjmp).
+    call_chain(chain, signo, info, ctx);
+}
+
+/// Calls the disposition our handler replaced (`SIG_DFL` and `SIG_IGN`: nothing) with the
+/// arguments our handler got.
+fn call_chain(
+    chain: (libc::sighandler_t, bool),
+    signo: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
     match chain {
         (libc::SIG_DFL | libc::SIG_IGN, _) => {}
         (f, true) => {
@@ -810,5 +855,50 @@ mod tests {
         assert_eq!(drained(&mut pipe), [] as [u32; 0]);
         raise(sig);
         assert_eq!(drained(&mut pipe), [sig as u32]);
+    }
+
+    /// Executes an instruction the CPU refuses (`SIGILL`, raised by the CPU).
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+    fn illegal_instruction() {
+        // SAFETY: the instruction only traps; the test runs it in a forked child that the
+        // trap ends.
+        unsafe {
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            std::arch::asm!("ud2");
+            #[cfg(target_arch = "aarch64")]
+            std::arch::asm!("udf #0");
+        }
+    }
+
+    #[test]
+    fn a_sent_fault_signal_is_reported_and_a_cpu_fault_still_ends_the_process() {
+        let sig = libc::SIGILL;
+        let mut pipe = SignalPipe::new().unwrap();
+        pipe.subscribe(sig as u32).unwrap();
+        // Sent (`raise` is `tgkill`): reported, and the process goes on.
+        raise(sig);
+        assert_eq!(drained(&mut pipe), [sig as u32]);
+        #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+        {
+            // SAFETY: the child runs one trapping instruction and `_exit`s if it survives.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                illegal_instruction();
+                // SAFETY: ends the child without the parent's destructors (not reached when
+                // the fault ends it, as it must).
+                unsafe { libc::_exit(7) };
+            }
+            let mut status = 0;
+            syscall!(waitpid(pid, &mut status, 0)).unwrap();
+            assert!(
+                libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == sig,
+                "the child's fault must end it by SIGILL (status {status:#x})"
+            );
+            // The child's fault was not reported (its pipe is the parent's too).
+            assert_eq!(drained(&mut pipe), [] as [u32; 0]);
+        }
+        pipe.unsubscribe(sig as u32).unwrap();
+        assert_eq!(current_handler(sig), libc::SIG_DFL);
     }
 }
