@@ -64,7 +64,9 @@ impl Sub for Instant {
 ///
 /// - **Monotonic**: a later call never returns an earlier instant, on any thread.
 /// - **Never fails, never overflows** within the life of the base.
-/// - **Cheap**: the loop reads it once per iteration, and adding a timer reads it once.
+/// - **Cheap**: the loop reads it once per iteration (when a timer is armed), and adding a
+///   timer outside the loop's callbacks reads it once (an add from a callback reads none: its
+///   timeout starts at the loop's next reading).
 /// - **Lock-free with respect to the base**: the base reads it with its lock held (adding a
 ///   timer, planning a wait), so it must not call into the base; under `CriticalSectionLock`
 ///   it runs with interrupts masked (read a counter, do not wait for a tick).

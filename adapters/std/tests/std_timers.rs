@@ -300,3 +300,46 @@ fn common_timeouts_fire_in_order() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The time rule: an add from a callback reads no clock, its timeout starts at the loop's next
+/// reading, after the callback. A callback that works (spins) before and after each add: every
+/// timer fires no earlier than its timeout after its add (a loop time cached before the
+/// callback would make them due early by the work before the add), and late by no more than
+/// the work after it plus the wake-up.
+#[test]
+fn a_timer_added_late_in_a_callback_never_fires_early() -> io::Result<()> {
+    fn spin(d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+    }
+    let base = default_base()?;
+    // (when it was added, its timeout, when it ran)
+    let fired: Log<(Instant, Duration, Instant)> = log();
+    let f = fired.clone();
+    base.add_timer(Duration::ZERO, move |cx, _| {
+        for i in 0..5u64 {
+            spin(Duration::from_millis(2));
+            let d = Duration::from_millis(1 + i);
+            let (f, added) = (f.clone(), Instant::now());
+            cx.events()
+                .add_timer(d, move |_, _| {
+                    f.lock().unwrap().push((added, d, Instant::now()))
+                })
+                .unwrap();
+        }
+        spin(Duration::from_millis(3));
+    })?;
+    assert_eq!(base.run()?, Exit::Empty);
+    let fired = fired.lock().unwrap();
+    assert_eq!(fired.len(), 5);
+    for (added, d, ran) in fired.iter() {
+        assert!(
+            *ran + origin_gap() >= *added + *d,
+            "a {d:?} timer ran {:?} after its add",
+            *ran - *added
+        );
+    }
+    Ok(())
+}
