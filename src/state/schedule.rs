@@ -141,7 +141,7 @@ impl<C: Config> BaseState<C> {
                 self.dequeue(words, idx);
             }
             wake |= self.timers.disarm(idx);
-            let interval = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            let interval = crate::seam::duration_nanos(d);
             if self.ctl.running && !self.wake.polling() {
                 // The time rule: while the loop runs callbacks, no clock reading here. The
                 // timeout starts at the loop's next reading (`start_timers`: before it plans
@@ -153,11 +153,12 @@ impl<C: Config> BaseState<C> {
             } else {
                 // No run, or the loop sleeps with a timeout computed without this timer:
                 // read the clock, and wake the loop if this is the earliest deadline.
-                let at = now().saturating_add(d).as_nanos();
+                let at = now().as_nanos().saturating_add(interval);
                 wake |= self.timers.arm(idx, at, interval);
             }
         }
-        Ok(wake)
+        // With no run in progress there is no loop to tell: the next run plans from scratch.
+        Ok(wake && self.ctl.running)
     }
 
     /// Starts the timeouts added since the last clock reading (the time rule): `now` is read
@@ -227,7 +228,8 @@ impl<C: Config> BaseState<C> {
             }
         }
         self.dequeue(words, idx);
-        wake
+        // With no run in progress there is no loop to tell: the next run plans from scratch.
+        wake && self.ctl.running
     }
 
     /// Links a newly pending event into its source or signal list. Returns whether the kernel

@@ -95,6 +95,7 @@ where
 
     /// Makes room to arm a timeout for slot `idx` (`common`: in a common-timeout queue), so
     /// that arming it cannot fail.
+    #[inline]
     pub fn reserve(&mut self, idx: u32, common: bool) -> Result<(), Error> {
         let need = idx as usize + 1;
         let ok = self.heap.v.reserve_total(self.heap.len() + 1)
@@ -194,6 +195,7 @@ where
         self.pos[idx as usize] == 0
     }
 
+    #[inline]
     fn remove_from_heap(&mut self, idx: u32) -> bool {
         let p = self.pos[idx as usize];
         if p == NIL {
@@ -211,6 +213,7 @@ where
     }
 
     /// Disarms slot `idx`'s timeout. Returns whether the earliest deadline moved.
+    #[inline]
     pub fn disarm(&mut self, idx: u32) -> bool {
         if self.queue_of(idx) != 0 {
             return self.unlink(idx);
@@ -384,6 +387,7 @@ where
 }
 
 /// Grows `v` to `len` elements of `fill` (no-op if it is long enough).
+#[inline]
 fn grow<T: Copy>(v: &mut impl Buf<T>, len: usize, fill: T) -> bool {
     if v.len() >= len {
         return true;
