@@ -433,6 +433,9 @@ trait Bench: Sized {
     fn describe(&self) -> String;
     /// Runs a measured section (one named function per base, for the instruction counts).
     fn measured<R>(f: impl FnOnce() -> R) -> R;
+    /// W4b's churn from a callback: `n` times `add(key, Some(d))` + `delete(key)` inside one
+    /// callback of a running loop; returns the wall ns of the loop of ops.
+    fn churn_in_callback(&self, key: Key, n: usize, d: Duration) -> io::Result<u64>;
 }
 
 /// The per-flavor names and constructor.
@@ -505,6 +508,23 @@ impl<F: Named> Bench for Base<F> {
         } else {
             measured_local(f)
         }
+    }
+    fn churn_in_callback(&self, key: Key, n: usize, d: Duration) -> io::Result<u64> {
+        let took = Arc::new(AtomicU64::new(0));
+        let t = took.clone();
+        self.add_timer(Duration::ZERO, move |cx, _| {
+            let ev = cx.events();
+            let t0 = now_ns();
+            measured_in_callback(|| {
+                for _ in 0..n {
+                    ev.add(key, Some(d)).expect("add from a callback");
+                    ev.delete(key).expect("delete from a callback");
+                }
+            });
+            t.store(now_ns() - t0, Ordering::Relaxed);
+        })?;
+        self.run_with(RunFlags::ONCE)?;
+        Ok(took.load(Ordering::Relaxed))
     }
 }
 
@@ -801,6 +821,9 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let a1 = allocs();
     // Sanity: the key is still valid (a delete of a non-pending event succeeds).
     let churn_ok = base.ev_delete(key).is_ok();
+    // The same churn from a callback (the time rule: no clock reading; its own case).
+    let cb_ns = base.churn_in_callback(key, W4_CHURN, one_s)?;
+    let cb_ok = base.ev_delete(key).is_ok();
     drop(base);
     println!(
         "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn\",\"ops\":{},\
@@ -812,6 +835,19 @@ fn w4b<B: Bench>() -> io::Result<()> {
         (t1 - t0) as f64 / W4_CHURN as f64,
         churn_ok,
         a1 - a0,
+        B::KIND,
+        local_note::<B>()
+    );
+    println!(
+        "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn_in_callback\",\"ops\":{},\
+         \"ns_per_op\":{:.1},\"churn_ok\":{},\"op\":\"add(key, Some(1 s)) + delete(key), both from \
+         one callback of a running loop (no clock reading: the timeout would start after the pass)\",\
+         \"base\":\"{}\"{}}}",
+        imp(),
+        B::SUFFIX,
+        W4_CHURN,
+        cb_ns as f64 / W4_CHURN as f64,
+        cb_ok,
         B::KIND,
         local_note::<B>()
     );

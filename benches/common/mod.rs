@@ -336,6 +336,13 @@ pub fn measured_local<R>(f: impl FnOnce() -> R) -> R {
     std::hint::black_box(f())
 }
 
+/// As [`measured_threaded`], for a section run inside a callback (W4b's churn from a
+/// callback; either base: `--toggle-collect=*measured_in_callback*`).
+#[inline(never)]
+pub fn measured_in_callback<R>(f: impl FnOnce() -> R) -> R {
+    std::hint::black_box(f())
+}
+
 /// `name` from the environment as a number, or `default` (the instruction-count script runs
 /// W4a at n = 100 000 and W3 at P = 100 only, to keep callgrind's runs short).
 pub fn env_usize(name: &str, default: usize) -> usize {
