@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench --bench workloads                 # everything
-//! cargo bench --bench workloads -- W1b W3       # some (commas work too; W1 = W1a+W1b, W4 = W4a+W4b)
+//! cargo bench --bench workloads -- W1b W3       # some (commas work too; W1 = W1a+W1b, W4 = W4a+W4b+W4scale)
 //! ```
 //!
 //! - W1a/W1b/W2: a persistent user event ([`Base::add_user`]) on a default [`Base`], its
@@ -20,6 +20,8 @@
 //!   `delete` + `add` and dispatches with `ONCE_NONBLOCK` runs. Printed for the default
 //!   (threaded) base and for [`LocalBase`] (impl `rouse-<ver>-local`).
 //! - W4a/W4b: one-shot timers with zero-sized callbacks; add/delete churn. Both bases.
+//! - W4scale: W4a at n = 1 000, 10 000, 100 000 and 1 000 000 (case `a_scale`), with the loop
+//!   thread's CPU time per timer (`cpu_ns_per_timer`) beside the wall time. Both bases.
 //! - W2ch: W2's storm sent through [`Base::channel`] (4 threads x 250 000 messages).
 //! - W5: RSS per registered fd event, in a fresh process (the harness re-executes itself).
 //!
@@ -454,6 +456,9 @@ trait Bench: Sized {
     fn describe(&self) -> String;
     /// Runs a measured section (one named function per base, for the instruction counts).
     fn measured<R>(f: impl FnOnce() -> R) -> R;
+    /// W4b's churn from a callback: `n` times `add(key, Some(d))` + `delete(key)` inside one
+    /// callback of a running loop; returns the wall ns of the loop of ops.
+    fn churn_in_callback(&self, key: Key, n: usize, d: Duration) -> io::Result<u64>;
 }
 
 /// The per-flavor names and constructor.
@@ -526,6 +531,23 @@ impl<F: Named> Bench for Base<F> {
         } else {
             measured_local(f)
         }
+    }
+    fn churn_in_callback(&self, key: Key, n: usize, d: Duration) -> io::Result<u64> {
+        let took = Arc::new(AtomicU64::new(0));
+        let t = took.clone();
+        self.add_timer(Duration::ZERO, move |cx, _| {
+            let ev = cx.base_ref();
+            let t0 = now_ns();
+            measured_in_callback(|| {
+                for _ in 0..n {
+                    ev.add(key, Some(d)).expect("add from a callback");
+                    ev.delete(key).expect("delete from a callback");
+                }
+            });
+            t.store(now_ns() - t0, Ordering::Relaxed);
+        })?;
+        self.run_with(RunFlags::ONCE)?;
+        Ok(took.load(Ordering::Relaxed))
     }
 }
 
@@ -732,6 +754,22 @@ fn w4_cb() {
 }
 
 fn w4a<B: Bench>() -> io::Result<()> {
+    w4a_n::<B>(w4_timers(), false)
+}
+
+/// W4scale: W4a at each of these n (case "a_scale"), as the peers run it.
+const W4S_SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
+
+fn w4scale<B: Bench>() -> io::Result<()> {
+    for n in W4S_SIZES {
+        w4a_n::<B>(n, true)?;
+    }
+    Ok(())
+}
+
+/// W4a with `n` timers; `scale`: printed as case "a_scale", with the loop thread's CPU time
+/// (`CLOCK_THREAD_CPUTIME_ID`) over the same section as the wall time.
+fn w4a_n<B: Bench>(n: usize, scale: bool) -> io::Result<()> {
     let base = B::create()?;
     let cb = || w4_cb();
     assert_eq!(
@@ -740,10 +778,10 @@ fn w4a<B: Bench>() -> io::Result<()> {
         "W4 callbacks capture nothing"
     );
     FIRED.store(0, Ordering::Relaxed);
-    let n = w4_timers();
     let mut lcg = Lcg::new();
     let a0 = allocs();
-    let (t0, t1, t2, exit) = B::measured(|| -> io::Result<_> {
+    let (c0, t0, t1, t2, c1, exit) = B::measured(|| -> io::Result<_> {
+        let c0 = thread_cpu_ns();
         let t0 = now_ns();
         for _ in 0..n {
             let us = lcg.deadline_us();
@@ -751,23 +789,32 @@ fn w4a<B: Bench>() -> io::Result<()> {
         }
         let t1 = now_ns();
         let exit = base.run_flags(RunFlags::UNTIL_EMPTY)?;
-        Ok((t0, t1, now_ns(), exit))
+        let t2 = now_ns();
+        Ok((c0, t0, t1, t2, thread_cpu_ns(), exit))
     })?;
     let a1 = allocs();
     let fired = FIRED.load(Ordering::Relaxed);
     drop(base);
+    let (case, cpu) = if scale {
+        let cpu = format!(",\"cpu_ns_per_timer\":{:.1}", (c1 - c0) as f64 / n as f64);
+        ("a_scale", cpu)
+    } else {
+        ("a_add_fire", String::new())
+    };
     println!(
-        "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"a_add_fire\",\"timers\":{},\
-         \"total_ns\":{},\"ns_per_timer\":{:.1},\"add_ns_per_timer\":{:.1},\
+        "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"{}\",\"timers\":{},\
+         \"total_ns\":{},\"ns_per_timer\":{:.1}{},\"add_ns_per_timer\":{:.1},\
          \"fire_ns_per_timer\":{:.1},\"fired\":{},\"fire_ok\":{},\"exit\":\"{:?}\",\
          \"allocs\":{},\"allocs_per_timer\":{:.4},\"deadline_us\":\"[1000,100000] LCG\",\
          \"op\":\"add_timer(LCG deadline, zero-sized closure) = new_event + add; then run() \
          until Exit::Empty\",\"base\":\"{}\"{}}}",
         imp(),
         B::SUFFIX,
+        case,
         n,
         t2 - t0,
         (t2 - t0) as f64 / n as f64,
+        cpu,
         (t1 - t0) as f64 / n as f64,
         (t2 - t1) as f64 / n as f64,
         fired,
@@ -797,6 +844,9 @@ fn w4b<B: Bench>() -> io::Result<()> {
     let a1 = allocs();
     // Sanity: the key is still valid (a delete of a non-pending event succeeds).
     let churn_ok = base.ev_delete(key).is_ok();
+    // The same churn from a callback (the time rule: no clock reading; its own case).
+    let cb_ns = base.churn_in_callback(key, W4_CHURN, one_s)?;
+    let cb_ok = base.ev_delete(key).is_ok();
     drop(base);
     println!(
         "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn\",\"ops\":{},\
@@ -808,6 +858,19 @@ fn w4b<B: Bench>() -> io::Result<()> {
         (t1 - t0) as f64 / W4_CHURN as f64,
         churn_ok,
         a1 - a0,
+        B::KIND,
+        local_note::<B>()
+    );
+    println!(
+        "{{\"impl\":\"{}{}\",\"workload\":\"W4\",\"case\":\"b_churn_in_callback\",\"ops\":{},\
+         \"ns_per_op\":{:.1},\"churn_ok\":{},\"op\":\"add(key, Some(1 s)) + delete(key), both from \
+         one callback of a running loop (no clock reading: the timeout would start after the pass)\",\
+         \"base\":\"{}\"{}}}",
+        imp(),
+        B::SUFFIX,
+        W4_CHURN,
+        cb_ns as f64 / W4_CHURN as f64,
+        cb_ok,
         B::KIND,
         local_note::<B>()
     );
@@ -951,6 +1014,11 @@ fn main() -> io::Result<()> {
         step("W4b");
         w4b::<Base>()?;
         w4b::<LocalBase>()?;
+    }
+    if want("W4scale") {
+        step("W4scale");
+        w4scale::<Base>()?;
+        w4scale::<LocalBase>()?;
     }
     if want("W5") {
         step("W5");

@@ -92,6 +92,17 @@
 //!   (libevent's `active_later`): a callback that re-activates itself runs once per
 //!   iteration and cannot starve I/O, timers or signals. (libevent runs such an event again
 //!   in the same pass, forever.)
+//! - **When a timeout starts** (never early): [`Base::add`] with a timeout, called while no
+//!   run is in progress or from another thread while the loop sleeps in its poller, reads the
+//!   clock: the timer is due `timeout` after the add. Called while the loop runs callbacks
+//!   (from a callback, or from another thread meanwhile), it reads no clock: the timeout
+//!   starts at the loop's next clock reading, taken after the add — once the pass's callbacks
+//!   have run and the loop plans its next wait, or when the run returns. Either way a timer
+//!   never fires before `timeout` has passed since its add; one added during a pass is late
+//!   by at most the time the loop still spent in that pass's callbacks after the add (plus,
+//!   as every timer, the poller's wake-up). (libevent, libev and libuv start it at a loop
+//!   time cached before the callbacks: a timer added late in a long callback fires early by
+//!   that time's age.) [`Base::add_common`] reads the clock at every add.
 //! - **Dispatch limits** ([`Options::dispatch_limits`]) bound the callbacks and time of one
 //!   pass at priorities `from_priority` and below (numerically at least it).
 //! - **Delete**: [`Base::delete`] of a live event that is not pending succeeds (libevent's

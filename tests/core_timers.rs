@@ -6,7 +6,7 @@ mod fixture;
 
 use std::time::Duration;
 
-use fixture::{cb, fixture, Log};
+use fixture::{cb, fixture, nop, Log};
 use rouse_core::{Error, Event, Exit, Instant, Interest, Options, Readiness, Ready, Source};
 
 const MS: Duration = Duration::from_millis(1);
@@ -368,4 +368,77 @@ fn timers_of_one_common_timeout_due_at_one_instant_fire_in_add_order() {
     assert_eq!(fx.base.mock_poller().run(), Ok(Exit::Empty));
     let want: Vec<u32> = order.iter().map(|&i| i as u32).collect();
     assert_eq!(log.take(), want);
+}
+
+/// The time rule: an add from a callback reads no clock; its timeout starts at the loop's
+/// next reading, after the callback. The mock clock moves inside the callback as a real one
+/// would while it works: 5 ms of work, the add of a 10 ms timer, 2 ms more work. A cached
+/// loop time (libevent's) would make the timer due at 10 ms, 5 ms early; the rule makes it
+/// due at 17 ms: never early, late by exactly the work after the add.
+#[test]
+fn a_timer_added_late_in_a_callback_never_fires_early() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let timer = fx
+        .base
+        .new_event(
+            Event::timer(),
+            cb(move |_, _| l.push(clock.now_nanos() / 1_000_000)),
+        )
+        .unwrap();
+    let clock = fx.clock.clone();
+    let starter = fx
+        .base
+        .new_event(
+            Event::user(),
+            cb(move |b, _| {
+                clock.advance(MS * 5);
+                b.add(timer, Some(MS * 10)).unwrap();
+                clock.advance(MS * 2);
+            }),
+        )
+        .unwrap();
+    fx.base.activate(starter, Ready::USER).unwrap();
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Empty));
+    let fired = log.take();
+    assert_eq!(fired.len(), 1, "the timer fired once");
+    assert!(
+        fired[0] >= 15,
+        "fired at {} ms: before 10 ms after its add",
+        fired[0]
+    );
+    assert_eq!(
+        fired[0], 17,
+        "late by the callback's work after the add, no more"
+    );
+}
+
+/// A timeout added by the last callback of a run that returns (`ONCE`, `NONBLOCK`) starts
+/// when the run ends, not at the next run: its deadline is known as soon as the run returns.
+#[test]
+fn a_timer_added_in_the_last_callback_starts_when_the_run_returns() {
+    let fx = fixture(Options::new());
+    let timer = fx.base.new_event(Event::timer(), nop()).unwrap();
+    let clock = fx.clock.clone();
+    let starter = fx
+        .base
+        .new_event(
+            Event::user(),
+            cb(move |b, _| {
+                b.add(timer, Some(MS * 10)).unwrap();
+                clock.advance(MS * 3);
+            }),
+        )
+        .unwrap();
+    fx.clock.advance(MS * 100);
+    fx.base.activate(starter, Ready::USER).unwrap();
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run_nonblocking(), Ok(Exit::Done));
+    // Time passes between runs: it must not delay the timer.
+    fx.clock.advance(MS * 50);
+    let info = fx.base.info(timer).unwrap();
+    assert_eq!(info.deadline, Some(Instant::from_nanos(113_000_000)));
+    assert_eq!(fx.base.counts().timers, 1);
 }

@@ -336,6 +336,13 @@ pub fn measured_local<R>(f: impl FnOnce() -> R) -> R {
     std::hint::black_box(f())
 }
 
+/// As [`measured_threaded`], for a section run inside a callback (W4b's churn from a
+/// callback; either base: `--toggle-collect=*measured_in_callback*`).
+#[inline(never)]
+pub fn measured_in_callback<R>(f: impl FnOnce() -> R) -> R {
+    std::hint::black_box(f())
+}
+
 /// `name` from the environment as a number, or `default` (the instruction-count script runs
 /// W4a at n = 100 000 and W3 at P = 100 only, to keep callgrind's runs short).
 pub fn env_usize(name: &str, default: usize) -> usize {
@@ -348,11 +355,13 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 // ------------------------------------------------------------------ selection
 
 /// The workloads the harness knows, in the order it runs them.
-pub const WORKLOADS: [&str; 9] = ["W1a", "W1b", "W2", "W2ch", "W3", "W4a", "W4b", "W5", "W6"];
+pub const WORKLOADS: [&str; 10] = [
+    "W1a", "W1b", "W2", "W2ch", "W3", "W4a", "W4b", "W4scale", "W5", "W6",
+];
 
 /// The selected workloads from argv: no names (or `all`) selects everything; commas and
 /// spaces separate names; a name selects every workload it is a prefix of (`W1` = W1a + W1b,
-/// `W4` = W4a + W4b). Arguments starting with `-` (cargo's `--bench`) are ignored.
+/// `W4` = W4a + W4b + W4scale). Arguments starting with `-` (cargo's `--bench`) are ignored.
 pub fn selection(args: &[String]) -> Vec<&'static str> {
     let toks: Vec<&str> = args
         .iter()

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::event::Key;
-use crate::seam::{Config, Instant, Interest, Ready, Source};
+use crate::seam::{Clock, Config, Instant, Interest, Ready, Source};
 use crate::state::slots::{flag, kind, words_load};
 use crate::state::wake::WakeStats;
 use crate::state::{word, Counts};
@@ -29,7 +29,8 @@ pub struct EventInfo {
     pub queued: Ready,
     /// Its callback is running now.
     pub running: bool,
-    /// Its armed deadline, if any.
+    /// Its armed deadline, if any. A timeout added since the loop last read its clock starts
+    /// when the snapshot is taken (the time rule in the crate docs).
     pub deadline: Option<Instant>,
 }
 
@@ -71,6 +72,9 @@ impl<C: Config> Base<C> {
     pub fn info(&self, key: Key) -> Result<EventInfo, Error> {
         self.with(|st| {
             let idx = self.check(st, key)?;
+            // A deadline is only known once its timeout started: start the fresh ones now
+            // (a reading after their adds, as the loop's would be).
+            st.start_timers(|| self.clock.now().as_nanos());
             Ok(info_of(st, &self.words, self.id, idx))
         })
     }
@@ -88,6 +92,7 @@ impl<C: Config> Base<C> {
     /// lock: it must not call the base.
     pub fn for_each_event(&self, mut f: impl FnMut(EventInfo)) {
         self.with(|st| {
+            st.start_timers(|| self.clock.now().as_nanos());
             for idx in 0..st.slots.v.len() as u32 {
                 let s = &st.slots.v[idx as usize];
                 if s.kind() == kind::FREE || s.has(flag::FINALIZING) || s.has(flag::ZOMBIE) {

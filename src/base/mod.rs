@@ -323,6 +323,10 @@ impl<C: Config> Base<C> {
     /// `Duration::MAX` never fires. Timeouts due at the same instant fire in an unspecified
     /// (heap) order; those of one [common timeout](Base::common_timeout) in add order.
     ///
+    /// "From now" is never earlier than this call: while the loop runs callbacks, the timeout
+    /// starts at the loop's next clock reading, after that pass (no clock is read here; see
+    /// "When a timeout starts" in the crate docs), otherwise at a reading taken here.
+    ///
     /// # Errors
     ///
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Full`], [`Error::SourceRange`],

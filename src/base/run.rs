@@ -37,6 +37,8 @@ impl<C: Config> Drop for RunGuard<'_, C> {
             if poller.is_some() {
                 st.poller = poller;
             }
+            // Timeouts added during the last pass start now (the time rule).
+            st.start_timers(|| self.base.clock.now().as_nanos());
             st.ctl.running = false;
             st.pass = None;
             st.wake.leave_poll();
@@ -368,14 +370,18 @@ fn plan<C: Config>(
         return Step::Stop(exit);
     }
     st.apply_changes(words, poller);
+    // The timeouts added since the last reading start now, before the wait is planned.
+    let read = st.start_timers(|| clock.now().as_nanos());
     if !flags.forever && !st.has_events() && st.next_deadline().is_none() {
         return Step::Stop(Exit::Empty);
     }
     let timeout = if flags.nonblock || st.n_active > 0 {
         Some(Duration::ZERO)
     } else {
-        st.next_deadline()
-            .map(|at| Duration::from_nanos(at.saturating_sub(clock.now().as_nanos())))
+        st.next_deadline().map(|at| {
+            let now = read.unwrap_or_else(|| clock.now().as_nanos());
+            Duration::from_nanos(at.saturating_sub(now))
+        })
     };
     if timeout == Some(Duration::ZERO) {
         return Step::Wait(timeout);

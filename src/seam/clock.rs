@@ -31,8 +31,7 @@ impl Instant {
     /// `self + d`, saturating at [`Instant::MAX`].
     #[inline]
     pub fn saturating_add(self, d: Duration) -> Instant {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Instant(self.0.saturating_add(ns))
+        Instant(self.0.saturating_add(duration_nanos(d)))
     }
 
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
@@ -40,6 +39,16 @@ impl Instant {
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
+}
+
+/// Whole nanoseconds of `d`, saturating at `u64::MAX` (584 years), in 64-bit arithmetic
+/// (`Duration::as_nanos` is a 128-bit product).
+#[inline]
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }
 
 impl Add<Duration> for Instant {
@@ -64,7 +73,9 @@ impl Sub for Instant {
 ///
 /// - **Monotonic**: a later call never returns an earlier instant, on any thread.
 /// - **Never fails, never overflows** within the life of the base.
-/// - **Cheap**: the loop reads it once per iteration, and adding a timer reads it once.
+/// - **Cheap**: the loop reads it once per iteration (when a timer is armed), and adding a
+///   timer outside the loop's callbacks reads it once (an add from a callback reads none: its
+///   timeout starts at the loop's next reading).
 /// - **Lock-free with respect to the base**: the base reads it with its lock held (adding a
 ///   timer, planning a wait), so it must not call into the base; under `CriticalSectionLock`
 ///   it runs with interrupts masked (read a counter, do not wait for a tick).
@@ -91,6 +102,22 @@ impl<K: Clock + ?Sized> Clock for alloc::sync::Arc<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_nanos_is_as_nanos_saturated() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::new(1, 999_999_999),
+            Duration::from_nanos(u64::MAX),
+            Duration::from_nanos(u64::MAX) + Duration::from_nanos(1),
+            Duration::new(u64::MAX / 1_000_000_000, 999_999_999),
+            Duration::MAX,
+        ] {
+            let want = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            assert_eq!(duration_nanos(d), want, "{d:?}");
+        }
+    }
 
     #[test]
     fn arithmetic_saturates() {

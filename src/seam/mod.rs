@@ -18,6 +18,7 @@ mod notify;
 mod poll;
 mod storage;
 
+pub(crate) use clock::duration_nanos;
 pub use clock::{Clock, Instant};
 #[cfg(feature = "critical-section")]
 pub use critical_section::CriticalSectionLock;

@@ -52,7 +52,8 @@ impl<V: Buf<Entry>> Heap<V> {
         Ok(())
     }
 
-    /// Removes the entry at position `i` and returns it.
+    /// Removes the entry at position `i` and returns it (the last one: a pop, no sift).
+    #[inline]
     pub fn remove(&mut self, i: usize, pos: &mut impl FnMut(u32, u32)) -> Entry {
         let out = self.v[i];
         let last = self.v.pop().expect("heap position out of range");

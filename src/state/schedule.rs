@@ -141,11 +141,36 @@ impl<C: Config> BaseState<C> {
                 self.dequeue(words, idx);
             }
             wake |= self.timers.disarm(idx);
-            let interval = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-            let at = now().saturating_add(d).as_nanos();
-            wake |= self.timers.arm(idx, at, interval);
+            let interval = crate::seam::duration_nanos(d);
+            if self.ctl.running && !self.wake.polling() {
+                // The time rule: while the loop runs callbacks, no clock reading here. The
+                // timeout starts at the loop's next reading (`start_timers`: before it plans
+                // its wait, or when the run ends), which comes after this add: never early,
+                // late by at most the rest of the pass. The request makes a loop that spins
+                // before blocking go round and take that reading.
+                self.timers.arm_fresh(idx, interval);
+                wake = true;
+            } else {
+                // No run, or the loop sleeps with a timeout computed without this timer:
+                // read the clock, and wake the loop if this is the earliest deadline.
+                let at = now().as_nanos().saturating_add(interval);
+                wake |= self.timers.arm(idx, at, interval);
+            }
         }
-        Ok(wake)
+        // With no run in progress there is no loop to tell: the next run plans from scratch.
+        Ok(wake && self.ctl.running)
+    }
+
+    /// Starts the timeouts added since the last clock reading (the time rule): `now` is read
+    /// only if there are any. Returns the reading, if one was taken.
+    #[inline]
+    pub fn start_timers(&mut self, now: impl FnOnce() -> u64) -> Option<u64> {
+        if !self.timers.has_fresh() {
+            return None;
+        }
+        let now = now();
+        self.timers.start_fresh(now);
+        Some(now)
     }
 
     /// Makes the event pending with a common timeout.
@@ -203,7 +228,8 @@ impl<C: Config> BaseState<C> {
             }
         }
         self.dequeue(words, idx);
-        wake
+        // With no run in progress there is no loop to tell: the next run plans from scratch.
+        wake && self.ctl.running
     }
 
     /// Links a newly pending event into its source or signal list. Returns whether the kernel

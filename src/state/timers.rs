@@ -9,6 +9,10 @@
 //! Common timeouts (libevent's `event_base_init_common_timeout`): timers of one duration are
 //! added in time order, so an add is an append to a FIFO, and only each queue's head sits in
 //! the heap.
+//!
+//! Timeouts whose start is not read yet (the time rule, see [`Timers::arm_fresh`]) wait in
+//! the fresh list, unordered: adding one is an append, deleting one a swap-remove, and the
+//! loop's next clock reading moves them all into the heap at once ([`Timers::start_fresh`]).
 
 use crate::seam::Buf;
 use crate::Error;
@@ -51,15 +55,20 @@ pub(crate) struct Fired {
     pub q: u8,
 }
 
+/// Marks a `pos` entry as a place in the fresh list (the low bits), not in the heap.
+const FRESH: u32 = 1 << 31;
+
 /// All timeouts of a base.
 #[derive(Debug)]
 pub(crate) struct Timers<HV, PV, TV, LV, CV> {
     heap: Heap<HV>,
-    /// Per slot: heap position, or `NIL`.
+    /// Per slot: heap position, `FRESH | place in fresh`, or `NIL`.
     pos: PV,
-    /// Per slot: re-arm interval of a heap timer (`NO_TIME`: none), or deadline of a
-    /// common-timeout member.
+    /// Per slot: re-arm interval of a heap timer (`NO_TIME`: none), the timeout of a fresh
+    /// one, or the deadline of a common-timeout member.
     time: TV,
+    /// Slots whose timeout starts at the next clock reading, in no order.
+    fresh: PV,
     /// Per slot: common-timeout links (grown only when common timeouts are used).
     link: LV,
     commons: CV,
@@ -78,6 +87,7 @@ where
             heap: Heap::new(),
             pos: PV::new(),
             time: TV::new(),
+            fresh: PV::new(),
             link: LV::new(),
             commons: CV::new(),
         }
@@ -85,9 +95,11 @@ where
 
     /// Makes room to arm a timeout for slot `idx` (`common`: in a common-timeout queue), so
     /// that arming it cannot fail.
+    #[inline]
     pub fn reserve(&mut self, idx: u32, common: bool) -> Result<(), Error> {
         let need = idx as usize + 1;
         let ok = self.heap.v.reserve_total(self.heap.len() + 1)
+            && self.fresh.reserve_total(self.fresh.len() + 1)
             && grow(&mut self.pos, need, NIL)
             && grow(&mut self.time, need, NO_TIME)
             && (!common || grow(&mut self.link, need, UNLINKED));
@@ -98,7 +110,7 @@ where
     pub fn count(&self) -> u32 {
         let members: u32 = self.commons.iter().map(|c| c.len).sum();
         let heads = self.commons.iter().filter(|c| c.head != NIL).count() as u32;
-        self.heap.len() as u32 + members - heads
+        self.heap.len() as u32 + members - heads + self.fresh.len() as u32
     }
 
     #[inline]
@@ -112,13 +124,54 @@ where
         self.pos.get(idx as usize).is_some_and(|p| *p != NIL) || self.queue_of(idx) != 0
     }
 
-    /// Its armed deadline.
+    /// Its armed deadline (`None` also for a fresh timeout, whose start is not read yet).
     pub fn deadline(&self, idx: u32) -> Option<u64> {
         if self.queue_of(idx) != 0 {
             return Some(self.time[idx as usize]);
         }
         let p = *self.pos.get(idx as usize)?;
-        (p != NIL).then(|| self.heap.v[p as usize].at)
+        (p != NIL && p & FRESH == 0).then(|| self.heap.v[p as usize].at)
+    }
+
+    /// Whether some timeout waits for the next clock reading to start.
+    #[inline]
+    pub fn has_fresh(&self) -> bool {
+        !self.fresh.is_empty()
+    }
+
+    /// Arms slot `idx`'s timeout of `timeout` ns without a start: it starts at the next
+    /// clock reading, [`start_fresh`](Timers::start_fresh) (so it is due no earlier than
+    /// `timeout` after this call). Room was reserved.
+    #[inline]
+    pub fn arm_fresh(&mut self, idx: u32, timeout: u64) {
+        self.time[idx as usize] = timeout;
+        self.pos[idx as usize] = FRESH | self.fresh.len() as u32;
+        let _ = self.fresh.try_push(idx);
+    }
+
+    /// Starts every fresh timeout at `now`: each moves into the heap, due `timeout` later.
+    pub fn start_fresh(&mut self, now: u64) {
+        let pos = &mut self.pos;
+        let time = &self.time;
+        for &idx in self.fresh.iter() {
+            let at = now.saturating_add(time[idx as usize]);
+            let _ = self
+                .heap
+                .push(Entry { at, idx }, &mut |i, p| pos[i as usize] = p);
+        }
+        self.fresh.clear();
+    }
+
+    /// Takes slot `idx` off the fresh list (a swap-remove: the last member takes its place).
+    #[inline]
+    fn remove_fresh(&mut self, idx: u32, p: u32) {
+        let k = (p & !FRESH) as usize;
+        let last = self.fresh.pop().expect("fresh position out of range");
+        if last != idx {
+            self.fresh[k] = last;
+            self.pos[last as usize] = p;
+        }
+        self.pos[idx as usize] = NIL;
     }
 
     /// The earliest deadline.
@@ -142,10 +195,15 @@ where
         self.pos[idx as usize] == 0
     }
 
+    #[inline]
     fn remove_from_heap(&mut self, idx: u32) -> bool {
         let p = self.pos[idx as usize];
         if p == NIL {
             return false;
+        }
+        if p & FRESH != 0 {
+            self.remove_fresh(idx, p);
+            return false; // not in the heap: the earliest deadline stays
         }
         let pos = &mut self.pos;
         self.heap
@@ -155,6 +213,7 @@ where
     }
 
     /// Disarms slot `idx`'s timeout. Returns whether the earliest deadline moved.
+    #[inline]
     pub fn disarm(&mut self, idx: u32) -> bool {
         if self.queue_of(idx) != 0 {
             return self.unlink(idx);
@@ -219,7 +278,8 @@ where
             let at = now.saturating_add(self.commons[q as usize - 1].dur);
             self.arm_common(idx, q - 1, at);
         } else if let Some(&p) = self.pos.get(idx as usize) {
-            if p != NIL {
+            // A fresh timeout starts later than `now` anyway: left as it is.
+            if p != NIL && p & FRESH == 0 {
                 let at = now.saturating_add(self.time[idx as usize]);
                 let pos = &mut self.pos;
                 self.heap
@@ -327,6 +387,7 @@ where
 }
 
 /// Grows `v` to `len` elements of `fill` (no-op if it is long enough).
+#[inline]
 fn grow<T: Copy>(v: &mut impl Buf<T>, len: usize, fill: T) -> bool {
     if v.len() >= len {
         return true;

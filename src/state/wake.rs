@@ -72,6 +72,12 @@ impl Wake {
         self.stats.failures += 1;
     }
 
+    /// Whether the loop is in, or about to enter, a blocking wait.
+    #[inline]
+    pub fn polling(&self) -> bool {
+        self.polling
+    }
+
     /// Whether a write failed since the loop last woke.
     #[inline]
     pub fn failed(&self) -> bool {

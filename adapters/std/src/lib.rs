@@ -92,6 +92,13 @@
 //!   queued run: the timer runs once, at its new deadline. For an I/O event with a timeout
 //!   that cancels the whole queued run, whatever else it was queued for (a level-triggered
 //!   `READ` is reported again by the next poll).
+//! - **When a timeout starts**: never before it has passed since the `add` (or `add_timer`,
+//!   `add_event`, ...). Outside the loop's callbacks (no run in progress, or another thread
+//!   while the loop sleeps) the add reads the clock. From a callback (or another thread while
+//!   callbacks run) it reads no clock: the timeout starts at the loop's next reading, after
+//!   the callbacks of that pass, so it is late by at most the time those callbacks still ran
+//!   after the add. A timer added late in a long callback therefore does not fire early, as
+//!   it would on a loop time cached before the callback (libevent, libev, libuv).
 //! - **An interval that falls behind** ([`add_interval`](Base::add_interval); the loop was
 //!   busy for longer than a period) runs once, late, and is re-armed one period from now: no
 //!   burst of catch-up runs for the periods it missed. While it keeps up it is re-armed from

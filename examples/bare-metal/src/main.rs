@@ -24,8 +24,9 @@
 //!   every sample counted so far (activations of a queued event coalesce), while a periodic
 //!   callback churns timers (taking the lock hundreds of times). After the last sample the
 //!   handler activates `done` (priority 1), which breaks the loop: every sample was seen.
-//! - The lock against interrupts (the probe): `b` adds a timer, and the clock, read by `add`
-//!   under the base's lock, pends the probe interrupt, whose handler activates the `probe`
+//! - The lock against interrupts (the probe): `b` adds a timer and asks for its deadline, and
+//!   the clock, read under the base's lock to start the timeout (an add from a callback reads
+//!   none itself: the time rule), pends the probe interrupt, whose handler activates the `probe`
 //!   user event (the activation's slow path, which takes the lock). The handler must run only
 //!   after the locked section ended, and `P` must run. Built with the `spin-lock` feature
 //!   (`SpinLock` instead), the handler preempts the holder and spins forever: a SysTick
@@ -295,8 +296,9 @@ fn logged<const TAG: u8>(_: &Base<Firmware>, fired: Fired) {
     log(TAG);
 }
 
-/// `b`: also the probe. Arms it, then adds a timer: `add` reads the clock under the base's
-/// lock, the clock pends the probe interrupt, whose handler activates the (not yet queued)
+/// `b`: also the probe. Arms it, then adds a timer and asks for its deadline: from a callback
+/// `add` reads no clock (its timeout starts at the loop's next reading), so `info` starts it,
+/// reading the clock under the base's lock; the clock pends the probe interrupt, whose handler activates the (not yet queued)
 /// `probe` event: the activation's slow path, which takes the lock. With
 /// `CriticalSectionLock` the interrupt waits until the lock's section ends; with `SpinLock` it
 /// preempts the holder and spins forever (the `spin-lock` demonstration).
@@ -305,6 +307,7 @@ fn arm_probe(base: &Base<Firmware>, fired: Fired) {
     if let Some(keys) = KEYS.get() {
         PROBE_ARMED.store(true, Ordering::Relaxed);
         ok(base.add(keys.spare, Some(Duration::from_secs(1))));
+        ok(base.info(keys.spare).map(drop));
         ok(base.delete(keys.spare));
     }
 }
