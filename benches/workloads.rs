@@ -107,7 +107,9 @@ enum Spin {
     Off,
 }
 
-/// The base of a W1/W6 run, and its JSON variant field (none for the default).
+/// The base of a W1/W6 run, and its JSON variant field (none for the default). A variant
+/// line's impl is the default's plus the variant (`rouse-X-spin3us`, as W7's `-spin0us`), so
+/// the comparison shows it as its own row instead of merging it into the default's median.
 fn w1_base(spin: Spin) -> io::Result<(Base, &'static str)> {
     match spin {
         Spin::Default => Ok((Base::new()?, "")),
@@ -119,6 +121,15 @@ fn w1_base(spin: Spin) -> io::Result<(Base, &'static str)> {
             Base::builder().spin_before_block(Duration::ZERO).build()?,
             ",\"variant\":\"spin-off\"",
         )),
+    }
+}
+
+/// The impl name of a W1/W6 line of `spin`.
+fn w1_imp(spin: Spin) -> String {
+    match spin {
+        Spin::Default => imp(),
+        Spin::Fixed => format!("{}-spin3us", imp()),
+        Spin::Off => format!("{}-spin0us", imp()),
     }
 }
 
@@ -207,7 +218,7 @@ fn w1(p: &W1Params, pinned: bool, spin: Spin) -> io::Result<()> {
          \"syscr_per_wake\":{:.3},\"allocs_per_wake\":{:.3},\"notify_writes_total\":{},\
          \"blocking_polls_total\":{},\"spins_total\":{},\"spin_hits_total\":{},\
          \"activate_errors\":{},\"trigger\":\"Handle::activate(key, Ready::USER)\",\"backend\":\"{}\"{}}}",
-        imp(),
+        w1_imp(spin),
         p.name,
         pct_sorted(&m, 0.5),
         pct_sorted(&m, 0.99),
@@ -309,7 +320,7 @@ fn w6(spin: Spin) -> io::Result<()> {
          \"cpu_ns_per_wake\":{:.0},\"median_ns\":{},\"p99_ns\":{},\"notify_writes_total\":{},\
          \"blocking_polls_total\":{},\"spins_total\":{},\"spin_hits_total\":{},\
          \"activate_errors\":{},\"backend\":\"{}\"{}}}",
-        imp(),
+        w1_imp(spin),
         W6_WAKES,
         W6_GAP_NS,
         per_wake,
