@@ -19,7 +19,10 @@ export RUSTFLAGS="-Zsanitizer=thread"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_TSAN:-target/tsan}
 # die_after_fork=0: std_fork starts a thread in a child forked from a multi-threaded process,
 # which TSan refuses by default ("not supported"); that child runs only rouse's own code.
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0 suppressions=$PWD/scripts/tsan.supp ${TSAN_OPTIONS:-}"
+# handle_sigfpe=0 (and sigill, sigtrap: off by default, said here): a test sends itself fault
+# signals that rouse delivers as events (std_signals_chain: what nsd does with SIGILL); TSan's
+# own deadly-signal handler would take a sent SIGFPE for a crash and abort the test binary.
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0 handle_sigfpe=0 handle_sigill=0 handle_sigtrap=0 suppressions=$PWD/scripts/tsan.supp ${TSAN_OPTIONS:-}"
 # No backtraces by default: the tests that panic on purpose (faults.rs) would symbolize one
 # under TSan, which takes seconds on a loaded machine while a waiting thread's bound runs.
 # RUST_BACKTRACE=1 scripts/tsan.sh ... brings them back for a failure being chased.
