@@ -15,30 +15,11 @@
 # Usage: scripts/libevent-dns.sh [LIBDIR]   (LIBDIR from scripts/libevent-lib.sh; built in a
 # temporary directory when omitted). Exits non-zero on any failure.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=libevent-relink.sh
+source "$(dirname "$0")/libevent-relink.sh"
 N=${DNS_NAMES:-150}     # names per half: 2N names, 4N A/TXT queries per server
 BATCHES=3               # concurrent dig processes per half
-for tool in nsd unbound dig timeout; do
-	command -v "$tool" >/dev/null || {
-		echo "libevent-dns.sh: $tool not found: install nsd, unbound and bind9-dnsutils (scripts/setup.sh)" >&2
-		exit 1
-	}
-done
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() { echo "libevent-dns.sh: $*" >&2; exit 1; }
-LIB=${1:-}
-if [[ -z $LIB ]]; then
-	LIB=$WORK/lib
-	"$ROOT/scripts/libevent-lib.sh" "$LIB" >&2
-fi
-[[ -f $LIB/libevent-2.1.so.7 ]] || fail "no libevent-2.1.so.7 in $LIB"
-LIB=$(cd "$LIB" && pwd)
+relink_setup libevent-dns.sh "install nsd, unbound and bind9-dnsutils (scripts/setup.sh)" nsd unbound dig timeout -- "${1:-}"
 
 # The zone, and what each query must answer (name, type, data; TTL and class left out).
 ZONE=$WORK/rouse.test.zone

@@ -7,28 +7,10 @@
 # Usage: scripts/libevent-memcached.sh [LIBDIR]   (LIBDIR from scripts/libevent-lib.sh;
 # built in a temporary directory when omitted). Exits non-zero on any failure.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=libevent-relink.sh
+source "$(dirname "$0")/libevent-relink.sh"
 SLAP_TIME=${SLAP_TIME:-5s}
-for tool in memcached memccapable memcaslap timeout; do
-	command -v "$tool" >/dev/null || {
-		echo "libevent-memcached.sh: $tool not found: install memcached and libmemcached-tools (scripts/setup.sh)" >&2
-		exit 1
-	}
-done
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-LIB=${1:-}
-if [[ -z $LIB ]]; then
-	LIB=$WORK/lib
-	"$ROOT/scripts/libevent-lib.sh" "$LIB" >&2
-fi
-[[ -f $LIB/libevent-2.1.so.7 ]] || { echo "libevent-memcached.sh: no libevent-2.1.so.7 in $LIB" >&2; exit 1; }
-LIB=$(cd "$LIB" && pwd)
+relink_setup libevent-memcached.sh "install memcached and libmemcached-tools (scripts/setup.sh)" memcached memccapable memcaslap timeout -- "${1:-}"
 
 PORT=
 # Starts memcached ($1: label, rest: env assignments); sets PORT, appends to PIDS.
