@@ -130,13 +130,20 @@ impl<C: Config> Base<C> {
 
     #[inline]
     fn check(&self, st: &BaseState<C>, key: Key) -> Result<u32, Error> {
+        self.check_at(st, key).map(|(idx, _)| idx)
+    }
+
+    /// [`check`](Base::check), also returning the slot's activation word (one lookup, which
+    /// the caller passes on instead of looking it up again).
+    #[inline]
+    fn check_at(&self, st: &BaseState<C>, key: Key) -> Result<(u32, &AtomicU32), Error> {
         if key.base != self.id {
             return Err(Error::Foreign);
         }
         if st.ctl.closed {
             return Err(Error::Closed);
         }
-        st.slots.check(&self.words, key)
+        st.slots.check_at(&self.words, key)
     }
 
     /// Applies the queued interest changes to the poller now, outside a run (a run applies
@@ -230,44 +237,59 @@ impl<C: Config> Base<C> {
 
     /// Removes the live event `key` (libevent's `event_del`: remove first, wait second).
     ///
-    /// `f(st, idx, last)` removes it and returns a callback to drop unlocked and the wake
-    /// need. Called from another thread while the event's callback runs on the loop thread,
+    /// `f(st, idx, word, last)` removes it and returns a callback to drop unlocked and the
+    /// wake need. Called from another thread while the event's callback runs on the loop thread,
     /// `f` runs first with `last == false` (the event leaves every list and the poller, so
     /// the loop cannot start it again), then this waits until the callback has returned and
     /// runs `f` again with `last == true` (undoing a re-add by that callback, or freeing).
     /// Otherwise `f` runs once, with `last == true`.
+    #[inline(always)]
     fn remove(
         &self,
         key: Key,
-        mut f: impl FnMut(&mut BaseState<C>, u32, bool) -> (Option<C::Callback>, bool),
+        mut f: impl FnMut(&mut BaseState<C>, u32, &AtomicU32, bool) -> (Option<C::Callback>, bool),
     ) -> Result<(), Error> {
-        let me = C::thread_id();
         let (cb, need, wait) = self.with(|st| {
-            let idx = self.check(st, key)?;
-            let wait = st.current == idx && st.ctl.running && st.ctl.loop_thread != me;
-            let (cb, wake) = f(st, idx, !wait);
+            let (idx, w) = self.check_at(st, key)?;
+            // The thread is asked only if the callback runs now (it costs a thread-local read).
+            let wait = st.current == idx && st.ctl.running && st.ctl.loop_thread != C::thread_id();
+            let (cb, wake) = f(st, idx, w, !wait);
             st.waiters += u32::from(wait);
-            Ok::<_, Error>((cb, wake && self.request(st), wait.then_some(idx)))
+            Ok::<_, Error>((cb, wake && self.request(st), wait))
         })?;
         drop(cb); // user state is dropped outside the lock
-        let mut woke = self.wake(need);
-        if let Some(idx) = wait {
-            C::Lock::wait(&self.state, |st| {
-                let done = st.current != idx || !st.ctl.running;
-                st.waiters -= u32::from(done);
-                done
-            });
-            let (cb, need) = self.with(|st| match self.check(st, key) {
-                Ok(idx) => {
-                    let (cb, wake) = f(st, idx, true);
-                    (cb, wake && self.request(st))
-                }
-                Err(_) => (None, false), // its own callback freed it meanwhile
-            });
-            drop(cb);
-            woke = woke.and(self.wake(need));
+        let woke = self.wake(need);
+        if wait {
+            return self.remove_after_wait(key, woke, &mut f);
         }
         woke
+    }
+
+    /// The rest of [`remove`](Base::remove) when the callback ran on another thread: wait
+    /// until it has returned, then run `f` with `last == true`.
+    #[cold]
+    #[inline(never)]
+    fn remove_after_wait(
+        &self,
+        key: Key,
+        woke: Result<(), Error>,
+        f: &mut dyn FnMut(&mut BaseState<C>, u32, &AtomicU32, bool) -> (Option<C::Callback>, bool),
+    ) -> Result<(), Error> {
+        let idx = key.index;
+        C::Lock::wait(&self.state, |st| {
+            let done = st.current != idx || !st.ctl.running;
+            st.waiters -= u32::from(done);
+            done
+        });
+        let (cb, need) = self.with(|st| match self.check_at(st, key) {
+            Ok((idx, w)) => {
+                let (cb, wake) = f(st, idx, w, true);
+                (cb, wake && self.request(st))
+            }
+            Err(_) => (None, false), // its own callback freed it meanwhile
+        });
+        drop(cb);
+        woke.and(self.wake(need))
     }
 
     /// The base's id (keys carry it, so a key of another base is refused).
@@ -334,11 +356,8 @@ impl<C: Config> Base<C> {
     /// took effect but the loop could not be woken).
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Error> {
         let need = self.with(|st| {
-            let idx = self.check(st, key)?;
-            if st.ctl.closed {
-                return Err(Error::Closed);
-            }
-            let wake = st.add(&self.words, idx, timeout, || self.clock.now())?;
+            let (idx, w) = self.check_at(st, key)?;
+            let wake = st.add(w, idx, timeout, || self.clock.now())?;
             Ok::<_, Error>(wake && self.request(st))
         })?;
         self.wake(need)
@@ -395,11 +414,11 @@ impl<C: Config> Base<C> {
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`] (the event was deleted; the
     /// loop could not be woken).
     pub fn delete(&self, key: Key) -> Result<(), Error> {
-        self.remove(key, |st, idx, last| {
+        self.remove(key, |st, idx, w, last| {
             if last && st.frees_on_delete(idx) {
                 st.free(&self.words, idx)
             } else {
-                (None, st.delete(&self.words, idx))
+                (None, st.delete(w, idx))
             }
         })
     }
@@ -416,14 +435,14 @@ impl<C: Config> Base<C> {
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`] (the event was deleted; the
     /// loop could not be woken).
     pub fn delete_nowait(&self, key: Key) -> Result<(), Error> {
-        let me = C::thread_id();
         let (cb, need) = self.with(|st| {
-            let idx = self.check(st, key)?;
-            let running_elsewhere = st.current == idx && st.ctl.running && st.ctl.loop_thread != me;
+            let (idx, w) = self.check_at(st, key)?;
+            let running_elsewhere =
+                st.current == idx && st.ctl.running && st.ctl.loop_thread != C::thread_id();
             let (cb, wake) = if !running_elsewhere && st.frees_on_delete(idx) {
                 st.free(&self.words, idx)
             } else {
-                (None, st.delete(&self.words, idx))
+                (None, st.delete(w, idx))
             };
             Ok::<_, Error>((cb, wake && self.request(st)))
         })?;
@@ -440,11 +459,11 @@ impl<C: Config> Base<C> {
     ///
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`].
     pub fn free(&self, key: Key) -> Result<(), Error> {
-        self.remove(key, |st, idx, last| {
+        self.remove(key, |st, idx, w, last| {
             if last {
                 st.free(&self.words, idx)
             } else {
-                (None, st.delete(&self.words, idx))
+                (None, st.delete(w, idx))
             }
         })
     }

@@ -34,6 +34,8 @@ pub trait Buf<T>: Deref<Target = [T]> + DerefMut + sealed::Sealed {
     /// Makes room for `total` elements in all, so that pushes up to that length cannot fail;
     /// `false` if that is beyond capacity (or memory).
     fn reserve_total(&mut self, total: usize) -> bool;
+    /// How many elements fit without growing.
+    fn capacity(&self) -> usize;
 }
 
 /// An array of atomic words indexed by event slot, readable by any thread without the base
@@ -89,6 +91,10 @@ impl<T, const N: usize> Buf<T> for heapless::Vec<T, N> {
     }
     fn reserve_total(&mut self, total: usize) -> bool {
         total <= N
+    }
+    #[inline]
+    fn capacity(&self) -> usize {
+        N
     }
 }
 
@@ -147,6 +153,10 @@ mod growable {
         }
         fn reserve_total(&mut self, total: usize) -> bool {
             total <= self.capacity() || self.try_reserve(total - self.len()).is_ok()
+        }
+        #[inline]
+        fn capacity(&self) -> usize {
+            Vec::capacity(self)
         }
     }
 

@@ -2,7 +2,7 @@
 //! queued for after the next poll), and taking a callback out to run and putting it back.
 
 use crate::seam::{Clock, Config, Ready, Words};
-use crate::sync::Ordering;
+use crate::sync::{AtomicU32, Ordering};
 use crate::Error;
 
 use super::slots::{self, flag, NIL, NO_TIME};
@@ -81,9 +81,14 @@ impl<C: Config> BaseState<C> {
 
     /// Takes the event off its active queue, if it is on one.
     pub(super) fn dequeue(&mut self, words: &WordsOf<C>, idx: u32) {
-        let Some(w) = words.get(idx as usize) else {
-            return;
-        };
+        if let Some(w) = words.get(idx as usize) {
+            self.dequeue_at(w, idx);
+        }
+    }
+
+    /// [`dequeue`](BaseState::dequeue) with the slot's activation word `w` at hand.
+    #[inline]
+    pub(super) fn dequeue_at(&mut self, w: &AtomicU32, idx: u32) {
         let cur = w.load(Ordering::Relaxed);
         if word::ready(cur) == 0 {
             return;
@@ -143,7 +148,8 @@ impl<C: Config> BaseState<C> {
             let finalizer = s.has(flag::FINALIZING);
             if !finalizer {
                 if !s.persistent() {
-                    self.unschedule(words, idx);
+                    // Off its lists; its word was cleared above, so it is off the queue.
+                    self.unpend(idx);
                 } else if s.has(flag::PENDING)
                     && !ready.contains(Ready::TIMEOUT)
                     && self.timers.armed(idx)

@@ -45,6 +45,7 @@ impl<V: Buf<Entry>> Heap<V> {
     }
 
     /// Inserts a timer; `Err` when the storage is full.
+    #[inline(always)]
     pub fn push(&mut self, e: Entry, pos: &mut impl FnMut(u32, u32)) -> Result<(), ()> {
         let i = self.v.len();
         self.v.try_push(e).map_err(|_| ())?;
@@ -138,6 +139,7 @@ impl<V: Buf<Entry>> Heap<V> {
         }
     }
 
+    #[inline(always)]
     fn sift_up(&mut self, mut i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) {
         while i > 0 {
             let parent = (i - 1) / D;

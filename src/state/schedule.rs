@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use crate::event::{Event, Kind, MAX_SIGNAL, MAX_SOURCE};
 use crate::seam::{Config, Instant, Interest, Ready};
+use crate::sync::{AtomicU32, Ordering};
 use crate::Error;
 
 use super::slots::{self, flag, kind, NIL};
@@ -113,15 +114,17 @@ impl<C: Config> BaseState<C> {
     }
 
     /// Makes the event pending, with an optional new timeout. Returns the wake need.
+    ///
+    /// `w` is the slot's activation word.
     pub fn add(
         &mut self,
-        words: &WordsOf<C>,
+        w: &AtomicU32,
         idx: u32,
         timeout: Option<Duration>,
         now: impl FnOnce() -> Instant,
     ) -> Result<bool, Error> {
-        let s = &self.slots.v[idx as usize];
-        if s.has(flag::FINALIZING) {
+        let flags = self.slots.v[idx as usize].flags;
+        if flags & flag::FINALIZING != 0 {
             return Err(Error::Invalid);
         }
         // Everything that can fail is checked before anything changes.
@@ -129,16 +132,18 @@ impl<C: Config> BaseState<C> {
             self.timers.reserve(idx, false)?;
         }
         let mut wake = false;
-        if !s.has(flag::PENDING) {
-            wake |= self.link(idx)?;
-            self.slot(idx).flags |= flag::PENDING;
+        if flags & flag::PENDING == 0 {
+            if self.slots.v[idx as usize].has_source() {
+                wake |= self.link(idx)?;
+            }
+            self.slot(idx).flags = flags | flag::PENDING;
             self.n_pending += 1;
         }
         if let Some(d) = timeout {
-            let w = slots::words_load(words, idx);
-            if Ready::from_bits_truncate(word::ready(w)).contains(Ready::TIMEOUT) {
+            let ready = word::ready(w.load(Ordering::Relaxed));
+            if Ready::from_bits_truncate(ready).contains(Ready::TIMEOUT) {
                 // Active only because of a timeout that the new one replaces.
-                self.dequeue(words, idx);
+                self.dequeue_at(w, idx);
             }
             wake |= self.timers.disarm(idx);
             let interval = crate::seam::duration_nanos(d);
@@ -211,25 +216,36 @@ impl<C: Config> BaseState<C> {
 
     /// Makes the event non-pending and takes it off its active queue (libevent's
     /// `event_del`; nothing to do for an event that is neither). Returns the wake need.
-    pub fn delete(&mut self, words: &WordsOf<C>, idx: u32) -> bool {
-        self.unschedule(words, idx)
+    /// `w` is the slot's activation word.
+    #[inline]
+    pub fn delete(&mut self, w: &AtomicU32, idx: u32) -> bool {
+        let wake = self.unpend(idx);
+        self.dequeue_at(w, idx);
+        wake
     }
 
     /// Removes the event from every list: source/signal, timers, active queue.
     pub(super) fn unschedule(&mut self, words: &WordsOf<C>, idx: u32) -> bool {
-        let mut wake = false;
-        if self.slot(idx).has(flag::PENDING) {
-            wake |= self.unlink(idx);
-            wake |= self.timers.disarm(idx);
-            self.slot(idx).flags &= !flag::PENDING;
-            self.n_pending -= 1;
-            if self.n_pending == 0 {
-                wake = true; // the loop may have to return for lack of events
-            }
-        }
+        let wake = self.unpend(idx);
         self.dequeue(words, idx);
-        // With no run in progress there is no loop to tell: the next run plans from scratch.
-        wake && self.ctl.running
+        wake
+    }
+
+    /// Makes the event non-pending: off its source or signal list and its timer. Returns the
+    /// wake need.
+    #[inline]
+    pub(super) fn unpend(&mut self, idx: u32) -> bool {
+        let s = self.slot(idx);
+        if !s.has(flag::PENDING) {
+            return false;
+        }
+        s.flags &= !flag::PENDING;
+        let mut wake = s.has_source() && self.unlink(idx);
+        wake |= self.timers.disarm(idx);
+        self.n_pending -= 1;
+        // With no events left the loop may have to return for lack of them; with no run in
+        // progress there is no loop to tell: the next run plans from scratch.
+        (wake || self.n_pending == 0) && self.ctl.running
     }
 
     /// Links a newly pending event into its source or signal list. Returns whether the kernel

@@ -3,7 +3,7 @@
 
 use crate::event::Key;
 use crate::seam::{Buf, Words};
-use crate::sync::Ordering;
+use crate::sync::{AtomicU32, Ordering};
 use crate::Error;
 
 use super::word;
@@ -88,6 +88,13 @@ impl<F> Slot<F> {
         self.what & kind::MASK
     }
 
+    /// Whether the event watches a source or a signal (is in a per-source or per-signal list
+    /// while pending).
+    #[inline]
+    pub fn has_source(&self) -> bool {
+        matches!(self.kind(), kind::IO | kind::SIGNAL)
+    }
+
     #[inline]
     pub fn persistent(&self) -> bool {
         self.what & kind::PERSIST != 0
@@ -158,14 +165,18 @@ where
         }
     }
 
-    /// The index of `key`'s slot if the key is live.
+    /// The index of `key`'s slot if the key is live, and the slot's activation word.
     #[inline]
-    pub fn check<W: Words>(&self, words: &W, key: Key) -> Result<u32, Error> {
+    pub fn check_at<'w, W: Words>(
+        &self,
+        words: &'w W,
+        key: Key,
+    ) -> Result<(u32, &'w AtomicU32), Error> {
         let w = words.get(key.index as usize).ok_or(Error::Stale)?;
         if word::gen(w.load(Ordering::Relaxed)) != key.gen || key.index as usize >= self.v.len() {
             return Err(Error::Stale);
         }
-        Ok(key.index)
+        Ok((key.index, w))
     }
 }
 
@@ -187,7 +198,6 @@ pub(crate) fn words_load<W: Words>(words: &W, idx: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::AtomicU32;
 
     type V = heapless::Vec<Slot<()>, 4>;
 
@@ -201,9 +211,9 @@ mod tests {
             index: a,
             gen: ga,
         };
-        assert_eq!(s.check(&words, ka), Ok(a));
+        assert_eq!(s.check_at(&words, ka).map(|(i, _)| i), Ok(a));
         s.release(&words, a);
-        assert_eq!(s.check(&words, ka), Err(Error::Stale));
+        assert!(matches!(s.check_at(&words, ka), Err(Error::Stale)));
         let (b, gb) = s.alloc(&words).unwrap();
         assert_eq!(b, a, "free slot reused");
         assert_ne!(gb, ga);

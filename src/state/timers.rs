@@ -95,8 +95,24 @@ where
 
     /// Makes room to arm a timeout for slot `idx` (`common`: in a common-timeout queue), so
     /// that arming it cannot fail.
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self, idx: u32, common: bool) -> Result<(), Error> {
+        // The usual case, every add after the first few: room everywhere already (`time`
+        // grows with `pos`).
+        if !common
+            && (idx as usize) < self.pos.len()
+            && self.heap.len() < self.heap.v.capacity()
+            && self.fresh.len() < self.fresh.capacity()
+        {
+            debug_assert!((idx as usize) < self.time.len());
+            return Ok(());
+        }
+        self.reserve_slow(idx, common)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, idx: u32, common: bool) -> Result<(), Error> {
         let need = idx as usize + 1;
         let ok = self.heap.v.reserve_total(self.heap.len() + 1)
             && self.fresh.reserve_total(self.fresh.len() + 1)
@@ -182,11 +198,13 @@ where
 
     /// Arms a heap timeout at `at`; `interval` is kept for a persistent re-arm. Returns whether
     /// it became the earliest. Room was reserved.
+    #[inline(always)]
     pub fn arm(&mut self, idx: u32, at: u64, interval: u64) -> bool {
         self.time[idx as usize] = interval;
         self.push(idx, at)
     }
 
+    #[inline(always)]
     fn push(&mut self, idx: u32, at: u64) -> bool {
         let pos = &mut self.pos;
         let _ = self
@@ -213,7 +231,7 @@ where
     }
 
     /// Disarms slot `idx`'s timeout. Returns whether the earliest deadline moved.
-    #[inline]
+    #[inline(always)]
     pub fn disarm(&mut self, idx: u32) -> bool {
         if self.queue_of(idx) != 0 {
             return self.unlink(idx);
