@@ -19,6 +19,10 @@ use crate::Error;
 pub use drive::PollerGuard;
 pub use introspect::EventInfo;
 
+/// One step of [`Base::remove`]: `(state, slot, its word, last)` -> (callback to drop, wake).
+type RemoveStep<'a, C> = dyn FnMut(&mut BaseState<C>, u32, &AtomicU32, bool) -> (Option<<C as Config>::Callback>, bool)
+    + 'a;
+
 static NEXT_BASE_ID: IdCounter = IdCounter::new(1);
 
 /// A handle to a common timeout of one base (libevent's common timeouts): many timers of one
@@ -273,7 +277,7 @@ impl<C: Config> Base<C> {
         &self,
         key: Key,
         woke: Result<(), Error>,
-        f: &mut dyn FnMut(&mut BaseState<C>, u32, &AtomicU32, bool) -> (Option<C::Callback>, bool),
+        f: &mut RemoveStep<'_, C>,
     ) -> Result<(), Error> {
         let idx = key.index;
         C::Lock::wait(&self.state, |st| {
