@@ -4,7 +4,8 @@
 //! The tables live apart from the event records so that a heap move writes 4 bytes into a
 //! dense array (not into a 40-byte record: at a million timers that is the difference between
 //! a cache hit and a miss per level), and so that events that never use a timeout pay nothing:
-//! the tables grow only to the highest slot index that armed one.
+//! the tables grow only as far as the highest slot index that armed one needs (filled to the
+//! room that growth allocated).
 //!
 //! Common timeouts (libevent's `event_base_init_common_timeout`): timers of one duration are
 //! added in time order, so an add is an append to a FIFO, and only each queue's head sits in
@@ -114,11 +115,18 @@ where
     #[inline(never)]
     fn reserve_slow(&mut self, idx: u32, common: bool) -> Result<(), Error> {
         let need = idx as usize + 1;
-        let ok = self.heap.v.reserve_total(self.heap.len() + 1)
+        let mut ok = self.heap.v.reserve_total(self.heap.len() + 1)
             && self.fresh.reserve_total(self.fresh.len() + 1)
-            && grow(&mut self.pos, need, NIL)
-            && grow(&mut self.time, need, NO_TIME)
+            && self.pos.reserve_total(need)
+            && self.time.reserve_total(need)
             && (!common || grow(&mut self.link, need, UNLINKED));
+        if ok {
+            // Fill the per-slot tables to the room they have (the vector's growth already
+            // doubled it), so the next slots' first timeouts take the fast path: one call
+            // here per doubling, not per new slot. Memory stays what was allocated.
+            let len = need.max(self.pos.capacity().min(self.time.capacity()));
+            ok = grow(&mut self.pos, len, NIL) && grow(&mut self.time, len, NO_TIME);
+        }
         ok.then_some(()).ok_or(Error::Full)
     }
 
