@@ -167,8 +167,9 @@ mod growable {
     /// Directories: `TOP * MID * CHUNK` = 8 Mi words, the most slots a base has.
     const TOP: usize = 32;
 
-    type Chunk = Box<[AtomicU32]>;
-    type Dir = Box<[spin::Once<Chunk>]>;
+    // Fixed-length arrays, so that indexing by `% CHUNK` / `% MID` needs no bounds check.
+    type Chunk = Box<[AtomicU32; CHUNK]>;
+    type Dir = Box<[spin::Once<Chunk>; MID]>;
 
     /// Words in page-sized chunks under a two-level directory: a chunk never moves once made,
     /// so readers need no lock, and no `unsafe` is needed to publish one (`spin::Once`). At
@@ -187,7 +188,7 @@ mod growable {
     impl Buckets {
         #[inline]
         fn chunk(&self, c: usize) -> Option<&Chunk> {
-            self.top.get(c / MID)?.get()?.get(c % MID)?.get()
+            self.top.get(c / MID)?.get()?[c % MID].get()
         }
     }
 
@@ -200,7 +201,7 @@ mod growable {
 
         #[inline]
         fn get(&self, i: usize) -> Option<&AtomicU32> {
-            self.chunk(i / CHUNK)?.get(i % CHUNK)
+            Some(&self.chunk(i / CHUNK)?[i % CHUNK])
         }
 
         fn reserve(&self, len: usize) -> bool {
@@ -215,9 +216,14 @@ mod growable {
                 return true;
             }
             for c in 0..=last {
-                let dir =
-                    self.top[c / MID].call_once(|| (0..MID).map(|_| spin::Once::new()).collect());
-                dir[c % MID].call_once(|| (0..CHUNK).map(|_| AtomicU32::new(0)).collect());
+                let dir = self.top[c / MID].call_once(|| {
+                    let v: Box<[spin::Once<Chunk>]> = (0..MID).map(|_| spin::Once::new()).collect();
+                    v.try_into().expect("MID entries")
+                });
+                dir[c % MID].call_once(|| {
+                    let v: Box<[AtomicU32]> = (0..CHUNK).map(|_| AtomicU32::new(0)).collect();
+                    v.try_into().expect("CHUNK words")
+                });
             }
             true
         }
