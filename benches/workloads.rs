@@ -107,6 +107,26 @@ enum Spin {
     Off,
 }
 
+/// The W6 runs, in order: the default, the fixed spin, no spin; or those `ROUSE_W6` names
+/// (comma-separated `default`, `fixed`, `off`, repeats allowed), so that a harness can run
+/// each variant first in a fresh process, as the peers' W6 runs.
+fn w6_variants() -> io::Result<Vec<Spin>> {
+    let Ok(list) = std::env::var("ROUSE_W6") else {
+        return Ok(vec![Spin::Default, Spin::Fixed, Spin::Off]);
+    };
+    list.split(',')
+        .map(|v| match v.trim() {
+            "default" => Ok(Spin::Default),
+            "fixed" => Ok(Spin::Fixed),
+            "off" => Ok(Spin::Off),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("ROUSE_W6: unknown variant {other:?} (default, fixed, off)"),
+            )),
+        })
+        .collect()
+}
+
 /// The base of a W1/W6 run, and its JSON variant field (none for the default). A variant
 /// line's impl is the default's plus the variant (`rouse-X-spin3us`, as W7's `-spin0us`), so
 /// the comparison shows it as its own row instead of merging it into the default's median.
@@ -1040,12 +1060,14 @@ fn main() -> io::Result<()> {
         }
     }
     if want("W6") {
-        step("W6");
-        w6(Spin::Default)?;
-        step("W6 (opt-in fixed spin)");
-        w6(Spin::Fixed)?;
-        step("W6 (no spin)");
-        w6(Spin::Off)?;
+        for spin in w6_variants()? {
+            step(match spin {
+                Spin::Default => "W6",
+                Spin::Fixed => "W6 (opt-in fixed spin)",
+                Spin::Off => "W6 (no spin)",
+            });
+            w6(spin)?;
+        }
     }
     w7::run(&w7)?;
     eprintln!("# rouse: {:.1} s", (now_ns() - t_all) as f64 / 1e9);

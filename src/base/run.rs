@@ -177,12 +177,15 @@ impl<C: Config> Base<C> {
                 // The clock is read after the wait (and only if a deadline is armed, or the
                 // adaptive spin times a blocking wait): a timer is due only if its deadline is
                 // not after a time the poller had reached, so it never fires early.
-                let timing = st.spin.timing();
+                let mut timing = st.spin.timing();
+                if timing && !st.wake.notified() {
+                    st.spin.woke_unnotified(); // no evidence: no reading for it
+                    timing = false;
+                }
                 if timing || st.next_deadline().is_some() {
                     let now = self.clock.now().as_nanos();
                     if timing {
-                        let notified = st.wake.notified();
-                        st.spin.woke(now, notified);
+                        st.spin.woke(now, true);
                     }
                     if st.next_deadline().is_some() {
                         st.expire(&self.words, now);
@@ -388,9 +391,10 @@ fn plan<C: Config>(
     }
     // The fixed spin, or what the adaptive one says now (one clock reading, only if adaptive;
     // the same reading marks the start of the blocking wait it times).
-    let now = st.spin.adaptive().then(|| clock.now().as_nanos());
+    let now = st.spin.sample().then(|| clock.now().as_nanos());
     let spin = match now {
         Some(now) => Duration::from_nanos(st.spin.plan(now)),
+        None if st.spin.adaptive() => Duration::ZERO,
         None => st.opts.spin,
     };
     let spin = timeout.map_or(spin, |t| t.min(spin));

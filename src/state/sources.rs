@@ -86,6 +86,8 @@ const BLOCK: usize = 64;
 pub(crate) struct Table<V, S> {
     pub v: V,
     summary: S,
+    /// Whether some summary bit is set (an iteration with no change skips the scan).
+    marked: bool,
 }
 
 impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
@@ -93,6 +95,7 @@ impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
         Table {
             v: V::new(),
             summary: S::new(),
+            marked: false,
         }
     }
 
@@ -126,6 +129,7 @@ impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
     fn mark(&mut self, id: usize) {
         let block = id / BLOCK;
         self.summary[block / 64] |= 1 << (block % 64);
+        self.marked = true;
     }
 
     /// Sets what the kernel should watch for `id`; marks the entry for the loop if that now
@@ -144,7 +148,12 @@ impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
 
     /// Takes the marked entries off the list: calls `f` with the id of each (its dirty bit
     /// already cleared), in id order.
+    #[inline]
     pub fn take_changes(&mut self, mut f: impl FnMut(&mut Self, u32)) {
+        if !self.marked {
+            return;
+        }
+        self.marked = false;
         for w in 0..self.summary.len() {
             while self.summary[w] != 0 {
                 let bit = self.summary[w].trailing_zeros() as usize;

@@ -16,9 +16,12 @@
 //!   requests are timed, wasted spinning stays under that share of the loop thread's time.
 //!   Hits cost no budget: each replaced a write, a sleep and a wake-up.
 //!
-//! Waits that end by I/O or a timeout say nothing (a spin watches requests only). A loop
-//! whose wakes come from I/O alone, or far apart (W6: 500 µs), never spins; what it pays is
-//! one clock reading before and one after each blocking wait.
+//! Waits that end by I/O or a timeout say nothing (a spin watches requests only). While the
+//! spin is off, only one blocking wait in [`SAMPLE`] is timed ([`SpinGate::sample`]): a loop
+//! whose wakes come from I/O alone, or far apart (W6: 500 µs), never spins, and what it pays
+//! is one clock reading before and one after every `SAMPLE`-th blocking wait (the one after
+//! only if a notification ended it); a run of quick wakes still turns the spin on within
+//! `SAMPLE` waits.
 
 /// Misses in a row that turn the spin off.
 pub(crate) const MISS_STREAK: u8 = 4;
@@ -30,6 +33,9 @@ pub(crate) const BANK_WINDOWS: u64 = 8;
 /// one a spin could have caught: the sleep also holds the kernel's wake-up latency (several
 /// microseconds on a VM), so the request itself came earlier than the loop saw it.
 pub(crate) const EVIDENCE_WINDOWS: u64 = 8;
+
+/// While the spin is off, one blocking wait in this many is timed.
+pub(crate) const SAMPLE: u8 = 8;
 
 const NOT_BLOCKED: u64 = u64::MAX;
 
@@ -46,6 +52,8 @@ pub(crate) struct SpinGate {
     accrued_at: u64,
     /// When the current blocking wait began, or `NOT_BLOCKED`.
     blocked_at: u64,
+    /// Blocking waits not timed since the last timed one (while off).
+    skipped: u8,
 }
 
 impl SpinGate {
@@ -57,6 +65,8 @@ impl SpinGate {
             credit: 0,
             accrued_at: 0,
             blocked_at: NOT_BLOCKED,
+            // The first blocking wait is timed.
+            skipped: SAMPLE - 1,
         }
     }
 
@@ -70,6 +80,26 @@ impl SpinGate {
     #[cfg(test)]
     pub fn is_on(&self) -> bool {
         self.on
+    }
+
+    /// Whether the loop consults the gate before this blocking wait: reads the clock, asks
+    /// [`plan`](SpinGate::plan) and times the wait ([`blocking`](SpinGate::blocking),
+    /// [`woke`](SpinGate::woke)). Always while the spin is on; while it is off, one wait in
+    /// [`SAMPLE`]. Never for a gate that is not adaptive.
+    #[inline]
+    pub fn sample(&mut self) -> bool {
+        if self.window == 0 {
+            return false;
+        }
+        if self.on {
+            return true;
+        }
+        self.skipped += 1;
+        if self.skipped < SAMPLE {
+            return false;
+        }
+        self.skipped = 0;
+        true
     }
 
     /// The loop is about to block at `now`: how long to spin first, in ns (0: block at once).
@@ -130,6 +160,13 @@ impl SpinGate {
             self.on = false;
             self.misses = 0;
         }
+    }
+
+    /// The timed wait ended with no notification among what it found: no evidence either
+    /// way, and no clock reading needed.
+    #[inline]
+    pub fn woke_unnotified(&mut self) {
+        self.blocked_at = NOT_BLOCKED;
     }
 
     /// After fork: no wait in progress.
@@ -256,9 +293,46 @@ mod tests {
     }
 
     #[test]
+    fn while_off_one_wait_in_sample_is_timed_and_quick_wakes_still_turn_it_on() {
+        let mut g = warm(0);
+        let mut t = 0;
+        // Late wakes (W6): only every SAMPLE-th wait is timed.
+        let mut timed = 0;
+        for _ in 0..SAMPLE as u32 * 10 {
+            if g.sample() {
+                timed += 1;
+                assert_eq!(g.plan(t), 0);
+                g.blocking(t);
+                t += 500_000;
+                g.woke(t, true);
+            } else {
+                t += 500_000;
+            }
+        }
+        assert_eq!(timed, 10, "one wait in {SAMPLE}");
+        assert!(!g.is_on());
+        // Quick wakes from now on: on within SAMPLE waits, then every wait is timed.
+        let mut waits = 0;
+        while !g.is_on() {
+            waits += 1;
+            assert!(waits <= SAMPLE, "still off after {waits} quick wakes");
+            if g.sample() {
+                g.plan(t);
+                g.blocking(t);
+                g.woke(t + 1_000, true);
+            }
+            t += 2_000;
+        }
+        for _ in 0..100 {
+            assert!(g.sample(), "on: every wait is timed");
+        }
+    }
+
+    #[test]
     fn off_costs_nothing_and_never_spins() {
         let mut g = SpinGate::new(0);
         assert!(!g.adaptive());
+        assert!(!g.sample(), "not adaptive: never consulted");
         g.blocking(0);
         g.woke(1, true);
         assert_eq!(g.plan(1_000_000_000), 0);
