@@ -75,7 +75,9 @@ impl Options {
     /// notification after a longer sleep). Missed spins may use at most 1/32 of the loop
     /// thread's wall time (plus 8 windows banked), however requests are timed. Waits that end
     /// by I/O or a timeout do not count, so a loop woken only by I/O, or by requests far
-    /// apart, never spins; it pays one clock reading before and one after each blocking wait.
+    /// apart, never spins; while the spin is off only one blocking wait in 8 is timed (a clock
+    /// reading before it, and one after it if a notification ended it), so a run of quick
+    /// wakes turns it on within 8 waits.
     /// Replaces a fixed [`spin_before_block`](Options::spin_before_block); zero turns it off.
     /// Default: zero (`rouse-std`'s thread-safe `Base` uses 3 µs).
     pub const fn adaptive_spin(mut self, window: Duration) -> Options {
