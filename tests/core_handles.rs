@@ -286,3 +286,54 @@ fn user_values_are_dropped_outside_the_lock() {
     );
     TOUCHED.with(|b| b.borrow_mut().take());
 }
+
+#[test]
+fn new_event_added_makes_a_pending_event_or_leaves_nothing_behind() {
+    use std::rc::Rc;
+    let fx = fixture(Options::new());
+    let k = fx
+        .base
+        .new_event_added(Event::timer(), Some(Duration::from_secs(2)), nop())
+        .unwrap();
+    let c = fx.base.counts();
+    assert_eq!((c.events, c.pending, c.timers), (1, 1, 1));
+    assert_eq!(
+        fx.base.info(k).unwrap().deadline.map(|d| d.as_nanos()),
+        Some(2_000_000_000)
+    );
+    // Refused by the add (an edge event on a level-triggered source): the event is freed
+    // and its callback dropped.
+    let s = Source::new(4);
+    fx.base
+        .new_event_added(Event::io(s, Interest::READ), None, nop())
+        .unwrap();
+    let state = Rc::new(());
+    let held = state.clone();
+    let r = fx.base.new_event_added(
+        Event::io(s, Interest::WRITE | Interest::EDGE),
+        None,
+        Box::new(move |_, _| {
+            let _ = &held;
+        }),
+    );
+    assert_eq!(r, Err(Error::EdgeConflict));
+    assert_eq!(
+        Rc::strong_count(&state),
+        1,
+        "the refused callback was dropped"
+    );
+    let c = fx.base.counts();
+    assert_eq!(
+        (c.events, c.pending),
+        (2, 2),
+        "nothing left of the refused one"
+    );
+    // Refused by the create (a priority out of range): nothing made.
+    assert_eq!(
+        fx.base
+            .new_event_added(Event::timer().priority(9), None, nop())
+            .err(),
+        Some(Error::Priority)
+    );
+    assert_eq!(fx.base.counts().events, 2);
+}

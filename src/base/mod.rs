@@ -343,6 +343,53 @@ impl<C: Config> Base<C> {
         }
     }
 
+    /// Creates an event and makes it pending, in one lock section (libevent's `event_new` +
+    /// `event_add`; what [`new_event`](Base::new_event) then [`add`](Base::add) do, with one
+    /// lock round trip and one key check less). On failure nothing is left behind: the event
+    /// is freed, and the callback dropped after the lock is released.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`new_event`](Base::new_event) and [`add`](Base::add); with
+    /// [`Error::Notify`] (the loop could not be woken) the event is freed too.
+    pub fn new_event_added(
+        &self,
+        event: Event,
+        timeout: Option<Duration>,
+        callback: C::Callback,
+    ) -> Result<Key, Error> {
+        let r = self.with(|st| {
+            let (idx, gen) = st
+                .create(&self.words, event, callback)
+                .map_err(|(e, cb)| (e, Some(cb)))?;
+            let Some(w) = self.words.get(idx as usize) else {
+                return Err((Error::Full, st.free(&self.words, idx).0));
+            };
+            match st.add(w, idx, timeout, || self.clock.now()) {
+                Ok(wake) => Ok((idx, gen, wake && self.request(st))),
+                Err(e) => Err((e, st.free(&self.words, idx).0)),
+            }
+        });
+        match r {
+            Ok((index, gen, need)) => {
+                let key = Key {
+                    base: self.id,
+                    index,
+                    gen,
+                };
+                if let Err(e) = self.wake(need) {
+                    let _ = self.free(key);
+                    return Err(e);
+                }
+                Ok(key)
+            }
+            Err((e, callback)) => {
+                drop(callback); // outside the lock
+                Err(e)
+            }
+        }
+    }
+
     /// Makes the event pending (libevent's `event_add`): its source or signal is watched, and
     /// with `Some(timeout)` its timeout is (re-)armed to fire `timeout` from now. With `None`,
     /// an armed timeout is kept. A zero timeout fires at the next loop iteration;

@@ -26,6 +26,12 @@ pub(crate) fn event<F: Flavor>(
     event: Event,
     callback: F::Callback,
 ) -> io::Result<Key> {
+    check_event(core, event)?;
+    Ok(core.new_event(event, callback)?)
+}
+
+/// What the core cannot check: the base's own fds as sources, signal numbers the OS refuses.
+fn check_event<F: Flavor>(core: &CoreBase<F>, event: Event) -> io::Result<()> {
     match event.kind() {
         Kind::Io(src, _) if i32::try_from(src.id()).is_ok_and(|fd| F::owns_fd(core, fd)) => {
             return Err(own_fd());
@@ -38,7 +44,7 @@ pub(crate) fn event<F: Flavor>(
         }
         _ => {} // timers, user events (`Kind` is non-exhaustive)
     }
-    Ok(core.new_event(event, callback)?)
+    Ok(())
 }
 
 /// Creates and adds; on failure nothing is left behind.
@@ -48,11 +54,8 @@ pub(crate) fn add_event<F: Flavor>(
     timeout: Option<Duration>,
     callback: F::Callback,
 ) -> io::Result<Key> {
-    let key = event(core, ev, callback)?;
-    if let Err(e) = core.add(key, timeout) {
-        let _ = core.free(key);
-        return Err(e.into());
-    }
+    check_event(core, ev)?;
+    let key = core.new_event_added(ev, timeout, callback)?;
     if matches!(ev.kind(), Kind::Signal(_)) {
         // Installs the handler now if the loop is not running (a running loop does it on its
         // next iteration: the add woke it).
