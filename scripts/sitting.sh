@@ -8,7 +8,8 @@
 # run-all.sh builds and runs libevent, libev, libuv, mio, polling, calloop (tokio for W7) and
 # the floor. Each round runs the peers, then rouse (`cargo bench --bench workloads`), so the
 # two see the same machine; W6 runs with the whole process on CPU 0 (`taskset -c 0`), for
-# both alike, as the workload defines. compare.py merges the rounds (a cell is the median,
+# both alike, as the workload defines, and each of rouse's W6 variants (default, fixed spin,
+# no spin) in its own process, first in it as each peer's W6 is. compare.py merges the rounds (a cell is the median,
 # with [min..max]) and prints project / best peer (< 1.0: rouse wins).
 # Output: OUTDIR/{peers,rouse,peers-w6,rouse-w6}.jsonl, OUTDIR/compare.md (also printed),
 # with the load average before each round in OUTDIR/load.txt.
@@ -41,7 +42,10 @@ for ((r = 1; r <= rounds; r++)); do
 	fi
 	if ((w6)); then
 		taskset -c 0 "$peers/run-all.sh" W6 >>"$out/peers-w6.jsonl"
-		taskset -c 0 cargo bench -q --bench workloads -- W6 >>"$out/rouse-w6.jsonl"
+		# Each variant first in a fresh process, as each peer's W6 runs (ROUSE_W6).
+		for v in default fixed off; do
+			ROUSE_W6=$v taskset -c 0 cargo bench -q --bench workloads -- W6 >>"$out/rouse-w6.jsonl"
+		done
 	fi
 done
 
