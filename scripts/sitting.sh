@@ -9,8 +9,9 @@
 # the floor. Each round runs the peers, then rouse (`cargo bench --bench workloads`), so the
 # two see the same machine; W6 runs with the whole process on CPU 0 (`taskset -c 0`), for
 # both alike, as the workload defines, and each of rouse's W6 variants (default, fixed spin,
-# no spin) in its own process, first in it as each peer's W6 is. compare.py merges the rounds (a cell is the median,
-# with [min..max]) and prints project / best peer (< 1.0: rouse wins).
+# no spin) in its own process, first in it as each peer's W6 is. compare.py merges the
+# rounds (a cell is the median, with [min..max]) and prints project / best peer (< 1.0:
+# rouse wins).
 # Output: OUTDIR/{peers,rouse,peers-w6,rouse-w6}.jsonl, OUTDIR/compare.md (also printed),
 # with the load average before each round in OUTDIR/load.txt.
 set -euo pipefail
