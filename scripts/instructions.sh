@@ -3,6 +3,7 @@
 #   scripts/instructions.sh            # W3 (P=100), W4a (n=100 000), W4b; both bases
 #   scripts/instructions.sh --peers    # the same for the C peers (libevent, libev, libuv,
 #                                      # floor), W4a at their n = 1 000 000; see below
+#   scripts/instructions.sh --w7       # W7: the echo server per round trip, both bases; below
 #
 # Runs the bench binary (`cargo bench --bench workloads`, bench profile) under valgrind's
 # callgrind, collecting only inside the measured sections (benches/common `measured_threaded`
@@ -29,6 +30,20 @@
 # rouse-libevent (scripts/libevent-lib.sh, LD_LIBRARY_PATH): "rouse-libevent-VERSION" lines,
 # what a libevent program's calls cost on rouse. Needs valgrind, a C compiler, make,
 # libevent-dev, libev-dev, libuv1-dev.
+#
+# --w7 runs the W7 server (`workloads W7server base|local`) under callgrind, collecting only
+# inside the core's `run_with` (the whole loop: accept, the callbacks, the poller; not the
+# process setup), drives it with the peers' load client (50 connections, 0.5 s warm-up + 2 s;
+# $ROUSE_W7CLIENT, or built from ../shared/peers/rust as the harness builds it), stops it
+# with SIGTERM and divides by the round trips it served: the calls of libc's `write` (or
+# `send`) made while collecting (one per 64-byte echo; only a short write would add one, and
+# the client's 64-byte messages never come up short). The line also splits the count:
+# "server_per_unit" is the bench server's own code (benches/w7: its callbacks, `Echo`, the
+# connection cell, its read/write calls and libc's wrappers of them), "loop_per_unit" the
+# rest (the core's loop, rouse-std's callback wrapper and poller); "per_wait" is the round
+# trips per `epoll_wait` (the fewer, the more loop overhead each carries; it moves between
+# runs, and the loop's figure with it). With W7_CALLGRIND_DIR set, the callgrind files are
+# kept there (cg.base, cg.local) for `callgrind_annotate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 2; }
@@ -94,6 +109,64 @@ if [[ ${1-} == --peers ]]; then
 	exit 0
 fi
 
+# Self cost of a callgrind file ($1), split as --w7 describes, and the calls of libc's
+# write/send and of the epoll wait: "total server loop writes waits".
+w7_split() {
+	python3 - "$1" <<'EOF'
+import re, sys
+names, cost, calls = {}, {"server": 0, "loop": 0}, {}
+def name(kind, v):  # "(id) name" defines, "(id)" refers
+    m = re.match(r"\((\d+)\)(?: (.*))?", v)
+    if not m:
+        return v
+    if m.group(2) is not None:
+        names[(kind, m.group(1))] = m.group(2)
+    return names.get((kind, m.group(1)), "?")
+def server(file, fn):
+    if "benches/w7/" in file or file.endswith("adapters/std/src/loop_cell.rs"):
+        return True  # the server's code, and its connection cell
+    if re.search(r"/(src|adapters)/", file) and "/rustc/" not in file and "/.cargo/" not in file:
+        return False  # rouse's own code (core, rouse-std)
+    # std, core, alloc, libc code: by the function it runs in. A callback wrapper holds the
+    # server's closure (the std code in it is the server's); the loop's own functions, the
+    # poller's and the clock's libc calls are the loop's; the rest (TcpStream, send, recv,
+    # closures and shims of the server) is the server's.
+    if re.match(r"rouse_std::api::wrap(_local)?::\{\{closure\}\}", fn):
+        return True
+    return not re.search(r"rouse_core::|rouse_std::|^epoll_|clock_gettime|^__vdso|^syscall$", fn)
+
+fl = fi = fn = cfn = ""
+after_call = False
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith(("fl=", "fi=", "fe=")):
+        v = name("fl", line[3:])
+        if line.startswith("fl="):
+            fl = fi = v
+        else:
+            fi = v
+    elif line.startswith("fn="):
+        fn, fi = name("fn", line[3:]), fl
+    elif line.startswith("cfn="):
+        cfn = name("fn", line[4:])
+    elif line.startswith(("cfl=", "cfi=")):
+        name("fl", line[4:])
+    elif line.startswith(("ob=", "cob=")):
+        pass
+    elif line.startswith("calls="):
+        calls[cfn] = calls.get(cfn, 0) + int(line[6:].split()[0])
+        after_call = True
+    elif line and (line[0].isdigit() or line[0] in "+-*"):
+        parts = line.split()
+        if len(parts) >= 2:
+            if not after_call:
+                cost["server" if server(fi, fn) else "loop"] += int(parts[1])
+            after_call = False
+waits = sum(n for f, n in calls.items() if f.startswith(("epoll_wait", "epoll_pwait")))
+print(cost["server"] + cost["loop"], cost["server"], cost["loop"], calls.get("send", 0) + calls.get("write", 0), waits)
+EOF
+}
+
 exe=$(cargo bench --bench workloads --no-run --message-format=json 2>/dev/null |
 	python3 -c 'import json, sys
 for line in sys.stdin:
@@ -104,6 +177,49 @@ for line in sys.stdin:
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+
+if [[ ${1-} == --w7 ]]; then
+	client=${ROUSE_W7CLIENT-}
+	if [[ -z $client ]]; then
+		# <target>/release/deps/workloads-HASH -> <target>/w7-peers, as the harness builds it
+		peers=$(dirname "$exe")/../../w7-peers
+		[[ -f ../shared/peers/rust/Cargo.toml ]] ||
+			{ echo "instructions.sh: set ROUSE_W7CLIENT or put the peers at ../shared/peers" >&2; exit 1; }
+		CARGO_TARGET_DIR=$peers cargo build --release --locked --quiet --bin w7client \
+			--manifest-path ../shared/peers/rust/Cargo.toml >&2
+		client=$peers/release/w7client
+	fi
+	for base in base local; do
+		name=rouse-$version
+		[[ $base == local ]] && name=$name-local
+		rm -f "$out/srv"
+		valgrind --tool=callgrind --callgrind-out-file="$out/cg.$base" --dump-instr=no \
+			--toggle-collect='*run_with*' "$exe" W7server "$base" >"$out/srv" 2>"$out/srv.err" &
+		vg=$!
+		port=
+		for _ in $(seq 100); do
+			port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$out/srv")
+			[[ -n $port ]] && break
+			sleep 0.1
+		done
+		[[ -n $port ]] || { kill "$vg"; echo "instructions.sh: W7 server ($base) did not start" >&2; exit 1; }
+		timeout 20 "$client" --port "$port" --impl "$name" --seconds 2 --warmup 0.5 >"$out/client" ||
+			{ kill "$vg"; echo "instructions.sh: W7 client ($base) failed" >&2; exit 1; }
+		grep -q '"errors":0,' "$out/client" || { kill "$vg"; cat "$out/client" >&2; exit 1; }
+		kill -TERM "$vg"
+		wait "$vg" || true # ended by SIGTERM; callgrind writes its file first
+		read -r ir srv loop sends waits < <(w7_split "$out/cg.$base")
+		[[ -n ${W7_CALLGRIND_DIR-} ]] && mkdir -p "$W7_CALLGRIND_DIR" && cp "$out/cg.$base" "$W7_CALLGRIND_DIR/"
+		[[ $sends -gt 0 ]] || { echo "instructions.sh: W7 ($base): no round trip counted" >&2; exit 1; }
+		python3 -c 'import json, sys
+n, ir, srv, loop, rt, waits = sys.argv[1], *map(int, sys.argv[2:7])
+print(json.dumps({"impl": n, "workload": "W7", "instr": "callgrind", "instructions": ir,
+                  "units": rt, "per": "round trip", "instructions_per_unit": round(ir / rt, 1),
+                  "server_per_unit": round(srv / rt, 1), "loop_per_unit": round(loop / rt, 1),
+                  "per_wait": round(rt / max(waits, 1), 1)}))' "$name" "$ir" "$srv" "$loop" "$sends" "$waits"
+	done
+	exit 0
+fi
 
 # workload, env, units per base, what a unit is: one valgrind run per base, each collecting
 # only inside that base's measured sections.
