@@ -4,6 +4,7 @@
 #   scripts/instructions.sh --peers    # the same for the C peers (libevent, libev, libuv,
 #                                      # floor), W4a at their n = 1 000 000; see below
 #   scripts/instructions.sh --w7       # W7: the echo server per round trip, both bases; below
+#   scripts/instructions.sh --w7 --peers  # the same for the C peers' W7 servers and the floor
 #
 # Runs the bench binary (`cargo bench --bench workloads`, bench profile) under valgrind's
 # callgrind, collecting only inside the measured sections (benches/common `measured_threaded`
@@ -43,7 +44,10 @@
 # rest (the core's loop, rouse-std's callback wrapper and poller); "per_wait" is the round
 # trips per `epoll_wait` (the fewer, the more loop overhead each carries; it moves between
 # runs, and the loop's figure with it). With W7_CALLGRIND_DIR set, the callgrind files are
-# kept there (cg.base, cg.local) for `callgrind_annotate`.
+# kept there (cg.IMPL) for `callgrind_annotate`. `--w7 --peers` counts the C peers' servers
+# (../shared/peers/c, or $PEERS_C, built as --peers builds them) the same way, collecting
+# inside their loop's run call (event_base_dispatch, ev_run, uv_run; the floor's run_w7):
+# the whole server, no split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 2; }
@@ -163,7 +167,8 @@ for line in open(sys.argv[1]):
                 cost["server" if server(fi, fn) else "loop"] += int(parts[1])
             after_call = False
 waits = sum(n for f, n in calls.items() if f.startswith(("epoll_wait", "epoll_pwait")))
-print(cost["server"] + cost["loop"], cost["server"], cost["loop"], calls.get("send", 0) + calls.get("write", 0), waits)
+writes = sum(calls.get(f, 0) for f in ("write", "send", "writev"))
+print(cost["server"] + cost["loop"], cost["server"], cost["loop"], writes, waits)
 EOF
 }
 
@@ -189,34 +194,58 @@ if [[ ${1-} == --w7 ]]; then
 			--manifest-path ../shared/peers/rust/Cargo.toml >&2
 		client=$peers/release/w7client
 	fi
-	for base in base local; do
-		name=rouse-$version
-		[[ $base == local ]] && name=$name-local
+	# A W7 server under callgrind: $1 its name, $2 the function to collect inside, then its
+	# command line; prints its line ("split": the server/loop fields, for rouse's servers).
+	w7_count() {
+		local name=$1 toggle=$2 split=$3 cg=$out/cg.$1 port= vg ir srv loop rt waits
+		shift 3
 		rm -f "$out/srv"
-		valgrind --tool=callgrind --callgrind-out-file="$out/cg.$base" --dump-instr=no \
-			--toggle-collect='*run_with*' "$exe" W7server "$base" >"$out/srv" 2>"$out/srv.err" &
+		valgrind --tool=callgrind --callgrind-out-file="$cg" --dump-instr=no \
+			--toggle-collect="$toggle" "$@" >"$out/srv" 2>"$out/srv.err" &
 		vg=$!
-		port=
 		for _ in $(seq 100); do
 			port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$out/srv")
 			[[ -n $port ]] && break
 			sleep 0.1
 		done
-		[[ -n $port ]] || { kill "$vg"; echo "instructions.sh: W7 server ($base) did not start" >&2; exit 1; }
+		[[ -n $port ]] || { kill "$vg"; echo "instructions.sh: W7 server $name did not start" >&2; exit 1; }
 		timeout 20 "$client" --port "$port" --impl "$name" --seconds 2 --warmup 0.5 >"$out/client" ||
-			{ kill "$vg"; echo "instructions.sh: W7 client ($base) failed" >&2; exit 1; }
+			{ kill "$vg"; echo "instructions.sh: W7 client ($name) failed" >&2; exit 1; }
 		grep -q '"errors":0,' "$out/client" || { kill "$vg"; cat "$out/client" >&2; exit 1; }
 		kill -TERM "$vg"
 		wait "$vg" || true # ended by SIGTERM; callgrind writes its file first
-		read -r ir srv loop sends waits < <(w7_split "$out/cg.$base")
-		[[ -n ${W7_CALLGRIND_DIR-} ]] && mkdir -p "$W7_CALLGRIND_DIR" && cp "$out/cg.$base" "$W7_CALLGRIND_DIR/"
-		[[ $sends -gt 0 ]] || { echo "instructions.sh: W7 ($base): no round trip counted" >&2; exit 1; }
+		read -r ir srv loop rt waits < <(w7_split "$cg")
+		if [[ -n ${W7_CALLGRIND_DIR-} ]]; then
+			mkdir -p "$W7_CALLGRIND_DIR" && cp "$cg" "$W7_CALLGRIND_DIR/"
+		fi
+		[[ $rt -gt 0 ]] || { echo "instructions.sh: W7 ($name): no round trip counted" >&2; exit 1; }
 		python3 -c 'import json, sys
-n, ir, srv, loop, rt, waits = sys.argv[1], *map(int, sys.argv[2:7])
-print(json.dumps({"impl": n, "workload": "W7", "instr": "callgrind", "instructions": ir,
-                  "units": rt, "per": "round trip", "instructions_per_unit": round(ir / rt, 1),
-                  "server_per_unit": round(srv / rt, 1), "loop_per_unit": round(loop / rt, 1),
-                  "per_wait": round(rt / max(waits, 1), 1)}))' "$name" "$ir" "$srv" "$loop" "$sends" "$waits"
+n, split, ir, srv, loop, rt, waits = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8])
+d = {"impl": n, "workload": "W7", "instr": "callgrind", "instructions": ir, "units": rt,
+     "per": "round trip", "instructions_per_unit": round(ir / rt, 1)}
+if split == "split":
+    d.update(server_per_unit=round(srv / rt, 1), loop_per_unit=round(loop / rt, 1))
+d["per_wait"] = round(rt / max(waits, 1), 1)
+print(json.dumps(d))' "$name" "$split" "$ir" "$srv" "$loop" "$rt" "$waits"
+	}
+	if [[ ${2-} == --peers ]]; then
+		PEERS_C=${PEERS_C:-../shared/peers/c}
+		[[ -f $PEERS_C/Makefile ]] || { echo "instructions.sh: no peers' C programs in $PEERS_C (set PEERS_C)" >&2; exit 1; }
+		cp "$PEERS_C"/*.c "$PEERS_C"/*.h "$PEERS_C"/Makefile "$out/"
+		make -s -C "$out" >&2 || { echo "instructions.sh: building the peers failed" >&2; exit 1; }
+		# Each collects inside its loop's run call, as rouse's inside `run_with` (the floor's
+		# loop is its run_w7 itself).
+		for peer in floor:run_w7 libevent:event_base_dispatch libev:ev_run libuv:uv_run; do
+			name=${peer%%:*} run=${peer#*:}
+			impl=$(cd "$out" && timeout 5 "./bench_$name" W7 | head -n 1 | sed -n 's/^{"impl":"\([^"]*\)".*/\1/p') || true
+			w7_count "${impl:-$name}" "$run" whole "$out/bench_$name" W7
+		done
+		exit 0
+	fi
+	for base in base local; do
+		name=rouse-$version
+		[[ $base == local ]] && name=$name-local
+		w7_count "$name" '*run_with*' split "$exe" W7server "$base"
 	done
 	exit 0
 fi
