@@ -34,7 +34,9 @@
 #
 # --w7 runs the W7 server (`workloads W7server base|local`) under callgrind, collecting only
 # inside the core's `run_with` (the whole loop: accept, the callbacks, the poller; not the
-# process setup), drives it with the peers' load client (50 connections, 0.5 s warm-up + 2 s;
+# process setup; the pattern is `*::run_with`, not `*run_with*`: callgrind toggles again on
+# entering any function the pattern matches, so a closure named `run_with::{{closure}}`
+# would be left out), drives it with the peers' load client (50 connections, 0.5 s warm-up + 2 s;
 # $ROUSE_W7CLIENT, or built from ../shared/peers/rust as the harness builds it), stops it
 # with SIGTERM and divides by the round trips it served: the calls of libc's `write` (or
 # `send`) made while collecting (one per 64-byte echo; only a short write would add one, and
@@ -245,7 +247,7 @@ print(json.dumps(d))' "$name" "$split" "$ir" "$srv" "$loop" "$rt" "$waits"
 	for base in base local; do
 		name=rouse-$version
 		[[ $base == local ]] && name=$name-local
-		w7_count "$name" '*run_with*' split "$exe" W7server "$base"
+		w7_count "$name" '*::run_with' split "$exe" W7server "$base"
 	done
 	exit 0
 fi
