@@ -12,22 +12,30 @@
 //!   write notification writes the rest once; when all is written, WRITE is deleted and READ
 //!   added back. A connection is never read while a rest is pending, so it holds at most
 //!   4096 unwritten bytes;
-//! - EOF or an error other than `WouldBlock`/`Interrupted` closes the connection (its
-//!   events are freed, which deregisters the fd before it is closed);
+//! - EOF or an error other than `EAGAIN`/`EINTR` closes the connection (its events are
+//!   freed, which deregisters the fd before it is closed); `EINTR` retries the call;
 //! - SIGPIPE ignored, `alarm(60)`, one line `{"impl":..,"workload":"W7","role":"server",
 //!   "port":P,"pid":PID,..}` on stdout, flushed, then it serves until killed.
 //!
 //! Every rouse-std call is in the `glue!` macro below (build the base, watch the listener,
 //! create/add/delete/free a connection's events, run): one body, instantiated once for the
 //! thread-safe [`Base`](rouse_std::Base) and once for [`LocalBase`](rouse_std::LocalBase).
-//! The echo state machine (`Echo`) knows nothing of rouse.
+//! The echo state machine (`Echo`) knows nothing of rouse. A connection (socket, keys,
+//! buffer: one allocation) is shared by its two callbacks through an `Arc<LoopCell>` on
+//! `Base` (no lock: the cell is lent only to the base's callbacks) and an `Rc<RefCell>` on
+//! `LocalBase`. Reads and writes are `read(2)`/`write(2)` on the socket's fd, as the C
+//! peers' and the floor's: std's `TcpStream` calls cost ~57 more instructions per round
+//! trip (about half of this server's own code then; `scripts/instructions.sh --w7`).
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rouse_std::LoopCell;
 
 /// One read's worth: the most a connection ever holds unwritten.
 pub const BUF: usize = 4096;
@@ -103,42 +111,44 @@ enum Step {
 
 /// A connection's buffer: `buf[off..len]` is what a short write left unwritten.
 struct Echo {
-    buf: Box<[u8; BUF]>,
     off: usize,
     len: usize,
+    buf: [u8; BUF],
 }
 
 impl Echo {
     fn new() -> Echo {
         Echo {
-            buf: Box::new([0; BUF]),
             off: 0,
             len: 0,
+            buf: [0; BUF],
         }
     }
 
     /// One read (up to `BUF`), and one write of what it read, straight away.
-    fn read_echo(&mut self, mut s: &TcpStream) -> Step {
+    #[inline(always)]
+    fn read_echo(&mut self, fd: BorrowedFd<'_>) -> Step {
         debug_assert_eq!(self.off, self.len, "read while a rest is pending");
         loop {
-            match s.read(&mut self.buf[..]) {
+            match read(fd, &mut self.buf) {
                 Ok(0) => return Step::Closed,
                 Ok(n) => {
                     self.off = 0;
                     self.len = n;
-                    return self.flush(s);
+                    return self.flush(fd);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Drained,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(libc::EAGAIN) => return Step::Drained,
+                Err(libc::EINTR) => {}
                 Err(_) => return Step::Closed,
             }
         }
     }
 
-    /// One write of the unwritten rest (repeated only on `Interrupted`).
-    fn flush(&mut self, mut s: &TcpStream) -> Step {
+    /// One write of the unwritten rest (repeated only on `EINTR`).
+    #[inline(always)]
+    fn flush(&mut self, fd: BorrowedFd<'_>) -> Step {
         loop {
-            match s.write(&self.buf[self.off..self.len]) {
+            match write(fd, &self.buf[self.off..self.len]) {
                 Ok(n) => {
                     self.off += n;
                     if self.off < self.len {
@@ -148,68 +158,103 @@ impl Echo {
                     self.len = 0;
                     return Step::Done;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(libc::EAGAIN) => return Step::Pending,
+                Err(libc::EINTR) => {}
                 Err(_) => return Step::Closed,
             }
         }
     }
 }
 
-/// A connection: its socket, its buffer, and its two events (set right after they are made,
-/// before either is pending).
+/// `read(2)`: the bytes read, or the errno. What `Read for &TcpStream` does (a `recv`), less
+/// std's wrapping, which costs about 29 instructions per call (W7 is counted in
+/// instructions); the C peers and the floor call `read`/`write` the same way.
+#[inline(always)]
+fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, i32> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` is open (borrowed).
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `write(2)`: the bytes written, or the errno (SIGPIPE is ignored: a closed peer is `EPIPE`).
+#[inline(always)]
+fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, i32> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `fd` is open (borrowed).
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+#[cold]
+fn errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// A connection: its socket, its buffer (inline: one allocation per connection), and its
+/// two events (set right after they are made, before either is pending).
 struct Conn<K> {
     stream: TcpStream,
-    echo: Echo,
     keys: Option<(K, K)>,
+    echo: Echo,
 }
 
 impl<K: Copy> Conn<K> {
+    fn new(stream: TcpStream) -> Conn<K> {
+        Conn {
+            stream,
+            keys: None,
+            echo: Echo::new(),
+        }
+    }
+
+    /// A read notification: one read, one write of what it read; what the loop must change.
+    #[inline(always)]
+    fn on_read(&mut self) -> Change<K> {
+        match self.echo.read_echo(self.stream.as_fd()) {
+            Step::Done | Step::Drained => Change::None,
+            Step::Pending => {
+                let (read, write) = self.keys();
+                Change::Switch {
+                    from: read,
+                    to: write,
+                }
+            }
+            Step::Closed => self.close(),
+        }
+    }
+
+    /// A write notification (a rest is pending): one write of the rest.
+    #[inline(always)]
+    fn on_write(&mut self) -> Change<K> {
+        match self.echo.flush(self.stream.as_fd()) {
+            Step::Pending | Step::Drained => Change::None,
+            Step::Done => {
+                let (read, write) = self.keys();
+                Change::Switch {
+                    from: write,
+                    to: read,
+                }
+            }
+            Step::Closed => self.close(),
+        }
+    }
+
+    fn close(&self) -> Change<K> {
+        let (read, write) = self.keys();
+        Change::Close(read, write)
+    }
+
     fn keys(&self) -> (K, K) {
         self.keys.expect("keys are set before an event is added")
-    }
-}
-
-/// The cell a connection's two callbacks share: `Rc<RefCell>` for the local base,
-/// `Arc<Mutex>` for the thread-safe one (its callbacks must be `Send`; the lock is never
-/// contended: only the loop thread takes it).
-trait Shared<K>: Clone {
-    fn new(c: Conn<K>) -> Self;
-    fn with<R>(&self, f: impl FnOnce(&mut Conn<K>) -> R) -> R;
-}
-
-impl<K> Shared<K> for Rc<RefCell<Conn<K>>> {
-    fn new(c: Conn<K>) -> Self {
-        Rc::new(RefCell::new(c))
-    }
-    fn with<R>(&self, f: impl FnOnce(&mut Conn<K>) -> R) -> R {
-        f(&mut self.borrow_mut())
-    }
-}
-
-impl<K> Shared<K> for Arc<Mutex<Conn<K>>> {
-    fn new(c: Conn<K>) -> Self {
-        Arc::new(Mutex::new(c))
-    }
-    fn with<R>(&self, f: impl FnOnce(&mut Conn<K>) -> R) -> R {
-        f(&mut self.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// After a read (`Step` of `read_echo`) or a write (`flush`): what the loop must change.
-fn on_step<K: Copy>(step: Step, from_write: bool, keys: (K, K)) -> Change<K> {
-    let (read, write) = keys;
-    match (step, from_write) {
-        (Step::Pending, false) => Change::Switch {
-            from: read,
-            to: write,
-        },
-        (Step::Done, true) => Change::Switch {
-            from: write,
-            to: read,
-        },
-        (Step::Closed, _) => Change::Close(read, write),
-        _ => Change::None,
     }
 }
 
@@ -227,16 +272,50 @@ enum Change<K> {
 
 // ---------------------------------------------------------------- the rouse-std glue
 
-/// Everything that calls rouse-std, for one kind of base. `$Events` is what a callback gets,
-/// `$view` how it creates events with the closures of `$Cell` (the connection cell):
-/// `base_ref()` takes `Send` closures, a local base's `local()` any.
+/// The cell a connection's two callbacks share, reached with the callback's context:
+/// `Rc<RefCell>` for the local base; `Arc<LoopCell>` for the thread-safe one, whose callbacks
+/// must be `Send` (a `LoopCell` is `Sync` without a lock: it lends its value only to the
+/// callbacks of its base, which run one at a time on the loop thread).
+trait Shared<F: rouse_std::Flavor, K>: Clone {
+    fn new(base: rouse_std::BaseRef<'_, F>, c: Conn<K>) -> Self;
+    fn with<R>(&self, cx: &rouse_std::Context<'_, F>, f: impl FnOnce(&mut Conn<K>) -> R) -> R;
+}
+
+impl<K> Shared<rouse_std::Local, K> for Rc<RefCell<Conn<K>>> {
+    fn new(_: rouse_std::BaseRef<'_, rouse_std::Local>, c: Conn<K>) -> Self {
+        Rc::new(RefCell::new(c))
+    }
+    #[inline]
+    fn with<R>(
+        &self,
+        _: &rouse_std::Context<'_, rouse_std::Local>,
+        f: impl FnOnce(&mut Conn<K>) -> R,
+    ) -> R {
+        f(&mut self.borrow_mut())
+    }
+}
+
+impl<K: Send> Shared<rouse_std::Threaded, K> for Arc<LoopCell<Conn<K>>> {
+    fn new(base: rouse_std::BaseRef<'_, rouse_std::Threaded>, c: Conn<K>) -> Self {
+        Arc::new(LoopCell::new(base, c))
+    }
+    #[inline]
+    fn with<R>(&self, cx: &rouse_std::Context<'_>, f: impl FnOnce(&mut Conn<K>) -> R) -> R {
+        LoopCell::with(self, cx, f)
+    }
+}
+
+/// Everything that calls rouse-std, for one kind of base. `$F` is its flavor, `$view` how it
+/// creates events with the closures of `$Cell` (the connection cell): `base_ref()` takes
+/// `Send` closures, a local base's `local()` any.
 macro_rules! glue {
-    ($name:ident, $Events:ty, $view:ident, $Cell:ty, $build:ident) => {
+    ($name:ident, $F:ty, $view:ident, $Cell:ty, $build:ident) => {
         mod $name {
             use super::*;
             use rouse_core::{Event, Interest, Key};
 
             type Cell = $Cell;
+            type Events<'a> = rouse_std::Context<'a, $F>;
 
             /// Builds the base, watches the listener, calls `ready(port, poller name)`, runs
             /// until killed.
@@ -261,7 +340,7 @@ macro_rules! glue {
             }
 
             /// The listener is readable: accept until `WouldBlock`.
-            fn accept_all(events: &$Events, l: &mut TcpListener) {
+            fn accept_all(events: &Events<'_>, l: &mut TcpListener) {
                 loop {
                     match l.accept() {
                         Ok((s, _)) => {
@@ -280,29 +359,25 @@ macro_rules! glue {
             }
 
             /// A new connection: its READ event (pending) and WRITE event (not yet).
-            fn open(events: &$Events, s: TcpStream) -> io::Result<()> {
+            fn open(events: &Events<'_>, s: TcpStream) -> io::Result<()> {
                 s.set_nonblocking(true)?;
                 s.set_nodelay(true)?;
                 let src = rouse_std::source(&s);
-                let conn = <Cell as Shared<Key>>::new(Conn {
-                    stream: s,
-                    echo: Echo::new(),
-                    keys: None,
-                });
+                let conn = <Cell as Shared<$F, Key>>::new(events.base_ref(), Conn::new(s));
                 let c = conn.clone();
                 let read = events.$view().event(
                     Event::io(src, Interest::READ).persist(),
                     move |ev, _| {
-                        let (step, keys) = c.with(|c| (c.echo.read_echo(&c.stream), c.keys()));
-                        apply(ev, on_step(step, false, keys));
+                        let change = c.with(ev, |c| c.on_read());
+                        apply(ev, change);
                     },
                 )?;
                 let c = conn.clone();
                 let write = events.$view().event(
                     Event::io(src, Interest::WRITE).persist(),
                     move |ev, _| {
-                        let (step, keys) = c.with(|c| (c.echo.flush(&c.stream), c.keys()));
-                        apply(ev, on_step(step, true, keys));
+                        let change = c.with(ev, |c| c.on_write());
+                        apply(ev, change);
                     },
                 );
                 let write = match write {
@@ -312,15 +387,24 @@ macro_rules! glue {
                         return Err(e);
                     }
                 };
-                conn.with(|c| c.keys = Some((read, write)));
+                conn.with(events, |c| c.keys = Some((read, write)));
                 if let Err(e) = events.add(read, None) {
-                    apply(events, Change::Close(read, write));
+                    change(events, Change::Close(read, write));
                     return Err(e);
                 }
                 Ok(())
             }
 
-            fn apply(events: &$Events, change: Change<Key>) {
+            /// Nothing to change (the common case) costs a compare here.
+            #[inline]
+            fn apply(events: &Events<'_>, c: Change<Key>) {
+                if !matches!(c, Change::None) {
+                    change(events, c);
+                }
+            }
+
+            #[inline(never)]
+            fn change(events: &Events<'_>, change: Change<Key>) {
                 match change {
                     Change::None => {}
                     Change::Switch { from, to } => {
@@ -342,14 +426,14 @@ macro_rules! glue {
 
 glue!(
     threaded,
-    rouse_std::Context<'_>,
+    rouse_std::Threaded,
     base_ref,
-    Arc<Mutex<Conn<Key>>>,
+    Arc<LoopCell<Conn<Key>>>,
     build
 );
 glue!(
     local,
-    rouse_std::Context<'_, rouse_std::Local>,
+    rouse_std::Local,
     local,
     Rc<RefCell<Conn<Key>>>,
     build_local

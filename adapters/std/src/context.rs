@@ -1,6 +1,7 @@
 //! What a callback gets: the events of its base, without the loop owner's operations.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use crate::config::Threaded;
 use crate::flavor::Flavor;
@@ -25,13 +26,36 @@ use crate::flavor::Flavor;
 /// base.run()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// A `Context` is neither `Send` nor `Sync`: it stays on the loop thread, in the callback it
+/// was given to (hand a [`Handle`](crate::Handle) or a [`BaseRef`] to other threads). That is
+/// what lets a [`LoopCell`](crate::LoopCell) share state between callbacks without a lock.
+///
+/// ```compile_fail
+/// fn sync<T: Sync>(_: &T) {}
+/// fn callback(cx: &rouse_std::Context<'_>) {
+///     sync(cx); // error: a `Context` is not `Sync`
+/// }
+/// ```
 pub struct Context<'a, F: Flavor = Threaded> {
     core: &'a rouse_core::Base<F>,
+    /// Neither `Send` nor `Sync` (see above).
+    _loop_thread: PhantomData<*const ()>,
 }
 
 impl<'a, F: Flavor> Context<'a, F> {
+    #[inline]
     pub(crate) fn new(core: &'a rouse_core::Base<F>) -> Context<'a, F> {
-        Context { core }
+        Context {
+            core,
+            _loop_thread: PhantomData,
+        }
+    }
+
+    /// The core base's address (what a [`LoopCell`](crate::LoopCell) is bound to).
+    #[inline]
+    pub(crate) fn core_addr(&self) -> usize {
+        self.core as *const rouse_core::Base<F> as usize
     }
 
     #[inline]
@@ -102,6 +126,12 @@ impl<F: Flavor> fmt::Debug for BaseRef<'_, F> {
 impl<'a, F: Flavor> BaseRef<'a, F> {
     pub(crate) fn new(core: &'a rouse_core::Base<F>) -> BaseRef<'a, F> {
         BaseRef { core }
+    }
+
+    /// The core base's address (what a [`LoopCell`](crate::LoopCell) is bound to).
+    #[inline]
+    pub(crate) fn core_addr(&self) -> usize {
+        self.core as *const rouse_core::Base<F> as usize
     }
 
     #[inline]

@@ -59,7 +59,9 @@
 //! are not `Send`. fds are borrowed (`&impl AsFd`) by [`Base::add_fd`], owned by [`Base::add_owned`]
 //! (closed when the event is freed). The base's own fds (notifier, poller, signal pipe) are
 //! refused as sources with `EINVAL`. A closure is always dropped outside the base lock, so its
-//! `Drop` may use the base.
+//! `Drop` may use the base. State that several callbacks of one base share (a connection's
+//! read and write events) goes into an `Arc<`[`LoopCell`]`>`: `Sync` without a lock, since it
+//! is lent only to a [`Context`] of its base, and a `Context` never leaves the loop thread.
 //!
 //! # Priorities
 //!
@@ -158,6 +160,7 @@ mod events;
 mod flavor;
 mod local;
 mod lock;
+mod loop_cell;
 mod os;
 mod signal;
 mod sys;
@@ -173,6 +176,7 @@ pub use events::{raw_source, source};
 pub use flavor::Flavor;
 pub use local::LocalApi;
 pub use lock::{StdCell, StdLock};
+pub use loop_cell::LoopCell;
 pub use os::{LocalOs, Os, OsPoller};
 pub use signal::{IntoSignal, Signal};
 pub use sys::notify::NotifierKind;

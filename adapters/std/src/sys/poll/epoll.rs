@@ -234,9 +234,21 @@ fn epoll_events(i: Interest) -> u32 {
     ev as u32
 }
 
+/// The signal pipe was readable: reports each signal it holds.
+#[cold]
+#[inline(never)]
+fn drain_signals(signals: &mut Option<SignalPipe>, f: &mut dyn FnMut(Readiness)) {
+    if let Some(pipe) = signals {
+        pipe.drain(|n| f(Readiness::Signal(n)));
+    }
+}
+
 /// The readiness epoll `events` report (hang-ups and errors as libevent maps them).
 #[inline]
 fn ready_of(events: u32) -> Ready {
+    if events == libc::EPOLLIN as u32 {
+        return Ready::READ; // the common case: one compare
+    }
     let ev = events as libc::c_int;
     let mut r = Ready::NONE;
     if ev & libc::EPOLLIN != 0 {
@@ -352,18 +364,20 @@ impl Poller for EpollPoller {
     }
 
     fn ready(&mut self, mut f: impl FnMut(Readiness)) {
+        // One call site of `f` (the signal pipe's is out of line, through `dyn`), so that
+        // the compiler can inline the base's handler into this loop.
         for &ev in self.events.as_slice() {
             // By value: `epoll_event` is packed on x86_64.
             let (events, data) = (ev.events, ev.u64);
-            match data {
-                WAKE => f(Readiness::Wake),
+            let r = match data {
+                WAKE => Readiness::Wake,
                 SIGNALS => {
-                    if let Some(pipe) = &mut self.signals {
-                        pipe.drain(|n| f(Readiness::Signal(n)));
-                    }
+                    drain_signals(&mut self.signals, &mut f);
+                    continue;
                 }
-                fd => f(Readiness::Io(Source::new(fd as u32), ready_of(events))),
-            }
+                fd => Readiness::Io(Source::new(fd as u32), ready_of(events)),
+            };
+            f(r);
         }
     }
 }
