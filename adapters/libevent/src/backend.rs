@@ -11,7 +11,9 @@ use std::time::Duration;
 use rouse_std::rouse_core::{self, Event, Exit, Interest, Kind, Ready, RunFlags};
 use rouse_std::{Base, Builder, Context, PollerKind};
 
-use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_SIGNAL, EV_TIMEOUT, EV_WRITE};
+use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_WRITE};
+#[cfg(test)]
+use crate::abi::{EV_PERSIST, EV_SIGNAL, EV_TIMEOUT};
 
 /// A rouse event's handle (generational: a freed event's key never names another event).
 pub type Key = rouse_core::Key;
@@ -158,45 +160,40 @@ thread_local! {
     static RUNNING: Cell<Option<(u32, bool)>> = const { Cell::new(None) };
 }
 
+/// libevent's result bits as rouse's readiness (`Ready::USER` for none): bit arithmetic, as
+/// every `event_active` converts (the table it computes is `RES_READY`).
+#[inline]
 fn ready_of(res: i16) -> Ready {
-    let mut r = Ready::NONE;
-    for (bit, ready) in [
-        (EV_READ, Ready::READ),
-        (EV_WRITE, Ready::WRITE),
-        (EV_CLOSED, Ready::CLOSED),
-        (EV_TIMEOUT, Ready::TIMEOUT),
-        (EV_SIGNAL, Ready::SIGNAL),
-    ] {
-        if res & bit != 0 {
-            r |= ready;
-        }
-    }
-    if r.is_empty() {
+    let r = res as u16;
+    let bits = ((r >> 1) & 3) | ((r >> 5) & 4) | ((r & 1) << 3) | ((r & 8) << 1);
+    if bits == 0 {
         Ready::USER
     } else {
-        r
+        Ready::from_bits_truncate(bits as u8)
     }
 }
 
+/// rouse's readiness as libevent's result bits (a poller error reads as whichever of
+/// `EV_READ | EV_WRITE` the event asked for, as in libevent), as every callback converts.
+#[inline]
 fn res_of(ready: Ready, events: i16) -> i16 {
-    let mut res = 0;
-    for (bit, r) in [
-        (EV_READ, Ready::READ),
-        (EV_WRITE, Ready::WRITE),
-        (EV_CLOSED, Ready::CLOSED),
-        (EV_TIMEOUT, Ready::TIMEOUT),
-        (EV_SIGNAL, Ready::SIGNAL),
-    ] {
-        if ready.contains(r) {
-            res |= bit;
-        }
-    }
+    let r = i16::from(ready.bits());
+    let mut res = ((r & 3) << 1) | ((r & 4) << 5) | ((r >> 3) & 1) | ((r >> 1) & 8);
     if ready.contains(Ready::ERROR) {
-        // libevent reports a poller error as readable and writable.
         res |= events & (EV_READ | EV_WRITE);
     }
     res
 }
+
+/// Which libevent bit is which rouse readiness.
+#[cfg(test)]
+const RES_READY: [(i16, Ready); 5] = [
+    (EV_READ, Ready::READ),
+    (EV_WRITE, Ready::WRITE),
+    (EV_CLOSED, Ready::CLOSED),
+    (EV_TIMEOUT, Ready::TIMEOUT),
+    (EV_SIGNAL, Ready::SIGNAL),
+];
 
 fn interest_of(events: i16) -> Interest {
     let mut i = Interest::NONE;
@@ -341,11 +338,13 @@ impl Loop {
     }
 
     /// Makes `key` pending; `Some(timeout)` (re-)arms its timeout.
+    #[inline]
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Fail> {
         Ok(self.base.add(key, timeout)?)
     }
 
     /// Makes `key` pending with a common timeout.
+    #[inline]
     pub fn add_common(&self, key: Key, ct: Common) -> Result<(), Fail> {
         Ok(self.base.add_common(key, ct)?)
     }
@@ -356,11 +355,13 @@ impl Loop {
     }
 
     /// Makes `key` non-pending (waits for its callback running on another thread).
+    #[inline]
     pub fn delete(&self, key: Key) -> Result<(), Fail> {
         Ok(self.base.delete(key)?)
     }
 
     /// Makes `key` non-pending without waiting for its callback running on another thread.
+    #[inline]
     pub fn delete_nowait(&self, key: Key) -> Result<(), Fail> {
         Ok(self.base.delete_nowait(key)?)
     }
@@ -377,6 +378,7 @@ impl Loop {
     }
 
     /// Queues `key` with the libevent result bits `res`.
+    #[inline]
     pub fn activate(&self, key: Key, res: i16) -> Result<(), Fail> {
         Ok(self.base.activate(key, ready_of(res))?)
     }
@@ -499,5 +501,42 @@ impl Loop {
     /// rouse's own dump (poller, notifier, wake counters, every event).
     pub fn dump(&self) -> String {
         self.base.dump()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_bits_convert_as_the_table_says() {
+        for res in 0..=0xffu16 {
+            let res = res as i16;
+            let mut want = Ready::NONE;
+            for (bit, ready) in RES_READY {
+                if res & bit != 0 {
+                    want |= ready;
+                }
+            }
+            if want.is_empty() {
+                want = Ready::USER;
+            }
+            assert_eq!(ready_of(res), want, "res {res:#x}");
+        }
+        for bits in 0..=0xffu16 {
+            let ready = Ready::from_bits_truncate(bits as u8);
+            for events in [0, EV_READ, EV_WRITE, EV_READ | EV_WRITE | EV_PERSIST] {
+                let mut want = 0;
+                for (bit, r) in RES_READY {
+                    if ready.contains(r) {
+                        want |= bit;
+                    }
+                }
+                if ready.contains(Ready::ERROR) {
+                    want |= events & (EV_READ | EV_WRITE);
+                }
+                assert_eq!(res_of(ready, events), want, "ready {ready:?}");
+            }
+        }
     }
 }

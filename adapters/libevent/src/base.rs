@@ -21,7 +21,9 @@ const LIVE: u64 = 0x726f_7573_655f_6261; // "rouse_ba"
 const DEAD: u64 = 0x726f_7573_655f_6466; // freed, header not yet reusable
 const BUSY: u64 = 1;
 
-/// A base header: what an `event_base *` points to.
+/// A base header: what an `event_base *` points to. 32-aligned (its size a power of two), so
+/// telling whether a pointer is a header is a range check and a mask, not a division.
+#[repr(align(32))]
 pub struct Header {
     state: AtomicU64,
     /// Bumped at every allocation of this header: events remember the generation whose loop
@@ -130,6 +132,7 @@ impl Header {
     }
 
     /// The live base behind this header.
+    #[inline]
     pub fn inner(&self) -> Option<&'static Inner> {
         if self.state.load(Ordering::Acquire) != LIVE {
             return None;
@@ -142,6 +145,7 @@ impl Header {
 }
 
 /// The header `p` points to, if it is one.
+#[inline]
 pub fn header_of(p: *const EventBase) -> Option<&'static Header> {
     let start = ARENA.as_ptr() as usize;
     let a = p as usize;
@@ -152,22 +156,30 @@ pub fn header_of(p: *const EventBase) -> Option<&'static Header> {
     Some(&ARENA[(a - start) / size])
 }
 
+const _: () = assert!(std::mem::size_of::<Header>().is_power_of_two());
+
 /// The live base `p`, or a report through the log callback.
+#[inline]
 pub fn base_of(p: *const EventBase, func: &str) -> Option<(&'static Header, &'static Inner)> {
+    if let Some(h) = header_of(p) {
+        if let Some(i) = h.inner() {
+            return Some((h, i));
+        }
+    }
+    not_a_base(p, func);
+    None
+}
+
+/// Why `p` is not a live base, through the log callback.
+#[cold]
+#[inline(never)]
+fn not_a_base(p: *const EventBase, func: &str) {
     if p.is_null() {
         warn(&format!("{func}: NULL event_base"));
-        return None;
-    }
-    let Some(h) = header_of(p) else {
+    } else if header_of(p).is_none() {
         warn(&format!("{func}: {p:p} is not an event_base"));
-        return None;
-    };
-    match h.inner() {
-        Some(i) => Some((h, i)),
-        None => {
-            warn(&format!("{func}: event_base {p:p} was freed"));
-            None
-        }
+    } else {
+        warn(&format!("{func}: event_base {p:p} was freed"));
     }
 }
 
@@ -701,6 +713,7 @@ pub extern "C" fn event_base_get_running_event(base: *mut EventBase) -> *mut Eve
     })
 }
 
+#[inline]
 fn clock(id: libc::clockid_t) -> libc::timeval {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -725,6 +738,7 @@ pub fn mono() -> libc::timeval {
 }
 
 /// The coarse monotonic clock (libevent's default time source on Linux: cheap to read).
+#[inline]
 pub fn mono_coarse() -> libc::timeval {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -793,23 +807,30 @@ pub enum Timeout {
     Plain(Duration),
 }
 
+#[inline]
 pub fn timeout_of(inner: &Inner, tv: &libc::timeval) -> Timeout {
     if tv.tv_usec & COMMON_MASK == COMMON_MAGIC {
-        let idx = ((tv.tv_usec >> COMMON_IDX_SHIFT) & 0xff) as usize;
-        let plain = libc::timeval {
-            tv_sec: tv.tv_sec,
-            tv_usec: tv.tv_usec & MICROS_MASK,
-        };
-        if let Ok(v) = inner.commons.lock() {
-            if let Some((c, t)) = v.get(idx) {
-                if t.tv_sec == tv.tv_sec && t.tv_usec == tv.tv_usec {
-                    return Timeout::Common(*c);
-                }
-            }
-        }
-        return Timeout::Plain(duration_of(&plain));
+        return common_of(inner, tv);
     }
     Timeout::Plain(duration_of(tv))
+}
+
+/// [`timeout_of`] for a timeval with the common-timeout mark.
+#[inline(never)]
+fn common_of(inner: &Inner, tv: &libc::timeval) -> Timeout {
+    let idx = ((tv.tv_usec >> COMMON_IDX_SHIFT) & 0xff) as usize;
+    let plain = libc::timeval {
+        tv_sec: tv.tv_sec,
+        tv_usec: tv.tv_usec & MICROS_MASK,
+    };
+    if let Ok(v) = inner.commons.lock() {
+        if let Some((c, t)) = v.get(idx) {
+            if t.tv_sec == tv.tv_sec && t.tv_usec == tv.tv_usec {
+                return Timeout::Common(*c);
+            }
+        }
+    }
+    Timeout::Plain(duration_of(&plain))
 }
 
 /// # Safety

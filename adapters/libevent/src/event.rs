@@ -77,19 +77,26 @@ unsafe fn read_frozen(p: *const u64) -> u64 {
 /// # Safety
 ///
 /// As [`is_assigned`].
+#[inline(always)]
 unsafe fn check(ev: *const Event, func: &str) -> bool {
+    // SAFETY: caller's contract.
+    if unsafe { is_assigned(ev) } {
+        return true;
+    }
+    not_assigned(ev, func);
+    false
+}
+
+#[cold]
+#[inline(never)]
+fn not_assigned(ev: *const Event, func: &str) {
     if ev.is_null() {
         warn(&format!("{func}: NULL event"));
-        return false;
-    }
-    // SAFETY: caller's contract.
-    if !unsafe { is_assigned(ev) } {
+    } else {
         warn(&format!(
             "{func}: event {ev:p} is not initialized (event_assign/event_new)"
         ));
-        return false;
     }
-    true
 }
 
 /// The rouse event currently behind `ev`: its header, base and key.
@@ -97,17 +104,25 @@ unsafe fn check(ev: *const Event, func: &str) -> bool {
 /// # Safety
 ///
 /// `ev` is assigned.
+#[inline]
 unsafe fn current(ev: *mut Event) -> Option<(&'static Header, &'static Inner, Key)> {
     // SAFETY: caller's contract.
     let st = unsafe { read_state(ev) };
     if st.spec_live == 0 {
         return None;
     }
+    let (h, inner) = live(&st)?;
+    Some((h, inner, key_from(st.key)))
+}
+
+/// The header and live base that `st`'s rouse event belongs to, if that base still lives.
+#[inline(always)]
+fn live(st: &State) -> Option<(&'static Header, &'static Inner)> {
     let h = header_of(st.owner as *const _)?;
     if h.gen.load(Ordering::Relaxed) != st.key_gen {
         return None;
     }
-    Some((h, h.inner()?, key_from(st.key)))
+    Some((h, h.inner()?))
 }
 
 /// Takes the rouse event away from `ev` (under its lock), returning it.
@@ -213,7 +228,41 @@ fn callback_for(
 /// # Safety
 ///
 /// `ev` is assigned.
+#[inline(always)]
 unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'static Inner, Key)> {
+    // The common case (every add, del and activation of an event whose fields did not
+    // change): the registration recorded in the struct, whose owner was a checked header
+    // when it was recorded, and is checked again (range, generation, live) here.
+    // SAFETY: caller's contract: the program's fields.
+    let (base, fd, events, pri) = unsafe { ((*ev).base, (*ev).fd, (*ev).events, (*ev).pri) };
+    // SAFETY: caller's contract.
+    let s = unsafe { read_state(ev) };
+    if s.spec_live == 1
+        && s.owner == base as usize
+        && s.spec_fd == fd
+        && s.spec_events == events
+        && s.spec_pri == pri
+    {
+        if let Some((h, inner)) = live(&s) {
+            if u32::from(pri) < inner.npri.load(Ordering::Relaxed) {
+                return Some((h, inner, key_from(s.key)));
+            }
+        }
+    }
+    // SAFETY: caller's contract.
+    unsafe { ensure_slow(ev, func) }
+}
+
+/// [`ensure`] when the struct's registration is missing, stale or for other fields.
+///
+/// # Safety
+///
+/// `ev` is assigned.
+#[inline(never)]
+unsafe fn ensure_slow(
+    ev: *mut Event,
+    func: &str,
+) -> Option<(&'static Header, &'static Inner, Key)> {
     // SAFETY: caller's contract: the program's fields.
     let (base, fd, events, pri) = unsafe { ((*ev).base, (*ev).fd, (*ev).events, (*ev).pri) };
     let (h, inner) = base_of(base, func)?;
@@ -541,10 +590,8 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
                         Timeout::Common(c) => c.duration(),
                         Timeout::Plain(d) => *d,
                     };
-                    let now = base::mono_coarse();
-                    let end = timeval_of(duration_of(&now) + d);
                     // SAFETY: assigned; `ev_timeout` is informational.
-                    unsafe { set_timeout(ev, end) };
+                    unsafe { set_timeout(ev, deadline(d)) };
                 }
                 // SAFETY: assigned.
                 unsafe {
@@ -568,6 +615,21 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
         "{func}: the event changed under a concurrent call"
     ));
     -1
+}
+
+/// `ev_timeout` for a timeout of `d` from now: the coarse monotonic clock plus `d`, in
+/// integer arithmetic that saturates (no timeout is too long for it).
+#[inline]
+fn deadline(d: std::time::Duration) -> libc::timeval {
+    let now = base::mono_coarse();
+    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
+    let mut tv_sec = now.tv_sec.saturating_add(secs);
+    let mut tv_usec = now.tv_usec + d.subsec_micros() as libc::suseconds_t;
+    if tv_usec >= 1_000_000 {
+        tv_usec -= 1_000_000;
+        tv_sec = tv_sec.saturating_add(1);
+    }
+    libc::timeval { tv_sec, tv_usec }
 }
 
 /// Stores `ev_timeout` (atomically where a timeval is two 64-bit words: concurrent
@@ -603,6 +665,7 @@ unsafe fn set_timeout(ev: *mut Event, tv: libc::timeval) {
 /// # Safety
 ///
 /// `ev` is NULL or points to a `struct event`.
+#[inline(always)]
 unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
     // SAFETY: caller's contract.
     if !unsafe { check(ev, func) } {
