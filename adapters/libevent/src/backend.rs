@@ -258,6 +258,16 @@ where
     }
 }
 
+/// The size of what rouse boxes for a callback `cb` (tests keep the adapter's in a small
+/// heap chunk).
+#[cfg(test)]
+pub fn boxed_size<F>(what: What, cb: F) -> usize
+where
+    F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+{
+    std::mem::size_of_val(&wrap(what, cb))
+}
+
 /// Restores the outer callback's [`RUNNING`] entry, also if the callback unwinds.
 struct Running(Option<(u32, bool)>);
 

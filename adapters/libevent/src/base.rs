@@ -131,6 +131,12 @@ impl Header {
         self as *const Header as *mut EventBase
     }
 
+    /// This header's index in the table (`MAX_BASES` fits in 16 bits).
+    pub fn index(&'static self) -> u16 {
+        let start = ARENA.as_ptr() as usize;
+        ((self as *const Header as usize - start) / std::mem::size_of::<Header>()) as u16
+    }
+
     /// The live base behind this header.
     #[inline]
     pub fn inner(&self) -> Option<&'static Inner> {
@@ -142,6 +148,12 @@ impl Header {
         // `event_base_free` (a C program must not free a base another thread still uses).
         (!p.is_null()).then(|| unsafe { &*p })
     }
+}
+
+/// The header at `index` of the table (as [`Header::index`] gave it).
+#[inline]
+pub fn header_at(index: u16) -> &'static Header {
+    &ARENA[usize::from(index)]
 }
 
 /// The header `p` points to, if it is one.
@@ -157,6 +169,7 @@ pub fn header_of(p: *const EventBase) -> Option<&'static Header> {
 }
 
 const _: () = assert!(std::mem::size_of::<Header>().is_power_of_two());
+const _: () = assert!(MAX_BASES <= 1 << 16);
 
 /// The live base `p`, or a report through the log callback.
 #[inline]

@@ -187,14 +187,18 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
     })
 }
 
-/// The callback of the rouse event behind `ev`.
+/// The callback of the rouse event behind `ev`. It captures 12 bytes (the base by its
+/// header's index, not by address), so with the readiness conversion's 2 rouse boxes 24:
+/// a 32-byte heap chunk per event instead of 48.
 fn callback_for(
     addr: usize,
     h: &'static Header,
     persist: bool,
     signal: bool,
 ) -> impl FnMut(&Ctx<'_>, i16) + Send + 'static {
+    let base = h.index();
     move |ctx: &Ctx<'_>, res: i16| {
+        let h = base::header_at(base);
         let ev = addr as *mut Event;
         let mut clear = EVLIST_ACTIVE;
         if !persist {
@@ -1108,4 +1112,25 @@ pub unsafe extern "C" fn event_debug_unassign(ev: *mut Event) {
             set_flags(ev, 0, EVLIST_INIT);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_fits_a_32_byte_heap_chunk() {
+        let h = base::header_at(0);
+        for what in [
+            What::Timer,
+            What::Signal(1),
+            What::Io {
+                fd: 0,
+                events: EV_READ,
+            },
+        ] {
+            let cb = callback_for(0x1000, h, true, false);
+            assert!(crate::backend::boxed_size(what, cb) <= 24);
+        }
+    }
 }
