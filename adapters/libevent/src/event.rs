@@ -299,10 +299,6 @@ unsafe fn ensure_slow(
         }
         return Some((h, inner, key));
     }
-    // SAFETY: caller's contract.
-    if let Some(old) = unsafe { detach(ev, None) } {
-        release(old);
-    }
     let Some(what) = what_of(fd, events) else {
         warn(&format!(
             "{func}: EV_SIGNAL cannot be combined with EV_READ, EV_WRITE or EV_CLOSED"
@@ -310,38 +306,57 @@ unsafe fn ensure_slow(
         return None;
     };
     let persist = events & EV_PERSIST != 0;
-    let cb = callback_for(ev as usize, h, persist, matches!(what, What::Signal(_)));
-    let key = match inner.lp.create(what, persist, pri, cb) {
-        Ok(k) => k,
+    let owner = h as *const Header as usize;
+    // Decided and made under the event's lock, so that threads making the first call on one
+    // event at once (four threads' first `event_active`) share one registration: decided
+    // outside it, each made its own and freed the others' (the last one won), so keys went
+    // stale under their threads, losing those activations (W2 logged "not registered" now
+    // and then). The registration replaced (for other fields or a freed base) is freed once
+    // the lock is released: freeing waits for a callback running on another thread, which
+    // may itself be reading this event's state.
+    // SAFETY: caller's contract.
+    let made: Result<_, Fail> = unsafe {
+        update(ev, |st| {
+            if st.spec_live == 1
+                && st.owner == owner
+                && st.key_gen == gen
+                && st.spec_fd == fd
+                && st.spec_events == events
+                && st.spec_pri == pri
+            {
+                return Ok((key_from(st.key), false, None)); // made by another thread meanwhile
+            }
+            let cb = callback_for(ev as usize, h, persist, matches!(what, What::Signal(_)));
+            let key = inner.lp.create(what, persist, pri, cb)?;
+            let old = (st.spec_live == 1).then_some((st.owner, st.key_gen, key_from(st.key)));
+            *st = State {
+                key: key_words(key),
+                key_gen: gen,
+                owner,
+                spec_fd: fd,
+                spec_events: events,
+                spec_pri: pri,
+                spec_live: 1,
+            };
+            Ok((key, true, old))
+        })
+    };
+    let (key, fresh, old) = match made {
+        Ok(m) => m,
         Err(e) => {
             warn(&format!("{func}: {e}"));
             return None;
         }
     };
-    // SAFETY: caller's contract.
-    let caller_allocated = unsafe { (*ev).owned } & 1 == 0;
-    if let Ok(mut a) = inner.addrs.lock() {
-        a.insert(key, ev as usize, caller_allocated);
+    if let Some(old) = old {
+        release(old);
     }
-    let fresh = State {
-        key: key_words(key),
-        key_gen: gen,
-        owner: h as *const Header as usize,
-        spec_fd: fd,
-        spec_events: events,
-        spec_pri: pri,
-        spec_live: 1,
-    };
-    // SAFETY: caller's contract.
-    let raced = unsafe {
-        update(ev, |st| {
-            let old = (st.spec_live == 1).then_some((st.owner, st.key_gen, key_from(st.key)));
-            *st = fresh;
-            old
-        })
-    };
-    if let Some(old) = raced {
-        release(old); // another thread created one meanwhile: the last one wins
+    if fresh {
+        // SAFETY: caller's contract.
+        let caller_allocated = unsafe { (*ev).owned } & 1 == 0;
+        if let Ok(mut a) = inner.addrs.lock() {
+            a.insert(key, ev as usize, caller_allocated);
+        }
     }
     Some((h, inner, key))
 }

@@ -1,5 +1,6 @@
 /* evthread_use_pthreads: another thread's event_active, event_add, event_del and loopbreak
- * wake a loop blocked in its poller; a cross-thread event_del waits for a running callback. */
+ * wake a loop blocked in its poller; a cross-thread event_del waits for a running callback;
+ * threads making the first call on one event at once share one registration. */
 #include "check.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -74,6 +75,72 @@ static void *other(void *arg)
 	return NULL;
 }
 
+/* Four threads' first event_active of a fresh event at once: each makes the event's rouse
+ * registration if none exists; they must end up sharing one (no key goes stale under a
+ * thread, which logs "not registered" and loses that thread's activation). */
+#define MAX_RACERS 4
+static struct event *race_ev;
+static int racers;
+static atomic_int n_race, race_round, race_arrived, race_done;
+static void on_race(evutil_socket_t fd, short res, void *arg)
+{
+	(void)fd;
+	(void)res;
+	(void)arg;
+	n_race++;
+}
+static void *racer(void *arg)
+{
+	(void)arg;
+	for (int round = 1;; round++) {
+		while (race_round >= 0 && race_round < round)
+			;
+		if (race_round < 0)
+			return NULL;
+		/* a spinning rendezvous: once the last racer is here, all start within nanoseconds */
+		race_arrived++;
+		while (race_arrived < racers * round)
+			;
+		for (int i = 0; i < 50; i++)
+			event_active(race_ev, EV_READ, 0);
+		race_done++;
+	}
+}
+static void first_calls_race(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	racers = cpus < 2 ? 2 : cpus > MAX_RACERS ? MAX_RACERS : (int)cpus;
+	struct event_base *r = event_base_new();
+	CHECK(r);
+	pthread_t t[MAX_RACERS];
+	for (int i = 0; i < racers; i++)
+		CHECK(pthread_create(&t[i], NULL, racer, NULL) == 0);
+	/* Under valgrind (which runs one thread at a time, so spinning is slow) a few rounds;
+	 * natively enough that the old race showed in nearly every run. */
+	int rounds = getenv("ROUSE_TEST_TIMEOUT_SCALE") ? 20 : 1000;
+	int logs = n_logs;
+	for (int round = 1; round <= rounds; round++) {
+		race_ev = event_new(r, -1, 0, on_race, NULL);
+		CHECK(race_ev);
+		n_race = 0;
+		race_done = 0;
+		race_round = round;
+		while (race_done < racers)
+			usleep(100);
+		CHECK(event_base_loop(r, EVLOOP_NONBLOCK) == 0);
+		if (n_logs != logs)
+			fprintf(stderr, "round %d: %s\n", round, last_log);
+		CHECK(n_logs == logs);
+		CHECK(n_race == 1);
+		CHECK(event_base_get_num_events(r, EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE) == 0);
+		event_free(race_ev);
+	}
+	race_round = -1;
+	for (int i = 0; i < racers; i++)
+		pthread_join(t[i], NULL);
+	event_base_free(r);
+}
+
 int main(void)
 {
 	test_start(20);
@@ -104,6 +171,8 @@ int main(void)
 	CHECK(n_timer == 2);
 	event_free(e);
 	event_base_free(w);
+
+	first_calls_race();
 
 	event_free(user);
 	event_free(slow);
