@@ -249,12 +249,16 @@ where
     };
     move |cx: &Context<'_>, fired: rouse_core::Fired| {
         let ctx = Ctx { cx, key: fired.key };
-        let running = Running(RUNNING.replace(Some((cx.id(), false))));
-        cb(&ctx, res_of(fired.ready, events));
-        // Stops the pass after this callback, which is where libevent checks its flag too.
-        if running.end() {
-            cx.loop_continue();
-        }
+        // One thread-local lookup per callback: in a shared object each is a call into the
+        // dynamic linker (`__tls_get_addr`).
+        RUNNING.with(|r| {
+            let running = Running(r, r.replace(Some((cx.id(), false))));
+            cb(&ctx, res_of(fired.ready, events));
+            // Stops the pass after this callback, which is where libevent checks its flag too.
+            if running.end() {
+                cx.loop_continue();
+            }
+        })
     }
 }
 
@@ -268,21 +272,22 @@ where
     std::mem::size_of_val(&wrap(what, cb))
 }
 
-/// Restores the outer callback's [`RUNNING`] entry, also if the callback unwinds.
-struct Running(Option<(u32, bool)>);
+/// Restores the outer callback's [`RUNNING`] entry (this thread's, then the outer value),
+/// also if the callback unwinds.
+struct Running<'a>(&'a Cell<Option<(u32, bool)>>, Option<(u32, bool)>);
 
-impl Running {
+impl Running<'_> {
     /// Restores the outer entry; whether this callback asked for `loop_continue`.
     fn end(self) -> bool {
-        let asked = RUNNING.get().is_some_and(|(_, c)| c);
+        let asked = self.0.get().is_some_and(|(_, c)| c);
         drop(self);
         asked
     }
 }
 
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
-        RUNNING.set(self.0);
+        self.0.set(self.1);
     }
 }
 

@@ -216,7 +216,13 @@ fn callback_for(
             ((*ev).callback, (*ev).arg, (*ev).fd)
         };
         let inner = h.inner();
-        let prev = inner.map(|i| i.running_event.swap(addr, Ordering::AcqRel));
+        // Only the loop thread writes `running_event` (callbacks of a base run there, one at
+        // a time or nested): a load and a store, no locked swap.
+        let prev = inner.map(|i| {
+            let p = i.running_event.load(Ordering::Relaxed);
+            i.running_event.store(addr, Ordering::Release);
+            p
+        });
         if let Some(f) = cb {
             // SAFETY: the program's callback with its own argument, as libevent calls it.
             unsafe { f(fd, res, arg) };
@@ -412,9 +418,17 @@ pub unsafe fn assign(
     if unsafe { is_assigned(ev) } {
         // SAFETY: assigned.
         owned = unsafe { (*ev).owned } & 1;
+        // `ev_flags` tells whether it may be pending or active (it is kept by every add, del,
+        // activation and callback), which spares the question to rouse (a snapshot under the
+        // base lock) on the usual re-assign of an event just deleted. Its updates are not
+        // atomic read-modify-writes, so a race can drop a bit: debug mode asks rouse always.
+        // SAFETY: assigned.
+        let flags = unsafe { flags_word(ev) }.load(Ordering::Relaxed);
+        let maybe_busy = DEBUG_MODE.load(Ordering::Relaxed)
+            || flags & (EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL | EVLIST_ACTIVE) != 0;
         // SAFETY: assigned.
         if let Some((h, inner, key)) = unsafe { current(ev) } {
-            if inner.lp.is_busy(key) {
+            if maybe_busy && inner.lp.is_busy(key) {
                 if DEBUG_MODE.load(Ordering::Relaxed) {
                     warn(&format!(
                         "{func}: event {ev:p} re-assigned while pending or active"
