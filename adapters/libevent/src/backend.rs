@@ -2,10 +2,9 @@
 //! only this file. The rest of the crate speaks libevent (fds, `EV_*` bits, timevals) and
 //! sees rouse only through [`Loop`], [`Key`], [`Ctx`] and [`Fail`].
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rouse_std::rouse_core::{self, Event, Exit, Interest, Kind, Ready, RunFlags};
@@ -151,13 +150,17 @@ pub struct Loop {
     /// The process that made (or last re-initialized) the loop: `event_reinit` without a fork
     /// has nothing to do (rouse-std refuses it).
     pid: AtomicU32,
+    /// The thread running the loop (`pthread_self`, 0: none), how deep in the program's
+    /// callbacks it is, and whether one asked for `event_base_loopcontinue`. Written by that
+    /// thread only (no read-modify-write); other threads only see that they are not it.
+    runner: AtomicUsize,
+    in_callback: AtomicU32,
+    continue_asked: AtomicBool,
 }
 
-thread_local! {
-    /// The base whose callback runs innermost on this thread, and whether that callback asked
-    /// for `event_base_loopcontinue` (rouse offers `loop_continue` on the callback's context
-    /// only; libevent's takes the base).
-    static RUNNING: Cell<Option<(u32, bool)>> = const { Cell::new(None) };
+fn this_thread() -> usize {
+    // SAFETY: always safe to call; the value identifies the calling thread while it runs.
+    unsafe { libc::pthread_self() as usize }
 }
 
 /// libevent's result bits as rouse's readiness (`Ready::USER` for none): bit arithmetic, as
@@ -249,16 +252,7 @@ where
     };
     move |cx: &Context<'_>, fired: rouse_core::Fired| {
         let ctx = Ctx { cx, key: fired.key };
-        // One thread-local lookup per callback: in a shared object each is a call into the
-        // dynamic linker (`__tls_get_addr`).
-        RUNNING.with(|r| {
-            let running = Running(r, r.replace(Some((cx.id(), false))));
-            cb(&ctx, res_of(fired.ready, events));
-            // Stops the pass after this callback, which is where libevent checks its flag too.
-            if running.end() {
-                cx.loop_continue();
-            }
-        })
+        cb(&ctx, res_of(fired.ready, events));
     }
 }
 
@@ -270,25 +264,6 @@ where
     F: FnMut(&Ctx<'_>, i16) + Send + 'static,
 {
     std::mem::size_of_val(&wrap(what, cb))
-}
-
-/// Restores the outer callback's [`RUNNING`] entry (this thread's, then the outer value),
-/// also if the callback unwinds.
-struct Running<'a>(&'a Cell<Option<(u32, bool)>>, Option<(u32, bool)>);
-
-impl Running<'_> {
-    /// Restores the outer entry; whether this callback asked for `loop_continue`.
-    fn end(self) -> bool {
-        let asked = self.0.get().is_some_and(|(_, c)| c);
-        drop(self);
-        asked
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.1);
-    }
 }
 
 impl Loop {
@@ -308,6 +283,9 @@ impl Loop {
         Ok(Loop {
             base: b.build()?,
             pid: AtomicU32::new(std::process::id()),
+            runner: AtomicUsize::new(0),
+            in_callback: AtomicU32::new(0),
+            continue_asked: AtomicBool::new(false),
         })
     }
 
@@ -410,7 +388,18 @@ impl Loop {
         flags.once = once;
         flags.nonblock = nonblock;
         flags.forever = forever;
-        Ok(match self.base.run_with(flags)? {
+        // The thread that runs it (a nested or concurrent run is refused by rouse, and then
+        // leaves the runner as it is).
+        let me = this_thread();
+        let claimed = self
+            .runner
+            .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        let r = self.base.run_with(flags);
+        if claimed {
+            self.runner.store(0, Ordering::Relaxed);
+        }
+        Ok(match r? {
             Exit::Empty => End::Empty,
             Exit::Break => End::Break,
             Exit::Exit => End::Exit,
@@ -429,18 +418,41 @@ impl Loop {
         Ok(self.base.loop_exit(after)?)
     }
 
-    /// From one of this loop's callbacks: poll again before running the rest of the queue
-    /// (once the callback returned). Anywhere else it does nothing: libevent's flag is reset
-    /// at each iteration, so outside a callback it has no effect either.
+    /// From one of this loop's callbacks (or anything such a callback calls on its thread):
+    /// poll again before running the rest of the queue, once that callback returned.
+    /// Anywhere else it does nothing: libevent's flag is reset at each iteration, so outside
+    /// a callback it has no effect either.
     pub fn loop_continue(&self) {
-        let id = self.base.id();
-        RUNNING.with(|r| {
-            if let Some((b, _)) = r.get() {
-                if b == id {
-                    r.set(Some((b, true)));
-                }
+        if self.in_callback.load(Ordering::Relaxed) > 0
+            && self.runner.load(Ordering::Relaxed) == this_thread()
+        {
+            self.continue_asked.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f`, the program's callback of one of this loop's events (`ctx` its context):
+    /// a `loop_continue` asked meanwhile stops the pass after it, which is where libevent
+    /// checks its flag too. Per-loop bookkeeping of the loop thread, no thread-local (in a
+    /// shared object each thread-local access is a call into the dynamic linker).
+    #[inline]
+    pub fn callback<R>(&self, ctx: &Ctx<'_>, f: impl FnOnce() -> R) -> R {
+        struct Depth<'a>(&'a AtomicU32);
+        impl Drop for Depth<'_> {
+            fn drop(&mut self) {
+                let d = self.0.load(Ordering::Relaxed);
+                self.0.store(d.saturating_sub(1), Ordering::Relaxed);
             }
-        });
+        }
+        let d = self.in_callback.load(Ordering::Relaxed);
+        self.in_callback.store(d + 1, Ordering::Relaxed);
+        let depth = Depth(&self.in_callback);
+        let r = f();
+        drop(depth);
+        if self.continue_asked.load(Ordering::Relaxed) {
+            self.continue_asked.store(false, Ordering::Relaxed);
+            ctx.cx.loop_continue();
+        }
+        r
     }
 
     /// After fork, in the child (in the process that made the loop: nothing to do).

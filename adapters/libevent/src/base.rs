@@ -1023,7 +1023,7 @@ pub unsafe fn once(
     tv: *const libc::timeval,
     func: &str,
 ) -> c_int {
-    let Some((_, inner)) = base_of(base, func) else {
+    let Some((h, inner)) = base_of(base, func) else {
         return -1;
     };
     let Some(f) = cb else {
@@ -1055,9 +1055,14 @@ pub unsafe fn once(
     };
     let arg = arg as usize;
     let npri = inner.npri.load(Ordering::Relaxed);
-    let cb: Callback = Box::new(move |_, res| {
+    let hi = h.index();
+    let cb: Callback = Box::new(move |ctx, res| {
         // SAFETY: the caller's callback with the caller's argument, as libevent calls it.
-        unsafe { f(fd, res, arg as *mut c_void) }
+        let run = || unsafe { f(fd, res, arg as *mut c_void) };
+        match header_at(hi).inner() {
+            Some(i) => i.lp.callback(ctx, run),
+            None => run(),
+        }
     });
     match inner.lp.once(what, timeout, (npri / 2) as u8, cb) {
         Ok(()) => 0,

@@ -225,7 +225,11 @@ fn callback_for(
         });
         if let Some(f) = cb {
             // SAFETY: the program's callback with its own argument, as libevent calls it.
-            unsafe { f(fd, res, arg) };
+            let run = || unsafe { f(fd, res, arg) };
+            match inner {
+                Some(i) => i.lp.callback(ctx, run),
+                None => run(),
+            }
         }
         if let (Some(i), Some(p)) = (inner, prev) {
             i.running_event.store(p, Ordering::Release);

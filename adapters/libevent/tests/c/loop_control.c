@@ -48,6 +48,20 @@ static void rec2(evutil_socket_t fd, short res, void *arg)
 	}
 }
 
+/* The same from an event_base_once callback: it makes the read ready, activates c2 and
+ * asks for a re-poll, so the read runs before c2. */
+static struct event *c2_once;
+static void once_cont(evutil_socket_t fd, short res, void *arg)
+{
+	(void)fd;
+	(void)res;
+	(void)arg;
+	order2[n_order2++] = 1;
+	CHECK(write(fds2[1], "x", 1) == 1);
+	event_active(c2_once, 0, 0);
+	CHECK(event_base_loopcontinue(b2) == 0);
+}
+
 static void tick(evutil_socket_t fd, short res, void *arg)
 {
 	(void)fd;
@@ -137,6 +151,25 @@ int main(void)
 	CHECK(order2[0] == 1 && order2[1] == 3 && order2[2] == 2);
 	event_free(c1);
 	event_free(c2);
+	event_free(cr);
+	event_base_free(b2);
+	close(fds2[0]);
+	close(fds2[1]);
+
+	b2 = event_base_new();
+	CHECK(b2 && event_base_priority_init(b2, 2) == 0);
+	pair(fds2);
+	n_order2 = 0;
+	c2_once = event_new(b2, -1, 0, rec2, (void *)2);
+	cr = event_new(b2, fds2[0], EV_READ, rec2, (void *)3);
+	CHECK(event_priority_set(c2_once, 1) == 0 && event_priority_set(cr, 0) == 0);
+	CHECK(event_add(cr, NULL) == 0);
+	struct timeval zero = {0, 0};
+	CHECK(event_base_once(b2, -1, EV_TIMEOUT, once_cont, NULL, &zero) == 0);
+	CHECK(event_base_dispatch(b2) >= 0);
+	CHECK(n_order2 == 3);
+	CHECK(order2[0] == 1 && order2[1] == 3 && order2[2] == 2);
+	event_free(c2_once);
 	event_free(cr);
 	event_base_free(b2);
 	close(fds2[0]);
