@@ -596,62 +596,88 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
     }
     // SAFETY: caller's contract.
     let tv = unsafe { tv.as_ref() };
-    for _attempt in 0..2 {
+    // SAFETY: assigned.
+    match unsafe { add_once(ev, tv, func) } {
+        Some(r) => r,
         // SAFETY: assigned.
-        let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
-            return -1;
-        };
-        // SAFETY: assigned.
-        let (fd, events) = unsafe { ((*ev).fd, (*ev).events) };
-        let what = what_of(fd, events);
-        if what == Some(What::Timer) && tv.is_none() {
-            return 0; // libevent: nothing to wait for
-        }
-        let timeout = tv.map(|tv| timeout_of(inner, tv));
-        let r = match &timeout {
-            Some(Timeout::Common(c)) => inner.lp.add_common(key, *c),
-            Some(Timeout::Plain(d)) => inner.lp.add(key, Some(*d)),
-            None => inner.lp.add(key, None),
-        };
-        match r {
-            Ok(()) => {
-                let mut set = EVLIST_INIT;
-                match what {
-                    Some(What::Signal(_)) => set |= EVLIST_INSERTED | EVLIST_SIGNAL,
-                    Some(What::Io { .. }) => set |= EVLIST_INSERTED,
-                    _ => {}
-                }
-                if let Some(t) = &timeout {
-                    set |= EVLIST_TIMEOUT;
-                    let d = match t {
-                        Timeout::Common(c) => c.duration(),
-                        Timeout::Plain(d) => *d,
-                    };
-                    // SAFETY: assigned; `ev_timeout` is informational.
-                    unsafe { set_timeout(ev, deadline(d)) };
-                }
-                // SAFETY: assigned.
-                unsafe {
-                    set_flags(ev, set, 0);
-                };
-                return 0;
-            }
-            Err(Fail::Stale) => {
-                // Re-created by another thread meanwhile: once more with the new one.
-                // SAFETY: assigned.
-                unsafe { detach(ev, Some(key)) };
-                continue;
-            }
-            Err(e) => {
-                warn(&format!("{func}: {e}"));
-                return -1;
-            }
-        }
+        None => unsafe { add_again(ev, tv, func) },
+    }
+}
+
+/// [`add`]'s second and last attempt, after the registration went stale under the first
+/// (out of line: the first attempt's code then keeps its registers).
+///
+/// # Safety
+///
+/// `ev` is assigned.
+#[cold]
+#[inline(never)]
+unsafe fn add_again(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> c_int {
+    // SAFETY: caller's contract.
+    if let Some(r) = unsafe { add_once(ev, tv, func) } {
+        return r;
     }
     warn(&format!(
         "{func}: the event changed under a concurrent call"
     ));
     -1
+}
+
+/// One attempt of [`add`]: its result, or `None` if the registration was stale (re-created
+/// by another thread meanwhile; it is detached, so the next attempt takes the new one).
+///
+/// # Safety
+///
+/// `ev` is assigned.
+#[inline(always)]
+unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Option<c_int> {
+    // SAFETY: caller's contract.
+    let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
+        return Some(-1);
+    };
+    // SAFETY: caller's contract.
+    let (fd, events) = unsafe { ((*ev).fd, (*ev).events) };
+    let what = what_of(fd, events);
+    if what == Some(What::Timer) && tv.is_none() {
+        return Some(0); // libevent: nothing to wait for
+    }
+    let timeout = tv.map(|tv| timeout_of(inner, tv));
+    let r = match &timeout {
+        Some(Timeout::Common(c)) => inner.lp.add_common(key, *c),
+        Some(Timeout::Plain(d)) => inner.lp.add(key, Some(*d)),
+        None => inner.lp.add(key, None),
+    };
+    match r {
+        Ok(()) => {
+            let mut set = EVLIST_INIT;
+            match what {
+                Some(What::Signal(_)) => set |= EVLIST_INSERTED | EVLIST_SIGNAL,
+                Some(What::Io { .. }) => set |= EVLIST_INSERTED,
+                _ => {}
+            }
+            if let Some(t) = &timeout {
+                set |= EVLIST_TIMEOUT;
+                let d = match t {
+                    Timeout::Common(c) => c.duration(),
+                    Timeout::Plain(d) => *d,
+                };
+                // SAFETY: assigned; `ev_timeout` is informational.
+                unsafe { set_timeout(ev, deadline(d)) };
+            }
+            // SAFETY: assigned.
+            unsafe { set_flags(ev, set, 0) };
+            Some(0)
+        }
+        Err(Fail::Stale) => {
+            // SAFETY: assigned.
+            unsafe { detach(ev, Some(key)) };
+            None
+        }
+        Err(e) => {
+            warn(&format!("{func}: {e}"));
+            Some(-1)
+        }
+    }
 }
 
 /// `ev_timeout` for a timeout of `d` from now: the coarse monotonic clock plus `d`, in
