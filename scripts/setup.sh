@@ -20,13 +20,14 @@ q rustup toolchain install "$MSRV_TOOLCHAIN" --profile minimal
 # (scripts/cross-test.sh i686; not gcc-multilib, which Debian makes conflict with the cross
 # gcc); for rouse-libevent a C compiler, libevent 2.1's headers (and real libevent, to compare
 # against), memcached and its test clients, valgrind, the DNS servers nsd and unbound and
-# the client dig (bind9-dnsutils). apt runs only if one is missing. The DNS servers' system
+# the client dig (bind9-dnsutils); libev's and libuv's headers for the peers' C programs
+# (scripts/instructions.sh --peers, the peers' harness). apt runs only if one is missing. The DNS servers' system
 # services are stopped and disabled right after the install (Debian starts them where an init
 # runs): scripts/libevent-dns.sh runs its own daemons on 127.0.0.1 and high ports only.
 GCC_MAJOR=$(gcc -dumpversion | cut -d. -f1)
 DEBS=(qemu-system-arm qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6-dev-i386
 	"lib32gcc-$GCC_MAJOR-dev" gcc libc6-dev libevent-dev memcached libmemcached-tools valgrind
-	nsd unbound bind9-dnsutils)
+	nsd unbound bind9-dnsutils libev-dev libuv1-dev)
 if ! dpkg-query -W -f='${Status}\n' "${DEBS[@]}" 2>/dev/null | grep -c '^install ok installed$' |
 	grep -qx "${#DEBS[@]}"; then
 	command -v apt-get >/dev/null || { echo "setup: need ${DEBS[*]} (no apt-get here)" >&2; exit 1; }
