@@ -36,7 +36,7 @@ impl<C: Config> BaseState<C> {
         self.wake.consumed();
     }
 
-    #[inline]
+    #[inline(always)]
     fn activate_source(&mut self, words: &WordsOf<C>, id: u32, ready: Ready) {
         let mut cur = self.io.get(id).head().unwrap_or(NIL);
         while cur != NIL {
