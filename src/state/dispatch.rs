@@ -38,6 +38,13 @@ impl<C: Config> BaseState<C> {
     /// it was newly queued (and the loop must therefore be woken if it sleeps).
     #[inline]
     pub fn enqueue(&mut self, words: &WordsOf<C>, idx: u32, ready: Ready) -> bool {
+        self.enqueue_inline(words, idx, ready)
+    }
+
+    /// [`enqueue`](Self::enqueue), always inline: for the per-event hot path (the readiness
+    /// handler, inlined into the poller's `ready` loop).
+    #[inline(always)]
+    pub(super) fn enqueue_inline(&mut self, words: &WordsOf<C>, idx: u32, ready: Ready) -> bool {
         let Some(w) = words.get(idx as usize) else {
             return false;
         };

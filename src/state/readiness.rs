@@ -49,7 +49,7 @@ impl<C: Config> BaseState<C> {
                 ready & kinds
             };
             if !r.is_empty() {
-                self.enqueue(words, cur, r);
+                self.enqueue_inline(words, cur, r);
             }
             cur = next;
         }
