@@ -172,7 +172,11 @@ impl<C: Config> Base<C> {
                 }
                 st.wake.leave_poll();
                 if waited.is_some() {
-                    poller.ready(|r| st.on_ready(&self.words, r, &self.notifier));
+                    // Inline into the poller's loop: the handler is the per-event hot path.
+                    poller.ready(
+                        #[inline(always)]
+                        |r| st.on_ready(&self.words, r, &self.notifier),
+                    );
                 }
                 // The clock is read after the wait (and only if a deadline is armed, or the
                 // adaptive spin times a blocking wait): a timer is due only if its deadline is

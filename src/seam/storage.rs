@@ -173,28 +173,47 @@ mod growable {
 
     /// Words in page-sized chunks under a two-level directory: a chunk never moves once made,
     /// so readers need no lock, and no `unsafe` is needed to publish one (`spin::Once`). At
-    /// most one chunk is allocated ahead of need.
+    /// most one chunk is allocated ahead of need. The first chunk (slots below `CHUNK`, where
+    /// most bases live) hangs off the table itself: one `Once` to test instead of two, and no
+    /// directory to go through.
     pub struct Buckets {
+        first: spin::Once<Chunk>,
         top: [spin::Once<Dir>; TOP],
     }
 
     impl core::fmt::Debug for Buckets {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             let dirs = self.top.iter().filter(|d| d.is_completed()).count();
-            write!(f, "Buckets({dirs} directories)")
+            let first = self.first.is_completed();
+            write!(f, "Buckets(first chunk: {first}, {dirs} directories)")
         }
     }
 
     impl Buckets {
+        /// Chunk `c` (0: `first`; the directories' entry 0 of directory 0 is never used).
         #[inline]
         fn chunk(&self, c: usize) -> Option<&Chunk> {
+            if c == 0 {
+                return self.first.get();
+            }
+            self.chunk_in_dirs(c)
+        }
+
+        #[inline]
+        fn chunk_in_dirs(&self, c: usize) -> Option<&Chunk> {
             self.top.get(c / MID)?.get()?[c % MID].get()
         }
+    }
+
+    fn new_chunk() -> Chunk {
+        let v: Box<[AtomicU32]> = (0..CHUNK).map(|_| AtomicU32::new(0)).collect();
+        v.try_into().expect("CHUNK words")
     }
 
     impl Words for Buckets {
         fn new() -> Self {
             Buckets {
+                first: spin::Once::new(),
                 top: core::array::from_fn(|_| spin::Once::new()),
             }
         }
@@ -215,15 +234,13 @@ mod growable {
             if self.chunk(last).is_some() {
                 return true;
             }
-            for c in 0..=last {
+            self.first.call_once(new_chunk);
+            for c in 1..=last {
                 let dir = self.top[c / MID].call_once(|| {
                     let v: Box<[spin::Once<Chunk>]> = (0..MID).map(|_| spin::Once::new()).collect();
                     v.try_into().expect("MID entries")
                 });
-                dir[c % MID].call_once(|| {
-                    let v: Box<[AtomicU32]> = (0..CHUNK).map(|_| AtomicU32::new(0)).collect();
-                    v.try_into().expect("CHUNK words")
-                });
+                dir[c % MID].call_once(new_chunk);
             }
             true
         }
@@ -246,6 +263,11 @@ mod growable {
                 assert_eq!(w.get(i).unwrap().load(Ordering::Relaxed), i as u32);
             }
             assert!(w.get(CHUNK).is_none(), "one chunk made, no more");
+            assert!(w.reserve(CHUNK + 1), "a second chunk, in the directories");
+            assert!(w.get(CHUNK).is_some() && w.get(2 * CHUNK).is_none());
+            w.get(CHUNK).unwrap().store(7, Ordering::Relaxed);
+            assert_eq!(w.get(CHUNK).unwrap().load(Ordering::Relaxed), 7);
+            assert_eq!(w.get(999).unwrap().load(Ordering::Relaxed), 999);
             assert!(!w.reserve(CHUNK * MID * TOP + 1), "beyond the most slots");
             if cfg!(miri) {
                 return; // the rest makes a quarter million words: too slow interpreted

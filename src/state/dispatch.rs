@@ -6,7 +6,7 @@ use crate::sync::{AtomicU32, Ordering};
 use crate::Error;
 
 use super::slots::{self, flag, NIL, NO_TIME};
-use super::{word, BaseState, Job, WordsOf};
+use super::{word, BaseState, Job, SlotOf, WordsOf};
 
 impl<C: Config> BaseState<C> {
     /// The earliest deadline the loop must wake for (timers and `loop_exit`).
@@ -38,6 +38,13 @@ impl<C: Config> BaseState<C> {
     /// it was newly queued (and the loop must therefore be woken if it sleeps).
     #[inline]
     pub fn enqueue(&mut self, words: &WordsOf<C>, idx: u32, ready: Ready) -> bool {
+        self.enqueue_inline(words, idx, ready)
+    }
+
+    /// [`enqueue`](Self::enqueue), always inline: for the per-event hot path (the readiness
+    /// handler, inlined into the poller's `ready` loop).
+    #[inline(always)]
+    pub(super) fn enqueue_inline(&mut self, words: &WordsOf<C>, idx: u32, ready: Ready) -> bool {
         let Some(w) = words.get(idx as usize) else {
             return false;
         };
@@ -138,27 +145,31 @@ impl<C: Config> BaseState<C> {
         clock: &impl Clock,
     ) -> Option<Job<C::Callback>> {
         loop {
-            let idx = self.queues[prio as usize].pop_front(&mut self.slots.v)?;
+            // One borrow of the slot table as a slice for the whole step: its length stays
+            // in a register, so the slot's index is checked against it once.
+            let slots: &mut [SlotOf<C>] = &mut self.slots.v;
+            let idx = self.queues[prio as usize].pop_front(slots)?;
             self.n_active -= 1;
             let w = words.get(idx as usize)?;
             let cur = w.load(Ordering::Relaxed);
             w.store(word::make(word::gen(cur), 0), Ordering::Relaxed);
             let ready = Ready::from_bits_truncate(word::ready(cur));
-            let s = &self.slots.v[idx as usize];
+            let s = &slots[idx as usize];
             let finalizer = s.has(flag::FINALIZING);
-            if !finalizer {
-                if !s.persistent() {
-                    // Off its lists; its word was cleared above, so it is off the queue.
-                    self.unpend(idx);
-                } else if s.has(flag::PENDING)
-                    && !ready.contains(Ready::TIMEOUT)
-                    && self.timers.armed(idx)
+            let s = if finalizer {
+                &mut slots[idx as usize]
+            } else if !s.persistent() {
+                // Off its lists; its word was cleared above, so it is off the queue.
+                self.unpend(idx);
+                self.slot(idx)
+            } else {
+                if s.has(flag::PENDING) && !ready.contains(Ready::TIMEOUT) && self.timers.armed(idx)
                 {
                     let now = clock.now().as_nanos();
                     self.timers.rearm_from_now(idx, now);
                 }
-            }
-            let s = self.slot(idx);
+                &mut slots[idx as usize]
+            };
             let Some(cb) = s.cb.take() else {
                 continue; // no callback to run (cannot happen outside a poisoned state)
             };
@@ -207,12 +218,13 @@ impl<C: Config> BaseState<C> {
     ) -> Option<C::Callback> {
         let flags = self.slot(idx).flags;
         let has = |f: u8| flags & f != 0;
-        let queued = word::ready(slots::words_load(words, idx)) != 0;
+        let w = words.get(idx as usize);
+        let queued = w.is_some_and(|w| word::ready(w.load(Ordering::Relaxed)) != 0);
         let done_once = has(flag::AUTOFREE) && !has(flag::PENDING | flag::FINALIZING) && !queued;
         if has(flag::ZOMBIE) || (finalizer && has(flag::FINALIZING)) || done_once {
             // Freed meanwhile, a finalizer that ran, or `free_after_run` with nothing more to
             // do: release the slot; the callback is dropped by the caller, unlocked.
-            self.slots.release(words, idx);
+            self.slots.release_at(w, idx);
             return Some(cb);
         }
         if has(flag::FINALIZING) {

@@ -7,9 +7,9 @@ use super::slots::NIL;
 use super::{sources, BaseState, WordsOf};
 
 impl<C: Config> BaseState<C> {
-    /// Handles one report of the poller. Inline: the I/O case is the per-event hot path
+    /// Handles one report of the poller. Always inline: the I/O case is the per-event hot path
     /// (into the poller's `ready` loop); signals and wakes are out of line.
-    #[inline]
+    #[inline(always)]
     pub fn on_ready(&mut self, words: &WordsOf<C>, r: Readiness, notifier: &impl Notify) {
         match r {
             Readiness::Io(src, ready) => self.activate_source(words, src.id(), ready),
@@ -36,7 +36,7 @@ impl<C: Config> BaseState<C> {
         self.wake.consumed();
     }
 
-    #[inline]
+    #[inline(always)]
     fn activate_source(&mut self, words: &WordsOf<C>, id: u32, ready: Ready) {
         let mut cur = self.io.get(id).head().unwrap_or(NIL);
         while cur != NIL {
@@ -49,7 +49,7 @@ impl<C: Config> BaseState<C> {
                 ready & kinds
             };
             if !r.is_empty() {
-                self.enqueue(words, cur, r);
+                self.enqueue_inline(words, cur, r);
             }
             cur = next;
         }
