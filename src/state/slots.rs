@@ -156,24 +156,11 @@ where
     /// Returns slot `idx` to the free list: its generation moves on, so every key to it is
     /// stale from now on. The caller has unlinked it from every list and taken its callback.
     pub fn release<W: Words>(&mut self, words: &W, idx: u32) {
-        // `retire`, keeping the new generation (one word lookup).
-        let retired = words.get(idx as usize).is_some_and(|w| {
-            let gen = word::next_gen(word::gen(w.load(Ordering::Relaxed)));
-            w.store(word::make(gen, 0), Ordering::Relaxed);
-            gen == word::RETIRED
-        });
-        self.v[idx as usize] = Slot::EMPTY;
-        self.live -= 1;
-        if !retired {
-            self.v[idx as usize].q_next = self.free;
-            self.free = idx;
-        }
+        self.release_at(words.get(idx as usize), idx);
     }
 
     /// [`release`](Slots::release) with the slot's activation word (if it has one) at hand.
-    /// (Its own copy of the body: `release` calling this one cost W4b's delete path an
-    /// instruction per op, in codegen.)
-    #[inline]
+    #[inline(always)]
     pub fn release_at(&mut self, w: Option<&AtomicU32>, idx: u32) {
         // `retire`, keeping the new generation.
         let retired = w.is_some_and(|w| {
