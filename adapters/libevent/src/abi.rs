@@ -25,7 +25,9 @@ pub const EVLOOP_ONCE: c_int = 0x01;
 pub const EVLOOP_NONBLOCK: c_int = 0x02;
 pub const EVLOOP_NO_EXIT_ON_EMPTY: c_int = 0x04;
 
+pub const EVENT_BASE_FLAG_NOLOCK: c_int = 0x01;
 pub const EVENT_BASE_FLAG_IGNORE_ENV: c_int = 0x02;
+pub const EVENT_BASE_FLAG_PRECISE_TIMER: c_int = 0x20;
 
 pub const EV_FEATURE_ET: c_int = 0x01;
 pub const EV_FEATURE_O1: c_int = 0x02;

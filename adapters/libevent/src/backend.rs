@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rouse_std::rouse_core::{self, Event, Exit, Interest, Kind, Ready, RunFlags};
-use rouse_std::{Base, Builder, Context, PollerKind};
+use rouse_std::{Base, Builder, Context, Flavor, Local, LocalBase, PollerKind};
 
 use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_WRITE};
 #[cfg(test)]
@@ -78,6 +78,12 @@ pub struct Settings {
     pub ignore_env: bool,
     /// `event_config_set_max_dispatch_interval`: (max callbacks, max interval, from priority).
     pub limits: Option<(u32, Option<Duration>, u8)>,
+    /// A thread-safe loop (libevent: `evthread_use_pthreads()` was called before the base
+    /// was made, and not `EVENT_BASE_FLAG_NOLOCK`); otherwise a single-threaded one.
+    pub threaded: bool,
+    /// Time timeouts on the precise monotonic clock (`EVENT_BASE_FLAG_PRECISE_TIMER`,
+    /// `EVENT_PRECISE_TIMER`); otherwise on the coarse one, libevent's default.
+    pub precise_timer: bool,
 }
 
 /// How a run ended.
@@ -110,8 +116,30 @@ pub struct Info {
 
 /// What a callback may do with its own event while it runs.
 pub struct Ctx<'a> {
-    cx: &'a Context<'a>,
+    cx: Cx<'a>,
     key: Key,
+}
+
+/// The running callback's rouse context, of either flavor.
+enum Cx<'a> {
+    Shared(&'a Context<'a>),
+    Local(&'a Context<'a, Local>),
+}
+
+/// `$e` with `$b` bound to whichever flavor `$on` holds (both have the same API).
+macro_rules! either {
+    ($on:expr, $t:ident, $l:ident, $b:ident => $e:expr) => {
+        match $on {
+            $t::Shared($b) => $e,
+            $t::Local($l($b)) => $e,
+        }
+    };
+    ($on:expr, $t:ident, $b:ident => $e:expr) => {
+        match $on {
+            $t::Shared($b) => $e,
+            $t::Local($b) => $e,
+        }
+    };
 }
 
 impl Ctx<'_> {
@@ -122,17 +150,21 @@ impl Ctx<'_> {
 
     /// Whether the running event is still pending.
     pub fn is_pending(&self) -> bool {
-        self.cx.is_pending(self.key).unwrap_or(false)
+        either!(&self.cx, Cx, c => c.is_pending(self.key).unwrap_or(false))
     }
 
     /// Makes the running event non-pending.
     pub fn delete(&self) {
-        let _ = self.cx.delete(self.key);
+        let _ = either!(&self.cx, Cx, c => c.delete(self.key));
     }
 
     /// Frees the running event's slot once it returns.
     pub fn release(&self) {
-        let _ = self.cx.free(self.key);
+        let _ = either!(&self.cx, Cx, c => c.free(self.key));
+    }
+
+    fn loop_continue(&self) {
+        either!(&self.cx, Cx, c => c.loop_continue());
     }
 }
 
@@ -143,10 +175,11 @@ pub type Callback = Box<dyn FnMut(&Ctx<'_>, i16) + Send>;
 /// the first `n` of them).
 pub const MAX_PRIORITIES: u8 = 255;
 
-/// One rouse loop (a thread-safe `rouse_std::Base`).
+/// One rouse loop: a thread-safe `rouse_std::Base`, or a single-threaded `LocalBase` (no
+/// lock, no notifier) for libevent's bases without locking.
 #[derive(Debug)]
 pub struct Loop {
-    base: Base,
+    base: Core,
     /// The process that made (or last re-initialized) the loop: `event_reinit` without a fork
     /// has nothing to do (rouse-std refuses it).
     pid: AtomicU32,
@@ -157,6 +190,29 @@ pub struct Loop {
     in_callback: AtomicU32,
     continue_asked: AtomicBool,
 }
+
+/// The rouse base of a [`Loop`].
+#[derive(Debug)]
+enum Core {
+    Shared(Base),
+    Local(LocalCore),
+}
+
+/// A single-threaded base that the program may move between threads.
+#[derive(Debug)]
+struct LocalCore(LocalBase);
+
+// SAFETY: a base without locking is used by one thread at a time: libevent's contract for
+// such a base ("unsafe and nonfunctional to call functions on the base concurrently from
+// multiple threads", `EVENT_BASE_FLAG_NOLOCK`; a base made before `evthread_use_pthreads()`
+// has no lock either), and a program that moves one to another thread (memcached makes its
+// workers' bases on the main thread) hands it over with its own synchronization, which
+// orders every access. The callbacks stored in it are `Send` (`Loop::create` and
+// `Loop::once` take only `Send` closures), and nothing else in it is tied to a thread: the
+// loop thread is whichever one runs it.
+unsafe impl Send for LocalCore {}
+// SAFETY: as for `Send`: shared references are only used by one thread at a time.
+unsafe impl Sync for LocalCore {}
 
 fn this_thread() -> usize {
     // SAFETY: always safe to call; the value identifies the calling thread while it runs.
@@ -242,7 +298,26 @@ fn event_of(what: What) -> Result<Event, Fail> {
     })
 }
 
-fn wrap<F>(what: What, mut cb: F) -> impl FnMut(&Context<'_>, rouse_core::Fired) + Send
+/// A rouse context as the flavor-independent [`Cx`].
+trait AsCx: Flavor {
+    fn cx<'a>(cx: &'a Context<'a, Self>) -> Cx<'a>;
+}
+
+impl AsCx for rouse_std::Threaded {
+    #[inline(always)]
+    fn cx<'a>(cx: &'a Context<'a, Self>) -> Cx<'a> {
+        Cx::Shared(cx)
+    }
+}
+
+impl AsCx for Local {
+    #[inline(always)]
+    fn cx<'a>(cx: &'a Context<'a, Self>) -> Cx<'a> {
+        Cx::Local(cx)
+    }
+}
+
+fn wrap<Fl: AsCx, F>(what: What, mut cb: F) -> impl FnMut(&Context<'_, Fl>, rouse_core::Fired) + Send
 where
     F: FnMut(&Ctx<'_>, i16) + Send + 'static,
 {
@@ -250,8 +325,11 @@ where
         What::Io { events, .. } => events,
         _ => 0,
     };
-    move |cx: &Context<'_>, fired: rouse_core::Fired| {
-        let ctx = Ctx { cx, key: fired.key };
+    move |cx: &Context<'_, Fl>, fired: rouse_core::Fired| {
+        let ctx = Ctx {
+            cx: Fl::cx(cx),
+            key: fired.key,
+        };
         cb(&ctx, res_of(fired.ready, events));
     }
 }
@@ -263,7 +341,7 @@ pub fn boxed_size<F>(what: What, cb: F) -> usize
 where
     F: FnMut(&Ctx<'_>, i16) + Send + 'static,
 {
-    std::mem::size_of_val(&wrap(what, cb))
+    std::mem::size_of_val(&wrap::<rouse_std::Threaded, _>(what, cb))
 }
 
 impl Loop {
@@ -274,14 +352,22 @@ impl Loop {
         if s.ignore_env {
             b = b.ignore_env();
         }
+        if !s.precise_timer {
+            b = b.coarse_clock();
+        }
         if s.poll_only {
             b = b.poller(PollerKind::Poll);
         }
         if let Some((n, t, p)) = s.limits {
             b = b.dispatch_limits(n, t, p);
         }
+        let base = if s.threaded {
+            Core::Shared(b.build()?)
+        } else {
+            Core::Local(LocalCore(b.build_local()?))
+        };
         Ok(Loop {
-            base: b.build()?,
+            base,
             pid: AtomicU32::new(std::process::id()),
             runner: AtomicUsize::new(0),
             in_callback: AtomicU32::new(0),
@@ -289,14 +375,24 @@ impl Loop {
         })
     }
 
+    /// Whether the loop is thread-safe (else single-threaded: no lock, no notifier).
+    pub fn is_threaded(&self) -> bool {
+        matches!(self.base, Core::Shared(_))
+    }
+
+    /// Whether timeouts are timed on the precise clock (else the coarse one).
+    pub fn is_precise(&self) -> bool {
+        !either!(&self.base, Core, LocalCore, b => b.clock_is_coarse())
+    }
+
     /// The poller's name ("epoll", "poll", "kqueue").
     pub fn method(&self) -> &'static str {
-        self.base.poller_kind().name()
+        either!(&self.base, Core, LocalCore, b => b.poller_kind()).name()
     }
 
     /// Whether the poller is poll(2) (any fd, no edge-triggering).
     pub fn is_poll(&self) -> bool {
-        self.base.poller_kind() == PollerKind::Poll
+        either!(&self.base, Core, LocalCore, b => b.poller_kind()) == PollerKind::Poll
     }
 
     /// Creates a non-pending event (a signal event is created pending: rouse-std installs its
@@ -306,15 +402,18 @@ impl Loop {
         F: FnMut(&Ctx<'_>, i16) + Send + 'static,
     {
         if let What::Signal(n) = what {
-            let key = self.base.add_signal(n, wrap(what, cb))?;
-            self.base.set_priority(key, priority)?;
+            let key = either!(&self.base, Core, LocalCore, b => {
+                let key = b.add_signal(n, wrap(what, cb))?;
+                b.set_priority(key, priority)?;
+                key
+            });
             return Ok(key);
         }
         let mut ev = event_of(what)?.priority(priority);
         if persist {
             ev = ev.persist();
         }
-        Ok(self.base.event(ev, wrap(what, cb))?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.event(ev, wrap(what, cb)))?)
     }
 
     /// A one-shot event that frees itself after it ran (`event_base_once`), pending now.
@@ -326,59 +425,59 @@ impl Loop {
         cb: Callback,
     ) -> Result<(), Fail> {
         let ev = event_of(what)?.priority(priority).free_after_run();
-        self.base.add_event(ev, timeout, wrap(what, cb))?;
+        either!(&self.base, Core, LocalCore, b => b.add_event(ev, timeout, wrap(what, cb)))?;
         Ok(())
     }
 
     /// Makes `key` pending; `Some(timeout)` (re-)arms its timeout.
     #[inline]
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Fail> {
-        Ok(self.base.add(key, timeout)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.add(key, timeout))?)
     }
 
     /// Makes `key` pending with a common timeout.
     #[inline]
     pub fn add_common(&self, key: Key, ct: Common) -> Result<(), Fail> {
-        Ok(self.base.add_common(key, ct)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.add_common(key, ct))?)
     }
 
     /// The common timeout of duration `d`.
     pub fn common(&self, d: Duration) -> Result<Common, Fail> {
-        Ok(self.base.common_timeout(d)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.common_timeout(d))?)
     }
 
     /// Makes `key` non-pending (waits for its callback running on another thread).
     #[inline]
     pub fn delete(&self, key: Key) -> Result<(), Fail> {
-        Ok(self.base.delete(key)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.delete(key))?)
     }
 
     /// Makes `key` non-pending without waiting for its callback running on another thread.
     #[inline]
     pub fn delete_nowait(&self, key: Key) -> Result<(), Fail> {
-        Ok(self.base.delete_nowait(key)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.delete_nowait(key))?)
     }
 
     /// Frees `key` (waits for its callback running on another thread).
     pub fn free(&self, key: Key) -> Result<(), Fail> {
-        Ok(self.base.free(key)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.free(key))?)
     }
 
     /// Frees `key` without waiting and runs `f` on the loop thread once its callback cannot
     /// run any more.
     pub fn finalize(&self, key: Key, f: Box<dyn FnOnce() + Send>) -> Result<(), Fail> {
-        Ok(self.base.finalize_with(key, move |_| f())?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.finalize_with(key, move |_| f()))?)
     }
 
     /// Queues `key` with the libevent result bits `res`.
     #[inline]
     pub fn activate(&self, key: Key, res: i16) -> Result<(), Fail> {
-        Ok(self.base.activate(key, ready_of(res))?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.activate(key, ready_of(res)))?)
     }
 
     /// Changes the priority of a non-queued event.
     pub fn set_priority(&self, key: Key, p: u8) -> Result<(), Fail> {
-        Ok(self.base.set_priority(key, p)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.set_priority(key, p))?)
     }
 
     /// Runs the loop.
@@ -395,7 +494,7 @@ impl Loop {
             .runner
             .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok();
-        let r = self.base.run_with(flags);
+        let r = either!(&self.base, Core, LocalCore, b => b.run_with(flags));
         if claimed {
             self.runner.store(0, Ordering::Relaxed);
         }
@@ -410,12 +509,12 @@ impl Loop {
 
     /// Stops the loop after the running callback (or the next run at once).
     pub fn loop_break(&self) -> Result<(), Fail> {
-        Ok(self.base.loop_break()?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.loop_break())?)
     }
 
     /// Stops the loop after `after` (`None`: after this iteration).
     pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Fail> {
-        Ok(self.base.loop_exit(after)?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.loop_exit(after))?)
     }
 
     /// From one of this loop's callbacks (or anything such a callback calls on its thread):
@@ -450,7 +549,7 @@ impl Loop {
         drop(depth);
         if self.continue_asked.load(Ordering::Relaxed) {
             self.continue_asked.store(false, Ordering::Relaxed);
-            ctx.cx.loop_continue();
+            ctx.loop_continue();
         }
         r
     }
@@ -461,28 +560,27 @@ impl Loop {
         if self.pid.load(Ordering::Relaxed) == me {
             return Ok(());
         }
-        self.base.reinit_after_fork()?;
+        either!(&self.base, Core, LocalCore, b => b.reinit_after_fork())?;
         self.pid.store(me, Ordering::Relaxed);
         Ok(())
     }
 
     /// (events, pending, active).
     pub fn counts(&self) -> (u32, u32, u32) {
-        let c = self.base.counts();
+        let c = either!(&self.base, Core, LocalCore, b => b.counts());
         (c.events, c.pending, c.active)
     }
 
     /// Whether `key` is pending or queued (no snapshot, no clock read: `event_assign` asks
     /// this of every re-assigned event).
     pub fn is_busy(&self, key: Key) -> bool {
-        self.base
-            .info(key)
+        either!(&self.base, Core, LocalCore, b => b.info(key))
             .is_ok_and(|i| i.pending || !i.queued.is_empty())
     }
 
     /// A snapshot of `key`.
     pub fn info(&self, key: Key) -> Result<Info, Fail> {
-        let i = self.base.info(key)?;
+        let i = either!(&self.base, Core, LocalCore, b => b.info(key))?;
         Ok(self.convert(i))
     }
 
@@ -500,7 +598,7 @@ impl Loop {
             What::Io { events, .. } => events,
             _ => 0,
         };
-        let now = self.base.now();
+        let now = either!(&self.base, Core, LocalCore, b => b.now());
         Info {
             key: i.key,
             what,
@@ -516,7 +614,7 @@ impl Loop {
     /// A snapshot of every live event, in slot order.
     pub fn events(&self) -> Vec<Info> {
         let mut v = Vec::new();
-        self.base.for_each_event(|i| v.push(i));
+        either!(&self.base, Core, LocalCore, b => b.for_each_event(|i| v.push(i)));
         v.into_iter().map(|i| self.convert(i)).collect()
     }
 
@@ -527,7 +625,7 @@ impl Loop {
 
     /// rouse's own dump (poller, notifier, wake counters, every event).
     pub fn dump(&self) -> String {
-        self.base.dump()
+        either!(&self.base, Core, LocalCore, b => b.dump())
     }
 }
 

@@ -283,6 +283,11 @@ fn new_base(cfg: Option<&Config>) -> *mut EventBase {
         poll_only: method == "poll",
         ignore_env,
         limits: cfg.limits,
+        // libevent allocates a base lock only with threading set up and without NOLOCK.
+        threaded: crate::misc::THREADS.load(Ordering::Relaxed)
+            && cfg.flags & EVENT_BASE_FLAG_NOLOCK == 0,
+        precise_timer: cfg.flags & EVENT_BASE_FLAG_PRECISE_TIMER != 0
+            || (!ignore_env && env_set("EVENT_PRECISE_TIMER")),
     };
     let lp = match Loop::new(settings) {
         Ok(lp) => lp,

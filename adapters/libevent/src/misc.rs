@@ -30,6 +30,19 @@ pub extern "C" fn rouse_libevent_version() -> *const c_char {
     ROUSE_VERSION.as_ptr() as *const c_char
 }
 
+/// How rouse made `base`: bit 0 set if it is thread-safe (made after
+/// `evthread_use_pthreads()` and without `EVENT_BASE_FLAG_NOLOCK`), bit 1 set if its timeouts
+/// use the precise clock (`EVENT_BASE_FLAG_PRECISE_TIMER`, `EVENT_PRECISE_TIMER`); -1 for a
+/// pointer that is not a live base.
+#[unsafe(no_mangle)]
+pub extern "C" fn rouse_libevent_base_kind(base: *mut EventBase) -> c_int {
+    guard("rouse_libevent_base_kind", -1, || {
+        base_of(base, "rouse_libevent_base_kind").map_or(-1, |(_, i)| {
+            c_int::from(i.lp.is_threaded()) | (c_int::from(i.lp.is_precise()) << 1)
+        })
+    })
+}
+
 /// Writes rouse's view of `base` (poller, notifier, wake counters, events) to stderr.
 #[unsafe(no_mangle)]
 pub extern "C" fn rouse_libevent_dump(base: *mut EventBase) -> c_int {
@@ -125,7 +138,8 @@ pub unsafe fn mem_free(p: *mut c_void) {
     }
 }
 
-/// `evthread_use_pthreads()` was called (every rouse base is thread-safe anyway).
+/// `evthread_use_pthreads()` (or `evthread_set_lock_callbacks`) was called: the bases made
+/// from then on are thread-safe, unless made with `EVENT_BASE_FLAG_NOLOCK` (as in libevent).
 pub static THREADS: AtomicBool = AtomicBool::new(false);
 
 #[unsafe(no_mangle)]

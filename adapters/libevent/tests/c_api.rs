@@ -155,4 +155,5 @@ c_tests! {
     symbols;
     reuse;
     fault_signals;
+    nolock;
 }

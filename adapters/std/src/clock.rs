@@ -112,6 +112,68 @@ impl Clock for MonotonicClock {
     }
 }
 
+/// The coarse variant of [`CLOCK_ID`]: the same clock, read at the kernel tick's resolution
+/// (1-10 ms) for a fraction of the cost; `None` where the OS has none.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const COARSE_ID: Option<libc::clockid_t> = Some(libc::CLOCK_MONOTONIC_COARSE);
+#[cfg(target_os = "freebsd")]
+const COARSE_ID: Option<libc::clockid_t> = Some(libc::CLOCK_MONOTONIC_FAST);
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const COARSE_ID: Option<libc::clockid_t> = None;
+
+/// Nanoseconds on [`COARSE_ID`] (or [`CLOCK_ID`] where there is none).
+#[inline]
+fn coarse_ns() -> u64 {
+    let Some(id) = COARSE_ID else {
+        return monotonic_ns();
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `monotonic_ns`.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// The clock of a rouse-std base: [`MonotonicClock`]'s readings, or with
+/// [`Builder::coarse_clock`](crate::Builder::coarse_clock) the same clock at the kernel
+/// tick's resolution (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD;
+/// elsewhere the precise clock). Both are on one time line: instants of every base in the
+/// process compare, and [`MonotonicClock`]'s conversions apply (a coarse reading is up to a
+/// tick behind the exact time).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BaseClock {
+    coarse: bool,
+}
+
+impl BaseClock {
+    /// The precise clock ([`MonotonicClock`]).
+    pub const PRECISE: BaseClock = BaseClock { coarse: false };
+    /// The coarse clock.
+    pub const COARSE: BaseClock = BaseClock { coarse: true };
+
+    /// Whether this is the coarse clock.
+    pub fn is_coarse(&self) -> bool {
+        self.coarse
+    }
+}
+
+impl Clock for BaseClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        let raw = if self.coarse {
+            coarse_ns()
+        } else {
+            monotonic_ns()
+        };
+        // A coarse reading right after the origin's may be earlier than it.
+        Instant::from_nanos(raw.saturating_sub(origin().raw))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +201,25 @@ mod tests {
         let a = MonotonicClock.now();
         let b = MonotonicClock.now();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn the_coarse_clock_is_the_same_time_line_within_a_tick() {
+        // A coarse reading lies between a precise one taken a tick (at most 10 ms at the
+        // slowest common kernel rate, plus slack) before it and one taken after it.
+        let tick = Duration::from_millis(20);
+        for _ in 0..1000 {
+            let before = MonotonicClock.now();
+            let coarse = BaseClock::COARSE.now();
+            let after = MonotonicClock.now();
+            assert!(coarse <= after, "coarse clock ahead of the precise one");
+            assert!(
+                before.saturating_duration_since(coarse) <= tick,
+                "coarse clock behind by {:?}",
+                before.saturating_duration_since(coarse)
+            );
+        }
+        assert!(BaseClock::COARSE.is_coarse() && !BaseClock::PRECISE.is_coarse());
     }
 
     #[test]

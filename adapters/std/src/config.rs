@@ -4,7 +4,7 @@ use std::cell::Cell;
 
 use rouse_core::{Config, Fired, Growable, NoLock};
 
-use crate::clock::MonotonicClock;
+use crate::clock::BaseClock;
 use crate::lock::StdLock;
 use crate::os::{LocalOs, Os, OsPoller};
 
@@ -38,7 +38,7 @@ impl Config for Threaded {
     type Lock = StdLock;
     type Notifier = Os;
     type Poller = OsPoller;
-    type Clock = MonotonicClock;
+    type Clock = BaseClock;
     type Storage = Growable;
     type Callback = Callback;
 
@@ -51,7 +51,7 @@ impl Config for Local {
     type Lock = NoLock;
     type Notifier = LocalOs;
     type Poller = OsPoller;
-    type Clock = MonotonicClock;
+    type Clock = BaseClock;
     type Storage = Growable;
     type Callback = LocalCallback;
 

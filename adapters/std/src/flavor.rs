@@ -70,6 +70,8 @@ pub(crate) mod sealed {
         fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64>;
         /// The OS half, for `Debug` (its fds).
         fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug;
+        /// Whether the base reads the coarse clock.
+        fn clock_is_coarse(core: &CoreBase<Self>) -> bool;
     }
 }
 
@@ -111,6 +113,10 @@ impl sealed::Os for Threaded {
 
     fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64> {
         core.with_poller(|p| p.syscalls()).ok()
+    }
+
+    fn clock_is_coarse(core: &CoreBase<Self>) -> bool {
+        core.clock().is_coarse()
     }
 
     fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {
@@ -155,6 +161,10 @@ impl sealed::Os for Local {
 
     fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64> {
         core.with_poller(|p| p.syscalls()).ok()
+    }
+
+    fn clock_is_coarse(core: &CoreBase<Self>) -> bool {
+        core.clock().is_coarse()
     }
 
     fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {

@@ -169,7 +169,7 @@ pub mod testing;
 pub use api::WithPriority;
 pub use base::{Base, Builder, Handle, LocalBase, DEFAULT_ADAPTIVE_SPIN};
 pub use channel::{SendError, Sender};
-pub use clock::MonotonicClock;
+pub use clock::{BaseClock, MonotonicClock};
 pub use config::{Callback, Local, LocalCallback, Threaded};
 pub use context::{BaseRef, Context};
 pub use events::{raw_source, source};
