@@ -60,7 +60,7 @@ pub struct EventBase {
 pub struct Event {
     /// `ev_evcallback.evcb_active_next.tqe_next`: `MAGIC ^ address` once assigned.
     pub magic: u64,
-    /// `...tqe_prev`: bit 0 = allocated by `event_new`.
+    /// `...tqe_prev`: [`OWNED_NEW`], [`OWNED_CELL`].
     pub owned: u64,
     /// `evcb_flags` (`EVLIST_*`).
     pub flags: i16,
@@ -102,6 +102,11 @@ pub struct Event {
 
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<Event>() == 128);
+
+/// `Event::owned`: allocated by `event_new`.
+pub const OWNED_NEW: u64 = 1;
+/// `Event::owned`: in one of `event_new`'s cells (else from the program's allocator).
+pub const OWNED_CELL: u64 = 2;
 
 /// `MAGIC ^ address` marks an event assigned at that address (zeroed or copied memory fails).
 pub const MAGIC: u64 = 0x726f_7573_655f_6576; // "rouse_ev"

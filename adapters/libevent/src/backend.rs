@@ -118,6 +118,7 @@ pub struct Info {
 pub struct Ctx<'a> {
     cx: Cx<'a>,
     key: Key,
+    ready: Ready,
 }
 
 /// The running callback's rouse context, of either flavor.
@@ -148,6 +149,18 @@ impl Ctx<'_> {
         self.key
     }
 
+    /// The libevent result bits of this run, for an event that asked for `events`.
+    #[inline]
+    pub fn res(&self, events: i16) -> i16 {
+        res_of(self.ready, events)
+    }
+
+    /// The id of the loop running the callback ([`Loop::id`]).
+    #[inline]
+    pub fn loop_id(&self) -> u32 {
+        either!(&self.cx, Cx, c => c.id())
+    }
+
     /// Whether the running event is still pending.
     pub fn is_pending(&self) -> bool {
         either!(&self.cx, Cx, c => c.is_pending(self.key).unwrap_or(false))
@@ -168,8 +181,8 @@ impl Ctx<'_> {
     }
 }
 
-/// A callback: told its context and the libevent result bits.
-pub type Callback = Box<dyn FnMut(&Ctx<'_>, i16) + Send>;
+/// A callback: told its context (the key and result bits of the run).
+pub type Callback = Box<dyn FnMut(&Ctx<'_>) + Send>;
 
 /// The rouse priority count every loop is built with (libevent's priorities map 1:1 onto
 /// the first `n` of them).
@@ -180,6 +193,8 @@ pub const MAX_PRIORITIES: u8 = 255;
 #[derive(Debug)]
 pub struct Loop {
     base: Core,
+    /// rouse's id of `base`.
+    id: u32,
     /// The process that made (or last re-initialized) the loop: `event_reinit` without a fork
     /// has nothing to do (rouse-std refuses it).
     pid: AtomicU32,
@@ -317,31 +332,29 @@ impl AsCx for Local {
     }
 }
 
-fn wrap<Fl: AsCx, F>(what: What, mut cb: F) -> impl FnMut(&Context<'_, Fl>, rouse_core::Fired) + Send
+/// The rouse callback of `cb`: adds nothing to what `cb` captures (a callback that captures
+/// nothing needs no heap chunk).
+fn wrap<Fl: AsCx, F>(mut cb: F) -> impl FnMut(&Context<'_, Fl>, rouse_core::Fired) + Send
 where
-    F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+    F: FnMut(&Ctx<'_>) + Send + 'static,
 {
-    let events = match what {
-        What::Io { events, .. } => events,
-        _ => 0,
-    };
     move |cx: &Context<'_, Fl>, fired: rouse_core::Fired| {
-        let ctx = Ctx {
+        cb(&Ctx {
             cx: Fl::cx(cx),
             key: fired.key,
-        };
-        cb(&ctx, res_of(fired.ready, events));
+            ready: fired.ready,
+        });
     }
 }
 
 /// The size of what rouse boxes for a callback `cb` (tests keep the adapter's in a small
 /// heap chunk).
 #[cfg(test)]
-pub fn boxed_size<F>(what: What, cb: F) -> usize
+pub fn boxed_size<F>(cb: F) -> usize
 where
-    F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+    F: FnMut(&Ctx<'_>) + Send + 'static,
 {
-    std::mem::size_of_val(&wrap::<rouse_std::Threaded, _>(what, cb))
+    std::mem::size_of_val(&wrap::<rouse_std::Threaded, _>(cb))
 }
 
 impl Loop {
@@ -367,12 +380,19 @@ impl Loop {
             Core::Local(LocalCore(b.build_local()?))
         };
         Ok(Loop {
+            id: either!(&base, Core, LocalCore, b => b.id()),
             base,
             pid: AtomicU32::new(std::process::id()),
             runner: AtomicUsize::new(0),
             in_callback: AtomicU32::new(0),
             continue_asked: AtomicBool::new(false),
         })
+    }
+
+    /// rouse's id of the loop (unique in the process).
+    #[inline]
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// Whether the loop is thread-safe (else single-threaded: no lock, no notifier).
@@ -399,11 +419,11 @@ impl Loop {
     /// handler at once only through `add_signal`).
     pub fn create<F>(&self, what: What, persist: bool, priority: u8, cb: F) -> Result<Key, Fail>
     where
-        F: FnMut(&Ctx<'_>, i16) + Send + 'static,
+        F: FnMut(&Ctx<'_>) + Send + 'static,
     {
         if let What::Signal(n) = what {
             let key = either!(&self.base, Core, LocalCore, b => {
-                let key = b.add_signal(n, wrap(what, cb))?;
+                let key = b.add_signal(n, wrap(cb))?;
                 b.set_priority(key, priority)?;
                 key
             });
@@ -413,7 +433,7 @@ impl Loop {
         if persist {
             ev = ev.persist();
         }
-        Ok(either!(&self.base, Core, LocalCore, b => b.event(ev, wrap(what, cb)))?)
+        Ok(either!(&self.base, Core, LocalCore, b => b.event(ev, wrap(cb)))?)
     }
 
     /// A one-shot event that frees itself after it ran (`event_base_once`), pending now.
@@ -425,7 +445,7 @@ impl Loop {
         cb: Callback,
     ) -> Result<(), Fail> {
         let ev = event_of(what)?.priority(priority).free_after_run();
-        either!(&self.base, Core, LocalCore, b => b.add_event(ev, timeout, wrap(what, cb)))?;
+        either!(&self.base, Core, LocalCore, b => b.add_event(ev, timeout, wrap(cb)))?;
         Ok(())
     }
 

@@ -1,7 +1,6 @@
 //! `struct event_base` and `struct event_config`: the base registry (so a NULL, foreign or
 //! freed base pointer is reported instead of dereferenced) and the base-level exports.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -9,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::abi::*;
+use crate::addrs::Addrs;
 use crate::backend::{Callback, Common, End, Loop, Settings, What};
 use crate::log::{self, guard, warn};
 
@@ -41,75 +41,6 @@ const EMPTY: Header = Header {
 static ARENA: [Header; MAX_BASES] = [EMPTY; MAX_BASES];
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A multiplicative hash for addresses (SipHash costs more than the map's work here).
-#[derive(Default, Clone, Copy)]
-pub struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64 ^ (n as u64 >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-/// rouse slot index <-> `struct event` address of one base: the index side serves
-/// foreach/dump, the address side finds the slot a freed-and-reused `struct event` left
-/// behind (so memory the program frees after `event_del` leaks no slot once reused). Only
-/// caller-allocated events are on the address side: `event_free` releases the slot of an
-/// `event_new` event itself, so none is ever left behind at its address.
-#[derive(Default)]
-pub struct Addrs {
-    by_index: Vec<usize>,
-    by_addr: HashMap<usize, crate::backend::Key, std::hash::BuildHasherDefault<AddrHasher>>,
-}
-
-impl Addrs {
-    /// Records `key`'s event at `addr`; `caller_allocated`: also on the address side.
-    pub fn insert(&mut self, key: crate::backend::Key, addr: usize, caller_allocated: bool) {
-        let i = Loop::index(key) as usize;
-        if self.by_index.len() <= i {
-            self.by_index.resize(i + 1, 0);
-        }
-        self.by_index[i] = addr;
-        if caller_allocated {
-            self.by_addr.insert(addr, key);
-        }
-    }
-
-    pub fn remove(&mut self, key: crate::backend::Key) {
-        let i = Loop::index(key) as usize;
-        if let Some(a) = self.by_index.get_mut(i) {
-            if *a != 0 && self.by_addr.get(a) == Some(&key) {
-                self.by_addr.remove(a);
-            }
-            *a = 0;
-        }
-    }
-
-    pub fn addr(&self, index: u32) -> Option<usize> {
-        self.by_index
-            .get(index as usize)
-            .copied()
-            .filter(|&a| a != 0)
-    }
-
-    /// Takes the slot registered for `addr`.
-    pub fn take_addr(&mut self, addr: usize) -> Option<crate::backend::Key> {
-        let k = self.by_addr.remove(&addr)?;
-        if let Some(a) = self.by_index.get_mut(Loop::index(k) as usize) {
-            *a = 0;
-        }
-        Some(k)
-    }
-}
-
 /// A live base.
 pub struct Inner {
     pub lp: Loop,
@@ -122,7 +53,7 @@ pub struct Inner {
     /// The `struct event` whose callback runs now (0: none).
     pub running_event: AtomicUsize,
     /// Which `struct event` each rouse event belongs to, both ways.
-    pub addrs: Mutex<Addrs>,
+    pub addrs: Addrs,
     commons: Mutex<Vec<(Common, Box<libc::timeval>)>>,
 }
 
@@ -196,10 +127,27 @@ fn not_a_base(p: *const EventBase, func: &str) {
     }
 }
 
+/// The header a loop of rouse id `id` prefers: its events' callbacks then find the base from
+/// the id alone ([`home_of`]) and capture nothing.
+#[inline(always)]
+pub fn home_index(id: u32) -> usize {
+    id as usize % MAX_BASES
+}
+
+/// The live base whose loop has rouse id `id`, if it got its preferred header.
+#[inline(always)]
+pub fn home_of(id: u32) -> Option<(&'static Header, &'static Inner)> {
+    let h = &ARENA[home_index(id)];
+    let inner = h.inner()?;
+    (inner.lp.id() == id).then_some((h, inner))
+}
+
 fn alloc_header(inner: Box<Inner>) -> Option<&'static Header> {
+    // The preferred header first, then any free one.
+    let home = home_index(inner.lp.id());
     let start = NEXT.fetch_add(1, Ordering::Relaxed);
-    for i in 0..MAX_BASES {
-        let h = &ARENA[(start + i) % MAX_BASES];
+    for i in std::iter::once(home).chain((0..MAX_BASES).map(|i| (start + i) % MAX_BASES)) {
+        let h = &ARENA[i];
         if h.state
             .compare_exchange(FREE, BUSY, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
@@ -310,7 +258,7 @@ fn new_base(cfg: Option<&Config>) -> *mut EventBase {
         running: AtomicBool::new(false),
         free_requested: AtomicBool::new(false),
         running_event: AtomicUsize::new(0),
-        addrs: Mutex::new(Addrs::default()),
+        addrs: Addrs::default(),
         commons: Mutex::new(Vec::new()),
     });
     alloc_header(inner).map_or(ptr::null_mut(), |h| h.as_ptr())
@@ -906,13 +854,9 @@ pub unsafe extern "C" fn event_base_init_common_timeout(
 /// their snapshots.
 pub fn live_events(inner: &Inner) -> Vec<(usize, crate::backend::Info)> {
     let infos = inner.lp.events();
-    let addrs = match inner.addrs.lock() {
-        Ok(a) => a,
-        Err(_) => return Vec::new(),
-    };
     infos
         .into_iter()
-        .filter_map(|i| addrs.addr(Loop::index(i.key)).map(|a| (a, i)))
+        .filter_map(|i| inner.addrs.addr(Loop::index(i.key)).map(|a| (a, i)))
         .collect()
 }
 
@@ -1061,7 +1005,12 @@ pub unsafe fn once(
     let arg = arg as usize;
     let npri = inner.npri.load(Ordering::Relaxed);
     let hi = h.index();
-    let cb: Callback = Box::new(move |ctx, res| {
+    let asked = match what {
+        What::Io { events, .. } => events,
+        _ => 0,
+    };
+    let cb: Callback = Box::new(move |ctx| {
+        let res = ctx.res(asked);
         // SAFETY: the caller's callback with the caller's argument, as libevent calls it.
         let run = || unsafe { f(fd, res, arg as *mut c_void) };
         match header_at(hi).inner() {

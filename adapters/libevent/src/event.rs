@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use crate::abi::*;
 use crate::backend::{Ctx, Fail, Key, What};
 use crate::base::{self, base_of, header_of, timeout_of, Header, Inner, Timeout};
+use crate::cells;
 use crate::log::{guard, warn, DEBUG_MODE};
 
 /// `event_self_cbarg()`'s marker.
@@ -157,14 +158,9 @@ fn release(old: (usize, u32, Key)) {
         return;
     }
     if let Some(inner) = h.inner() {
+        // Forgotten first: once freed, the slot may hold another event's registration.
+        inner.addrs.forget(key);
         let _ = inner.lp.free(key);
-        forget_addr(inner, key);
-    }
-}
-
-fn forget_addr(inner: &Inner, key: Key) {
-    if let Ok(mut a) = inner.addrs.lock() {
-        a.remove(key);
     }
 }
 
@@ -187,54 +183,80 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
     })
 }
 
-/// The callback of the rouse event behind `ev`. It captures 12 bytes (the base by its
-/// header's index, not by address), so with the readiness conversion's 2 rouse boxes 24:
-/// a 32-byte heap chunk per event instead of 48.
-fn callback_for(
-    addr: usize,
-    h: &'static Header,
-    persist: bool,
-    signal: bool,
-) -> impl FnMut(&Ctx<'_>, i16) + Send + 'static {
-    let base = h.index();
-    move |ctx: &Ctx<'_>, res: i16| {
-        let h = base::header_at(base);
-        let ev = addr as *mut Event;
-        let mut clear = EVLIST_ACTIVE;
-        if !persist {
-            clear |= EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL;
-            if signal {
-                ctx.delete();
-            }
-        }
-        // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's
-        // contract: an event may only be freed when neither); the callback fields are the
-        // program's.
-        let (cb, arg, fd) = unsafe {
-            set_flags(ev, 0, clear);
-            res_word(ev).store(res, Ordering::Relaxed);
-            ((*ev).callback, (*ev).arg, (*ev).fd)
-        };
-        let inner = h.inner();
-        // Only the loop thread writes `running_event` (callbacks of a base run there, one at
-        // a time or nested): a load and a store, no locked swap.
-        let prev = inner.map(|i| {
-            let p = i.running_event.load(Ordering::Relaxed);
-            i.running_event.store(addr, Ordering::Release);
-            p
-        });
-        if let Some(f) = cb {
-            // SAFETY: the program's callback with its own argument, as libevent calls it.
-            let run = || unsafe { f(fd, res, arg) };
-            match inner {
-                Some(i) => i.lp.callback(ctx, run),
-                None => run(),
-            }
-        }
-        if let (Some(i), Some(p)) = (inner, prev) {
-            i.running_event.store(p, Ordering::Release);
+/// Runs the program's callback of `ev`, an event of the base behind `h`, for the run `ctx`
+/// describes (what every rouse callback of a `struct event` does).
+#[inline(always)]
+fn deliver(ctx: &Ctx<'_>, ev: *mut Event, h: &'static Header, inner: Option<&'static Inner>) {
+    let _ = h;
+    // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's contract:
+    // an event may only be freed when neither); the callback fields are the program's, and
+    // the registration's own fields are read under its seqlock.
+    let spec = unsafe { read_state(ev) }.spec_events;
+    let persist = spec & EV_PERSIST != 0;
+    let res = ctx.res(spec & (EV_READ | EV_WRITE));
+    let mut clear = EVLIST_ACTIVE;
+    if !persist {
+        clear |= EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_SIGNAL;
+        if spec & EV_SIGNAL != 0 {
+            ctx.delete();
         }
     }
+    // SAFETY: as above.
+    let (cb, arg, fd) = unsafe {
+        set_flags(ev, 0, clear);
+        res_word(ev).store(res, Ordering::Relaxed);
+        ((*ev).callback, (*ev).arg, (*ev).fd)
+    };
+    // Only the loop thread writes `running_event` (callbacks of a base run there, one at a
+    // time or nested): a load and a store, no locked swap.
+    let prev = inner.map(|i| {
+        let p = i.running_event.load(Ordering::Relaxed);
+        i.running_event.store(ev as usize, Ordering::Release);
+        p
+    });
+    if let Some(f) = cb {
+        // SAFETY: the program's callback with its own argument, as libevent calls it.
+        let run = || unsafe { f(fd, res, arg) };
+        match inner {
+            Some(i) => i.lp.callback(ctx, run),
+            None => run(),
+        }
+    }
+    if let (Some(i), Some(p)) = (inner, prev) {
+        i.running_event.store(p, Ordering::Release);
+    }
+}
+
+/// The callback of a rouse event of a base in its home header ([`base::home_of`]): it finds
+/// the base from the loop's id and `ev` from the slot index, so it captures nothing and rouse
+/// keeps it without a heap chunk.
+fn home_callback(ctx: &Ctx<'_>) {
+    let Some((h, inner)) = base::home_of(ctx.loop_id()) else {
+        return; // the base is being freed
+    };
+    let ev = inner
+        .addrs
+        .index
+        .get(crate::backend::Loop::index(ctx.key()));
+    if ev == 0 {
+        return; // forgotten: the event is being freed or finalized
+    }
+    deliver(ctx, ev as *mut Event, h, Some(inner));
+}
+
+/// The callback of a rouse event of `ev` (at `addr`) when its base is not in its home
+/// header: it captures 10 bytes (the address, the header's index), so rouse keeps it in a
+/// 32-byte heap chunk.
+fn away_callback(addr: usize, base: u16) -> impl FnMut(&Ctx<'_>) + Send + 'static {
+    move |ctx: &Ctx<'_>| {
+        let h = base::header_at(base);
+        deliver(ctx, addr as *mut Event, h, h.inner());
+    }
+}
+
+/// Whether the base behind `h` is in its home header (its events take [`home_callback`]).
+fn at_home(h: &'static Header, inner: &Inner) -> bool {
+    base::home_index(inner.lp.id()) == usize::from(h.index())
 }
 
 /// The rouse event for what `ev` says now, created (again) if needed.
@@ -336,8 +358,13 @@ unsafe fn ensure_slow(
             {
                 return Ok((key_from(st.key), false, None)); // made by another thread meanwhile
             }
-            let cb = callback_for(ev as usize, h, persist, matches!(what, What::Signal(_)));
-            let key = inner.lp.create(what, persist, pri, cb)?;
+            let key = if at_home(h, inner) {
+                inner.lp.create(what, persist, pri, home_callback)?
+            } else {
+                let cb = away_callback(ev as usize, h.index());
+                inner.lp.create(what, persist, pri, cb)?
+            };
+            inner.addrs.record(key, ev as usize);
             let old = (st.spec_live == 1).then_some((st.owner, st.key_gen, key_from(st.key)));
             *st = State {
                 key: key_words(key),
@@ -363,9 +390,9 @@ unsafe fn ensure_slow(
     }
     if fresh {
         // SAFETY: caller's contract.
-        let caller_allocated = unsafe { (*ev).owned } & 1 == 0;
-        if let Ok(mut a) = inner.addrs.lock() {
-            a.insert(key, ev as usize, caller_allocated);
+        let caller_allocated = unsafe { (*ev).owned } & OWNED_NEW == 0;
+        if caller_allocated {
+            inner.addrs.remember(key, ev as usize);
         }
     }
     Some((h, inner, key))
@@ -421,7 +448,7 @@ pub unsafe fn assign(
     // SAFETY: caller's contract: readable memory.
     if unsafe { is_assigned(ev) } {
         // SAFETY: assigned.
-        owned = unsafe { (*ev).owned } & 1;
+        owned = unsafe { (*ev).owned } & (OWNED_NEW | OWNED_CELL);
         // `ev_flags` tells whether it may be pending or active (it is kept by every add, del,
         // activation and callback), which spares the question to rouse (a snapshot under the
         // base lock) on the usual re-assign of an event just deleted. Its updates are not
@@ -446,11 +473,7 @@ pub unsafe fn assign(
         }
     } else if !base.is_null() {
         if let Some((_, inner)) = base_of(base, func) {
-            let stale = inner
-                .addrs
-                .lock()
-                .ok()
-                .and_then(|mut a| a.take_addr(ev as usize));
+            let stale = inner.addrs.take_addr(ev as usize);
             if let Some(k) = stale {
                 let _ = inner.lp.free(k);
             }
@@ -527,7 +550,7 @@ pub extern "C" fn event_new(
     arg: *mut c_void,
 ) -> *mut Event {
     guard("event_new", ptr::null_mut(), || {
-        let p = crate::misc::mem_alloc(std::mem::size_of::<Event>()) as *mut Event;
+        let (p, from) = cells::alloc_event();
         if p.is_null() {
             warn("event_new: out of memory");
             return ptr::null_mut();
@@ -537,13 +560,35 @@ pub extern "C" fn event_new(
         unsafe {
             ptr::write_bytes(p as *mut u8, 0, std::mem::size_of::<Event>());
             if assign(p, base, fd, events, cb, arg, "event_new") != 0 {
-                crate::misc::mem_free(p as *mut c_void);
+                cells::free_event(p, from);
                 return ptr::null_mut();
             }
-            (*p).owned = 1;
+            (*p).owned = OWNED_NEW
+                | match from {
+                    cells::From::Cell => OWNED_CELL,
+                    cells::From::Program => 0,
+                };
         }
         p
     })
+}
+
+/// Gives an `event_new` event's memory back to where it came from.
+///
+/// # Safety
+///
+/// `ev` is an assigned event of `event_new` that nothing refers to any more.
+unsafe fn free_new(ev: *mut Event) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let from = if (*ev).owned & OWNED_CELL != 0 {
+            cells::From::Cell
+        } else {
+            cells::From::Program
+        };
+        (*ev).magic = 0;
+        cells::free_event(ev, from);
+    }
 }
 
 /// # Safety
@@ -565,14 +610,13 @@ pub unsafe extern "C" fn event_free(ev: *mut Event) {
         }
         // SAFETY: assigned; no rouse event refers to it any more.
         unsafe {
-            if (*ev).owned & 1 == 0 {
+            if (*ev).owned & OWNED_NEW == 0 {
                 warn(&format!(
                     "event_free: event {ev:p} was not allocated by event_new"
                 ));
                 return;
             }
-            (*ev).magic = 0;
-            crate::misc::mem_free(ev as *mut c_void);
+            free_new(ev);
         }
     })
 }
@@ -1060,7 +1104,7 @@ unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) 
     if unsafe { detach(ev, Some(key)) }.is_none() {
         return -1;
     }
-    forget_addr(inner, key);
+    inner.addrs.forget(key);
     // SAFETY: assigned.
     unsafe {
         set_flags(
@@ -1080,9 +1124,8 @@ unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) 
         }
         // SAFETY: as above; `event_free_finalize` takes an `event_new` event.
         unsafe {
-            if then_free && is_assigned(ev) && (*ev).owned & 1 == 1 {
-                (*ev).magic = 0;
-                crate::misc::mem_free(ev as *mut c_void);
+            if then_free && is_assigned(ev) && (*ev).owned & OWNED_NEW != 0 {
+                free_new(ev);
             }
         }
     });
@@ -1178,18 +1221,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_callback_fits_a_32_byte_heap_chunk() {
-        let h = base::header_at(0);
-        for what in [
-            What::Timer,
-            What::Signal(1),
-            What::Io {
-                fd: 0,
-                events: EV_READ,
-            },
-        ] {
-            let cb = callback_for(0x1000, h, true, false);
-            assert!(crate::backend::boxed_size(what, cb) <= 24);
-        }
+    fn callbacks_need_no_heap_chunk_at_home_and_a_32_byte_one_away() {
+        use crate::backend::boxed_size;
+        assert_eq!(
+            boxed_size(home_callback),
+            0,
+            "boxing a zero-sized callback allocates nothing"
+        );
+        assert!(boxed_size(away_callback(0x1000, 7)) <= 24);
     }
 }

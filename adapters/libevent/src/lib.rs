@@ -17,8 +17,10 @@
 #![allow(missing_docs, clippy::missing_safety_doc)]
 
 pub mod abi;
+mod addrs;
 pub mod backend;
 mod base;
+mod cells;
 mod compat;
 mod event;
 mod log;

@@ -110,6 +110,11 @@ pub extern "C" fn event_set_mem_functions(
     }
 }
 
+/// Whether the program replaced the allocator.
+pub fn mem_functions_set() -> bool {
+    MALLOC.load(Ordering::Acquire) != 0
+}
+
 /// Allocates with the program's `malloc` replacement, if any.
 pub fn mem_alloc(n: usize) -> *mut c_void {
     let m = MALLOC.load(Ordering::Acquire);
