@@ -444,17 +444,13 @@ impl<F: Flavor> Base<F> {
 
     /// Whether the base reads the coarse clock ([`Builder::coarse_clock`]).
     pub fn clock_is_coarse(&self) -> bool {
-        F::clock_is_coarse(&self.core)
+        F::clock_name(&self.core) == "coarse"
     }
 
     /// A human-readable dump of every event and the wake counters.
     pub fn dump(&self) -> String {
         let notifier = F::notifier_kind(&self.core).map_or("none", NotifierKind::name);
-        let clock = if self.clock_is_coarse() {
-            "coarse"
-        } else {
-            "precise"
-        };
+        let clock = F::clock_name(&self.core);
         let mut s = format!(
             "poller {}, notifier {}, clock {}\n",
             self.poller_kind().name(),

@@ -70,8 +70,8 @@ pub(crate) mod sealed {
         fn interest_syscalls(core: &CoreBase<Self>) -> Option<u64>;
         /// The OS half, for `Debug` (its fds).
         fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug;
-        /// Whether the base reads the coarse clock.
-        fn clock_is_coarse(core: &CoreBase<Self>) -> bool;
+        /// The clock's name in dumps ("precise", "coarse", "manual").
+        fn clock_name(core: &CoreBase<Self>) -> &'static str;
     }
 }
 
@@ -115,8 +115,12 @@ impl sealed::Os for Threaded {
         core.with_poller(|p| p.syscalls()).ok()
     }
 
-    fn clock_is_coarse(core: &CoreBase<Self>) -> bool {
-        core.clock().is_coarse()
+    fn clock_name(core: &CoreBase<Self>) -> &'static str {
+        if core.clock().is_coarse() {
+            "coarse"
+        } else {
+            "precise"
+        }
     }
 
     fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {
@@ -163,8 +167,12 @@ impl sealed::Os for Local {
         core.with_poller(|p| p.syscalls()).ok()
     }
 
-    fn clock_is_coarse(core: &CoreBase<Self>) -> bool {
-        core.clock().is_coarse()
+    fn clock_name(core: &CoreBase<Self>) -> &'static str {
+        if core.clock().is_coarse() {
+            "coarse"
+        } else {
+            "precise"
+        }
     }
 
     fn os_debug(core: &CoreBase<Self>) -> &dyn std::fmt::Debug {

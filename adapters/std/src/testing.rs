@@ -194,8 +194,8 @@ impl sealed::Os for Mock {
         core.with_poller(|p| u64::from(p.updates())).ok()
     }
 
-    fn clock_is_coarse(_: &CoreBase<Self>) -> bool {
-        false // the mock clock moves only when told
+    fn clock_name(_: &CoreBase<Self>) -> &'static str {
+        "manual" // the mock clock moves only when told
     }
 
     fn os_debug(core: &CoreBase<Self>) -> &dyn fmt::Debug {

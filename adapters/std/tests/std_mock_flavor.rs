@@ -137,7 +137,9 @@ fn the_loop_owner_operations_say_what_a_mock_base_is() {
     assert_eq!(PollerKind::Mock.name(), "mock");
     assert_eq!(PollerKind::from_name("mock"), Some(PollerKind::Mock));
     assert!(!PollerKind::available().contains(&PollerKind::Mock));
-    assert!(base.dump().starts_with("poller mock, notifier none\n"));
+    assert!(base
+        .dump()
+        .starts_with("poller mock, notifier none, clock manual\n"));
     assert!(format!("{base:?}").contains("MockOs"));
     // No fork happened: the same answer as a real base.
     assert_eq!(

@@ -336,3 +336,30 @@ fn a_timer_added_late_in_a_callback_never_fires_early() -> io::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_coarse_clock_base_fires_within_a_tick_and_says_so() -> io::Result<()> {
+    // The coarse clock trades up to a kernel tick (10 ms at the slowest common rate) of
+    // earliness for a cheaper reading: each timer fires no earlier than that before its
+    // timeout, in deadline order, on both flavors.
+    let tick = Duration::from_millis(10) + Duration::from_millis(2);
+    let threaded = rouse_std::Builder::new().coarse_clock().build()?;
+    let local = rouse_std::Builder::new().coarse_clock().build_local()?;
+    assert!(threaded.clock_is_coarse() && local.clock_is_coarse());
+    assert!(threaded.dump().starts_with("poller ") && threaded.dump().contains(", clock coarse\n"));
+    assert!(!default_base()?.clock_is_coarse());
+    for d in [5u64, 1, 30, 15] {
+        let d = Duration::from_millis(d);
+        let order: Log<Duration> = log();
+        let start = Instant::now();
+        let o = order.clone();
+        threaded.add_timer(d, move |_, _| o.lock().unwrap().push(d))?;
+        let o = order.clone();
+        local.add_timer(d, move |_, _| o.lock().unwrap().push(d))?;
+        threaded.run()?;
+        local.run()?;
+        assert!(start.elapsed() + tick >= d, "fired more than a tick early");
+        assert_eq!(*order.lock().unwrap(), vec![d, d]);
+    }
+    Ok(())
+}
