@@ -414,6 +414,29 @@ impl<C: Config> Base<C> {
         self.wake(need)
     }
 
+    /// [`add`](Base::add) with `Some(timeout)`, returning the deadline armed: the clock reading
+    /// taken here plus `timeout`, or `None` where none was taken (while the loop runs
+    /// callbacks, the timeout starts at the loop's next reading). Spares a caller that shows
+    /// the deadline (libevent's `ev_timeout`) a reading of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Base::add).
+    pub fn add_timed(&self, key: Key, timeout: Duration) -> Result<Option<Instant>, Error> {
+        let mut read = None;
+        let need = self.with(|st| {
+            let (idx, w) = self.check_at(st, key)?;
+            let wake = st.add(w, idx, Some(timeout), || {
+                let now = self.clock.now();
+                read = Some(now);
+                now
+            })?;
+            Ok::<_, Error>(wake && self.request(st))
+        })?;
+        self.wake(need)?;
+        Ok(read.map(|now| now.saturating_add(timeout)))
+    }
+
     /// Makes the event pending with common timeout `ct` (O(1) for many timers of one duration).
     ///
     /// # Errors

@@ -455,6 +455,14 @@ impl Loop {
         Ok(either!(&self.base, Core, LocalCore, b => b.add(key, timeout))?)
     }
 
+    /// Makes `key` pending with timeout `d`, returning the deadline armed as a reading of
+    /// `CLOCK_MONOTONIC` (`None`: it starts at the loop's next reading).
+    #[inline]
+    pub fn add_timed(&self, key: Key, d: Duration) -> Result<Option<Duration>, Fail> {
+        let at = either!(&self.base, Core, LocalCore, b => b.add_timed(key, d))?;
+        Ok(at.map(rouse_std::MonotonicClock::to_os))
+    }
+
     /// Makes `key` pending with a common timeout.
     #[inline]
     pub fn add_common(&self, key: Key, ct: Common) -> Result<(), Fail> {

@@ -687,12 +687,12 @@ unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Op
     }
     let timeout = tv.map(|tv| timeout_of(inner, tv));
     let r = match &timeout {
-        Some(Timeout::Common(c)) => inner.lp.add_common(key, *c),
-        Some(Timeout::Plain(d)) => inner.lp.add(key, Some(*d)),
-        None => inner.lp.add(key, None),
+        Some(Timeout::Common(c)) => inner.lp.add_common(key, *c).map(|()| None),
+        Some(Timeout::Plain(d)) => inner.lp.add_timed(key, *d),
+        None => inner.lp.add(key, None).map(|()| None),
     };
     match r {
-        Ok(()) => {
+        Ok(at) => {
             let mut set = EVLIST_INIT;
             match what {
                 Some(What::Signal(_)) => set |= EVLIST_INSERTED | EVLIST_SIGNAL,
@@ -701,12 +701,13 @@ unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Op
             }
             if let Some(t) = &timeout {
                 set |= EVLIST_TIMEOUT;
-                let d = match t {
-                    Timeout::Common(c) => c.duration(),
-                    Timeout::Plain(d) => *d,
+                let tv = match (at, t) {
+                    (Some(at), _) => timeval_of(at),
+                    (None, Timeout::Common(c)) => deadline(c.duration()),
+                    (None, Timeout::Plain(d)) => deadline(*d),
                 };
                 // SAFETY: assigned; `ev_timeout` is informational.
-                unsafe { set_timeout(ev, deadline(d)) };
+                unsafe { set_timeout(ev, tv) };
             }
             // SAFETY: assigned.
             unsafe { set_flags(ev, set, 0) };
@@ -721,6 +722,15 @@ unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Op
             warn(&format!("{func}: {e}"));
             Some(-1)
         }
+    }
+}
+
+/// A reading of `CLOCK_MONOTONIC` as a timeval (libevent's `ev_timeout`).
+#[inline]
+fn timeval_of(at: std::time::Duration) -> libc::timeval {
+    libc::timeval {
+        tv_sec: libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: at.subsec_micros() as libc::suseconds_t,
     }
 }
 

@@ -138,6 +138,19 @@ macro_rules! shared_api {
                 Ok(self.core().add(key, timeout)?)
             }
 
+            #[doc = concat!("[`add`](", stringify!($Ty), "::add) with `Some(timeout)`, returning the deadline armed (on the")]
+            /// base's clock: [`MonotonicClock::to_std`](crate::MonotonicClock::to_std) converts
+            /// it), or `None` when the timeout starts at the loop's next clock reading (added from
+            /// a callback). For a caller that shows the deadline, instead of reading the clock
+            /// again.
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add`](", stringify!($Ty), "::add).")]
+            pub fn add_timed(&self, key: rouse_core::Key, timeout: std::time::Duration) -> std::io::Result<Option<rouse_core::Instant>> {
+                Ok(self.core().add_timed(key, timeout)?)
+            }
+
             /// Makes the event pending with common timeout `ct` (O(1) for many timers of one
             #[doc = concat!("duration; see [`common_timeout`](", stringify!($Ty), "::common_timeout)).")]
             ///

@@ -95,6 +95,13 @@ impl MonotonicClock {
         origin().std + Duration::from_nanos(at.as_nanos())
     }
 
+    /// The reading of the OS clock (`CLOCK_MONOTONIC`; `CLOCK_UPTIME_RAW` on Apple systems)
+    /// that a core instant stands for, as time since that clock's zero: exact, no bound
+    /// (libevent's `ev_timeout` holds deadlines this way).
+    pub fn to_os(at: Instant) -> Duration {
+        Duration::from_nanos(origin().raw.saturating_add(at.as_nanos()))
+    }
+
     /// How much later than exact [`instant`](MonotonicClock::instant) and
     /// [`to_std`](MonotonicClock::to_std) may be: the bracket of the origin's std instant
     /// between two readings of the clock, measured once per process (tens of nanoseconds
@@ -201,6 +208,19 @@ mod tests {
         let a = MonotonicClock.now();
         let b = MonotonicClock.now();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn os_readings_of_core_instants_are_exact() {
+        for _ in 0..1000 {
+            let before = monotonic_ns();
+            let os = MonotonicClock::to_os(MonotonicClock.now());
+            let after = monotonic_ns();
+            assert!(os >= Duration::from_nanos(before) && os <= Duration::from_nanos(after));
+        }
+        let at = MonotonicClock.now();
+        let d = Duration::from_millis(7);
+        assert_eq!(MonotonicClock::to_os(at + d) - MonotonicClock::to_os(at), d);
     }
 
     #[test]

@@ -50,6 +50,27 @@ static struct event_base *with_flags(int flags)
 	return b;
 }
 
+static double tv_ms(struct timeval tv)
+{
+	return tv.tv_sec * 1e3 + tv.tv_usec / 1e3;
+}
+
+/* ev_timeout holds the deadline on CLOCK_MONOTONIC: read by the base's clock (a coarse one up
+ * to a tick, 10 ms, behind) plus the timeout. */
+static void check_ev_timeout(struct event_base *b, int precise)
+{
+	struct event *e = evtimer_new(b, on_timer, NULL);
+	struct timeval tv = {2, 500000};
+	double before = now_ms();
+	CHECK(event_add(e, &tv) == 0);
+	double after = now_ms(), at = tv_ms(e->ev_timeout);
+	CHECK(at <= after + 2500.001);
+	CHECK(at >= before + 2500 - (precise ? 0.001 : 12));
+	struct timeval left;
+	CHECK(event_pending(e, EV_TIMEOUT, &left));
+	event_free(e);
+}
+
 /* A base made here, run by another thread: an fd event and a timer that ends the run. */
 static void run_elsewhere(struct event_base *b)
 {
@@ -104,6 +125,11 @@ int main(void)
 	CHECK(rouse_libevent_base_kind(nolock) == 0);
 	struct event_base *both = with_flags(EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
 	CHECK(rouse_libevent_base_kind(both) == PRECISE);
+
+	check_ev_timeout(before, 0);
+	check_ev_timeout(after, 0);
+	check_ev_timeout(precise, 1);
+	check_ev_timeout(both, 1);
 
 	/* Every kind runs on a thread other than its maker's. */
 	struct event_base *all[] = {before, precise, env, ignored, after, nolock, both};
