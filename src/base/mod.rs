@@ -366,7 +366,7 @@ impl<C: Config> Base<C> {
                 return Err((Error::Full, st.free(&self.words, idx).0));
             };
             match st.add(w, idx, timeout, || self.clock.now()) {
-                Ok(wake) => Ok((idx, gen, wake && self.request(st))),
+                Ok((wake, _)) => Ok((idx, gen, wake && self.request(st))),
                 Err(e) => Err((e, st.free(&self.words, idx).0)),
             }
         });
@@ -408,7 +408,7 @@ impl<C: Config> Base<C> {
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Error> {
         let need = self.with(|st| {
             let (idx, w) = self.check_at(st, key)?;
-            let wake = st.add(w, idx, timeout, || self.clock.now())?;
+            let (wake, _) = st.add(w, idx, timeout, || self.clock.now())?;
             Ok::<_, Error>(wake && self.request(st))
         })?;
         self.wake(need)
@@ -423,18 +423,13 @@ impl<C: Config> Base<C> {
     ///
     /// As [`add`](Base::add).
     pub fn add_timed(&self, key: Key, timeout: Duration) -> Result<Option<Instant>, Error> {
-        let mut read = None;
-        let need = self.with(|st| {
+        let (need, at) = self.with(|st| {
             let (idx, w) = self.check_at(st, key)?;
-            let wake = st.add(w, idx, Some(timeout), || {
-                let now = self.clock.now();
-                read = Some(now);
-                now
-            })?;
-            Ok::<_, Error>(wake && self.request(st))
+            let (wake, at) = st.add(w, idx, Some(timeout), || self.clock.now())?;
+            Ok::<_, Error>((wake && self.request(st), at))
         })?;
         self.wake(need)?;
-        Ok(read.map(|now| now.saturating_add(timeout)))
+        Ok((at != crate::state::NO_TIME).then_some(Instant::from_nanos(at)))
     }
 
     /// Makes the event pending with common timeout `ct` (O(1) for many timers of one duration).
@@ -488,13 +483,17 @@ impl<C: Config> Base<C> {
     /// [`Error::Stale`], [`Error::Foreign`], [`Error::Notify`] (the event was deleted; the
     /// loop could not be woken).
     pub fn delete(&self, key: Key) -> Result<(), Error> {
-        self.remove(key, |st, idx, w, last| {
-            if last && st.frees_on_delete(idx) {
-                st.free(&self.words, idx)
-            } else {
-                (None, st.delete(w, idx))
-            }
-        })
+        self.remove(
+            key,
+            #[inline(always)]
+            |st, idx, w, last| {
+                if last && st.frees_on_delete(idx) {
+                    st.free(&self.words, idx)
+                } else {
+                    (None, st.delete(w, idx))
+                }
+            },
+        )
     }
 
     /// Like [`delete`](Base::delete), but never waits (libevent's `event_del_noblock`): the

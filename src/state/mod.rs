@@ -23,7 +23,8 @@ use crate::seam::{Buf, Config, Interest, Ready, Storage};
 use crate::Error;
 
 use queue::Queue;
-use slots::{flag, Slot, Slots, NIL, NO_TIME};
+pub(crate) use slots::NO_TIME;
+use slots::{flag, Slot, Slots, NIL};
 use sources::Table;
 use spin::SpinGate;
 use wake::Wake;

@@ -8,7 +8,7 @@ use crate::seam::{Config, Instant, Interest, Ready};
 use crate::sync::{AtomicU32, Ordering};
 use crate::Error;
 
-use super::slots::{self, flag, kind, NIL};
+use super::slots::{self, flag, kind, NIL, NO_TIME};
 use super::{sources, word, BaseState, WordsOf};
 
 impl<C: Config> BaseState<C> {
@@ -113,7 +113,8 @@ impl<C: Config> BaseState<C> {
         (old, wake)
     }
 
-    /// Makes the event pending, with an optional new timeout. Returns the wake need.
+    /// Makes the event pending, with an optional new timeout. Returns the wake need and the
+    /// deadline armed (`NO_TIME`: none, or none known yet: the time rule).
     ///
     /// `w` is the slot's activation word.
     pub fn add(
@@ -122,7 +123,7 @@ impl<C: Config> BaseState<C> {
         idx: u32,
         timeout: Option<Duration>,
         now: impl FnOnce() -> Instant,
-    ) -> Result<bool, Error> {
+    ) -> Result<(bool, u64), Error> {
         let flags = self.slots.v[idx as usize].flags;
         if flags & flag::FINALIZING != 0 {
             return Err(Error::Invalid);
@@ -132,6 +133,7 @@ impl<C: Config> BaseState<C> {
             self.timers.reserve(idx, false)?;
         }
         let mut wake = false;
+        let mut armed = NO_TIME;
         if flags & flag::PENDING == 0 {
             if self.slots.v[idx as usize].has_source() {
                 wake |= self.link(idx)?;
@@ -160,10 +162,11 @@ impl<C: Config> BaseState<C> {
                 // read the clock, and wake the loop if this is the earliest deadline.
                 let at = now().as_nanos().saturating_add(interval);
                 wake |= self.timers.arm(idx, at, interval);
+                armed = at;
             }
         }
         // With no run in progress there is no loop to tell: the next run plans from scratch.
-        Ok(wake && self.ctl.running)
+        Ok((wake && self.ctl.running, armed))
     }
 
     /// Starts the timeouts added since the last clock reading (the time rule): `now` is read

@@ -221,7 +221,7 @@ where
         self.pos[idx as usize] == 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn remove_from_heap(&mut self, idx: u32) -> bool {
         let p = self.pos[idx as usize];
         if p == NIL {

@@ -90,13 +90,14 @@ pub fn header_at(index: u16) -> &'static Header {
 /// The header `p` points to, if it is one.
 #[inline]
 pub fn header_of(p: *const EventBase) -> Option<&'static Header> {
-    let start = ARENA.as_ptr() as usize;
-    let a = p as usize;
+    // One unsigned compare covers both ends (below the arena wraps around to a huge offset),
+    // a mask the alignment (the size is a power of two).
     let size = std::mem::size_of::<Header>();
-    if a < start || a >= start + MAX_BASES * size || !(a - start).is_multiple_of(size) {
+    let off = (p as usize).wrapping_sub(ARENA.as_ptr() as usize);
+    if off >= MAX_BASES * size || off & (size - 1) != 0 {
         return None;
     }
-    Some(&ARENA[(a - start) / size])
+    ARENA.get(off / size)
 }
 
 const _: () = assert!(std::mem::size_of::<Header>().is_power_of_two());

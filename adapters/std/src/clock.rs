@@ -98,6 +98,7 @@ impl MonotonicClock {
     /// The reading of the OS clock (`CLOCK_MONOTONIC`; `CLOCK_UPTIME_RAW` on Apple systems)
     /// that a core instant stands for, as time since that clock's zero: exact, no bound
     /// (libevent's `ev_timeout` holds deadlines this way).
+    #[inline]
     pub fn to_os(at: Instant) -> Duration {
         Duration::from_nanos(origin().raw.saturating_add(at.as_nanos()))
     }
