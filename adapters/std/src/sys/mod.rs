@@ -33,6 +33,8 @@
 #![allow(dead_code)] // each mechanism is compiled on every Unix; not all are used everywhere
 
 pub(crate) mod fd;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod futex;
 pub(crate) mod notify;
 pub(crate) mod poll;
 pub(crate) mod signal;
