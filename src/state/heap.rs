@@ -44,13 +44,13 @@ impl<V: Buf<Entry>> Heap<V> {
         self.v.first().copied()
     }
 
-    /// Inserts a timer; `Err` when the storage is full.
+    /// Inserts a timer and returns its position (0: it is the earliest); `Err` when the
+    /// storage is full.
     #[inline(always)]
-    pub fn push(&mut self, e: Entry, pos: &mut impl FnMut(u32, u32)) -> Result<(), ()> {
+    pub fn push(&mut self, e: Entry, pos: &mut impl FnMut(u32, u32)) -> Result<usize, ()> {
         let i = self.v.len();
         self.v.try_push(e).map_err(|_| ())?;
-        self.sift_up(i, e, pos);
-        Ok(())
+        Ok(self.sift_up(i, e, pos))
     }
 
     /// Removes the entry at position `i` and returns it (the last one: a pop, no sift).
@@ -140,7 +140,7 @@ impl<V: Buf<Entry>> Heap<V> {
     }
 
     #[inline(always)]
-    fn sift_up(&mut self, mut i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) {
+    fn sift_up(&mut self, mut i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) -> usize {
         while i > 0 {
             let parent = (i - 1) / D;
             let p = self.v[parent];
@@ -153,6 +153,7 @@ impl<V: Buf<Entry>> Heap<V> {
         }
         self.v[i] = e;
         pos(e.idx, i as u32);
+        i
     }
 
     fn sift_down(&mut self, mut i: usize, e: Entry, pos: &mut impl FnMut(u32, u32)) {

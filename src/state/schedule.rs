@@ -124,7 +124,8 @@ impl<C: Config> BaseState<C> {
         timeout: Option<Duration>,
         now: impl FnOnce() -> Instant,
     ) -> Result<(bool, u64), Error> {
-        let flags = self.slots.v[idx as usize].flags;
+        let s = &self.slots.v[idx as usize];
+        let (flags, has_source) = (s.flags, s.has_source());
         if flags & flag::FINALIZING != 0 {
             return Err(Error::Invalid);
         }
@@ -135,7 +136,7 @@ impl<C: Config> BaseState<C> {
         let mut wake = false;
         let mut armed = NO_TIME;
         if flags & flag::PENDING == 0 {
-            if self.slots.v[idx as usize].has_source() {
+            if has_source {
                 wake |= self.link(idx)?;
             }
             self.slot(idx).flags = flags | flag::PENDING;

@@ -215,18 +215,14 @@ where
     #[inline(always)]
     fn push(&mut self, idx: u32, at: u64) -> bool {
         let pos = &mut self.pos;
-        let _ = self
-            .heap
-            .push(Entry { at, idx }, &mut |i, p| pos[i as usize] = p);
-        self.pos[idx as usize] == 0
+        self.heap
+            .push(Entry { at, idx }, &mut |i, p| pos[i as usize] = p)
+            == Ok(0)
     }
 
+    /// Takes slot `idx`, at `pos` entry `p` (not `NIL`), off the heap or the fresh list.
     #[inline(always)]
-    fn remove_from_heap(&mut self, idx: u32) -> bool {
-        let p = self.pos[idx as usize];
-        if p == NIL {
-            return false;
-        }
+    fn remove_from_heap(&mut self, idx: u32, p: u32) -> bool {
         if p & FRESH != 0 {
             self.remove_fresh(idx, p);
             return false; // not in the heap: the earliest deadline stays
@@ -238,16 +234,23 @@ where
         p == 0
     }
 
+    /// [`remove_from_heap`](Timers::remove_from_heap) if slot `idx` is in the heap or the
+    /// fresh list.
+    fn remove_if_armed(&mut self, idx: u32) -> bool {
+        let p = self.pos[idx as usize];
+        p != NIL && self.remove_from_heap(idx, p)
+    }
+
     /// Disarms slot `idx`'s timeout. Returns whether the earliest deadline moved.
     #[inline(always)]
     pub fn disarm(&mut self, idx: u32) -> bool {
         if self.queue_of(idx) != 0 {
             return self.unlink(idx);
         }
-        if self.pos.get(idx as usize).is_some_and(|p| *p != NIL) {
-            return self.remove_from_heap(idx);
+        match self.pos.get(idx as usize) {
+            Some(&p) if p != NIL => self.remove_from_heap(idx, p),
+            _ => false,
         }
-        false
     }
 
     /// Takes the earliest timer off if it is due at `now`.
@@ -380,7 +383,7 @@ where
         c.head = idx;
         let mut moved = false;
         if old != NIL {
-            moved |= self.remove_from_heap(old);
+            moved |= self.remove_if_armed(old);
         }
         moved | self.push(idx, at)
     }
@@ -399,7 +402,7 @@ where
         let mut moved = false;
         if l.prev == NIL {
             c.head = l.next;
-            moved = self.remove_from_heap(idx);
+            moved = self.remove_if_armed(idx);
             if l.next != NIL {
                 let at = self.time[l.next as usize];
                 moved |= self.push(l.next, at);

@@ -60,7 +60,7 @@ impl Default for Builder {
             notifier: None,
             poller: None,
             ignore_env: false,
-            clock: BaseClock::PRECISE,
+            clock: BaseClock::precise(),
         }
     }
 }
@@ -142,7 +142,7 @@ impl Builder {
     /// much behind. libevent's default (its `EVENT_BASE_FLAG_PRECISE_TIMER` turns it off);
     /// rouse's is the precise clock, whose timeouts never fire early.
     pub fn coarse_clock(mut self) -> Builder {
-        self.clock = BaseClock::COARSE;
+        self.clock = BaseClock::coarse();
         self
     }
 

@@ -152,20 +152,40 @@ fn coarse_ns() -> u64 {
 /// elsewhere the precise clock). Both are on one time line: instants of every base in the
 /// process compare, and [`MonotonicClock`]'s conversions apply (a coarse reading is up to a
 /// tick behind the exact time).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct BaseClock {
+    /// The origin's raw reading (kept here: a reading is then one subtraction from it).
+    origin: u64,
     coarse: bool,
 }
 
 impl BaseClock {
     /// The precise clock ([`MonotonicClock`]).
-    pub const PRECISE: BaseClock = BaseClock { coarse: false };
+    pub fn precise() -> BaseClock {
+        BaseClock {
+            origin: origin().raw,
+            coarse: false,
+        }
+    }
+
     /// The coarse clock.
-    pub const COARSE: BaseClock = BaseClock { coarse: true };
+    pub fn coarse() -> BaseClock {
+        BaseClock {
+            origin: origin().raw,
+            coarse: true,
+        }
+    }
 
     /// Whether this is the coarse clock.
     pub fn is_coarse(&self) -> bool {
         self.coarse
+    }
+}
+
+impl Default for BaseClock {
+    /// The precise clock.
+    fn default() -> BaseClock {
+        BaseClock::precise()
     }
 }
 
@@ -178,7 +198,7 @@ impl Clock for BaseClock {
             monotonic_ns()
         };
         // A coarse reading right after the origin's may be earlier than it.
-        Instant::from_nanos(raw.saturating_sub(origin().raw))
+        Instant::from_nanos(raw.saturating_sub(self.origin))
     }
 }
 
@@ -231,7 +251,7 @@ mod tests {
         let tick = Duration::from_millis(20);
         for _ in 0..1000 {
             let before = MonotonicClock.now();
-            let coarse = BaseClock::COARSE.now();
+            let coarse = BaseClock::coarse().now();
             let after = MonotonicClock.now();
             assert!(coarse <= after, "coarse clock ahead of the precise one");
             assert!(
@@ -240,7 +260,7 @@ mod tests {
                 before.saturating_duration_since(coarse)
             );
         }
-        assert!(BaseClock::COARSE.is_coarse() && !BaseClock::PRECISE.is_coarse());
+        assert!(BaseClock::coarse().is_coarse() && !BaseClock::precise().is_coarse());
     }
 
     #[test]
