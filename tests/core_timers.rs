@@ -442,3 +442,46 @@ fn a_timer_added_in_the_last_callback_starts_when_the_run_returns() {
     assert_eq!(info.deadline, Some(Instant::from_nanos(113_000_000)));
     assert_eq!(fx.base.counts().timers, 1);
 }
+
+#[test]
+fn a_coarse_start_fires_up_to_its_lag_early_and_the_loop_times_on_the_precise_clock() {
+    // A clock whose cheap reading lags by 4 ms (a 250 Hz kernel's coarse clock): an add
+    // outside the loop starts there, so its timeout may come up to the lag early; the loop
+    // decides what is due on the precise reading, so nothing is late for the coarseness, and
+    // a timeout added from a callback starts at the loop's (precise) reading.
+    let fx = fixture(Options::new());
+    fx.clock.advance(MS * 100);
+    fx.clock.set_coarse_lag(MS * 4);
+    let log = Log::new();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let again = std::rc::Rc::new(std::cell::Cell::new(None));
+    let a = again.clone();
+    let k = fx
+        .base
+        .new_event(
+            Event::timer(),
+            cb(move |b, f| {
+                l.push(clock.now_nanos() / 1_000_000);
+                if l.len() == 1 {
+                    b.add(f.key, Some(MS)).unwrap(); // from a callback: no reading
+                    a.set(Some(f.key));
+                }
+            }),
+        )
+        .unwrap();
+    fx.base.add(k, Some(MS * 10)).unwrap();
+    let due = fx.base.info(k).unwrap().deadline.unwrap();
+    assert_eq!(
+        due,
+        Instant::from_nanos(106_000_000),
+        "started at the coarse reading"
+    );
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Empty));
+    assert_eq!(
+        log.take(),
+        [106, 107],
+        "due on the precise clock, and the re-add from then"
+    );
+    assert!(again.get().is_some());
+}

@@ -365,7 +365,7 @@ impl<C: Config> Base<C> {
             let Some(w) = self.words.get(idx as usize) else {
                 return Err((Error::Full, st.free(&self.words, idx).0));
             };
-            match st.add(w, idx, timeout, || self.clock.now()) {
+            match st.add(w, idx, timeout, || self.clock.now_coarse()) {
                 Ok((wake, _)) => Ok((idx, gen, wake && self.request(st))),
                 Err(e) => Err((e, st.free(&self.words, idx).0)),
             }
@@ -408,7 +408,7 @@ impl<C: Config> Base<C> {
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Error> {
         let need = self.with(|st| {
             let (idx, w) = self.check_at(st, key)?;
-            let (wake, _) = st.add(w, idx, timeout, || self.clock.now())?;
+            let (wake, _) = st.add(w, idx, timeout, || self.clock.now_coarse())?;
             Ok::<_, Error>(wake && self.request(st))
         })?;
         self.wake(need)
@@ -425,7 +425,7 @@ impl<C: Config> Base<C> {
     pub fn add_timed(&self, key: Key, timeout: Duration) -> Result<Option<Instant>, Error> {
         let (need, at) = self.with(|st| {
             let (idx, w) = self.check_at(st, key)?;
-            let (wake, at) = st.add(w, idx, Some(timeout), || self.clock.now())?;
+            let (wake, at) = st.add(w, idx, Some(timeout), || self.clock.now_coarse())?;
             Ok::<_, Error>((wake && self.request(st), at))
         })?;
         self.wake(need)?;

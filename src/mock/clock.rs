@@ -5,10 +5,12 @@ use core::time::Duration;
 use crate::seam::{Clock, Instant};
 
 /// A manual, monotonic clock: starts at zero, moves by [`advance`](ManualClock::advance).
-/// `const`-constructible, so a test can keep one in a `static`.
+/// `const`-constructible, so a test can keep one in a `static`. It can also play a coarse
+/// clock ([`set_coarse_lag`](ManualClock::set_coarse_lag)).
 #[derive(Debug, Default)]
 pub struct ManualClock {
     now: spin::Mutex<u64>,
+    coarse_lag: spin::Mutex<u64>,
 }
 
 impl ManualClock {
@@ -16,7 +18,14 @@ impl ManualClock {
     pub const fn new() -> ManualClock {
         ManualClock {
             now: spin::Mutex::new(0),
+            coarse_lag: spin::Mutex::new(0),
         }
+    }
+
+    /// Makes [`Clock::now_coarse`] lag [`Clock::now`] by `lag` (as a coarse clock does, up to
+    /// its tick); zero (the default) makes them equal.
+    pub fn set_coarse_lag(&self, lag: Duration) {
+        *self.coarse_lag.lock() = crate::seam::duration_nanos(lag);
     }
 
     /// Moves the clock forward by `d` (saturating).
@@ -40,5 +49,9 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         Instant::from_nanos(*self.now.lock())
+    }
+
+    fn now_coarse(&self) -> Instant {
+        Instant::from_nanos(self.now.lock().saturating_sub(*self.coarse_lag.lock()))
     }
 }

@@ -82,12 +82,28 @@ impl Sub for Instant {
 pub trait Clock {
     /// The current instant.
     fn now(&self) -> Instant;
+
+    /// The start of a timeout added outside the loop's callbacks (the only place the base
+    /// uses it): a cheaper reading that may lag [`now`](Clock::now) by the clock's
+    /// granularity. It is never later than `now` at the same moment and never goes back
+    /// among its own readings. A timeout started on it may fire up to that lag early; the
+    /// loop decides what is due with `now`, so nothing fires late for it. The default is
+    /// `now`.
+    #[inline]
+    fn now_coarse(&self) -> Instant {
+        self.now()
+    }
 }
 
 impl<K: Clock + ?Sized> Clock for &K {
     #[inline]
     fn now(&self) -> Instant {
         (**self).now()
+    }
+
+    #[inline]
+    fn now_coarse(&self) -> Instant {
+        (**self).now_coarse()
     }
 }
 
@@ -96,6 +112,11 @@ impl<K: Clock + ?Sized> Clock for alloc::sync::Arc<K> {
     #[inline]
     fn now(&self) -> Instant {
         (**self).now()
+    }
+
+    #[inline]
+    fn now_coarse(&self) -> Instant {
+        (**self).now_coarse()
     }
 }
 

@@ -133,14 +133,15 @@ impl Builder {
         self
     }
 
-    /// Reads the coarse monotonic clock instead of the precise one (`CLOCK_MONOTONIC_COARSE`
-    /// on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD; other OSes have none and keep the precise
-    /// clock; see [`BaseClock`](crate::BaseClock)). A reading then costs a fraction of a
-    /// precise one (in a VM, 8 ns instead of 29 here), which an `add` with a timeout outside a
-    /// callback pays, but it lags the exact time by up to one kernel tick (1-10 ms): a
-    /// timeout may fire up to one tick early, and [`Base::now`](crate::Base::now) is that
-    /// much behind. libevent's default (its `EVENT_BASE_FLAG_PRECISE_TIMER` turns it off);
-    /// rouse's is the precise clock, whose timeouts never fire early.
+    /// Starts a timeout added outside the loop's callbacks at a reading of the coarse
+    /// monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD;
+    /// other OSes have none and keep the precise clock; see [`BaseClock`](crate::BaseClock)).
+    /// Such an add then costs a fraction of a precise reading (in a VM, 8 ns instead of 29
+    /// here), but its timeout starts up to one kernel tick (1-10 ms) early, so it may fire
+    /// that much early. The loop's own readings, which decide what is due, stay precise:
+    /// nothing fires late for it (libevent's coarse default also checks deadlines on the
+    /// coarse clock, which makes a 1 ms timer fire after 4 ms on a 250 Hz kernel). Adds from
+    /// callbacks read no clock either way. Off by default: rouse's timeouts never fire early.
     pub fn coarse_clock(mut self) -> Builder {
         self.clock = BaseClock::coarse();
         self

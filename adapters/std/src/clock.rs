@@ -146,12 +146,13 @@ fn coarse_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
-/// The clock of a rouse-std base: [`MonotonicClock`]'s readings, or with
-/// [`Builder::coarse_clock`](crate::Builder::coarse_clock) the same clock at the kernel
-/// tick's resolution (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD;
-/// elsewhere the precise clock). Both are on one time line: instants of every base in the
-/// process compare, and [`MonotonicClock`]'s conversions apply (a coarse reading is up to a
-/// tick behind the exact time).
+/// The clock of a rouse-std base: [`MonotonicClock`]'s readings; with
+/// [`Builder::coarse_clock`](crate::Builder::coarse_clock), a timeout added outside the loop's
+/// callbacks starts at a reading of the same clock at the kernel tick's resolution
+/// (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD; elsewhere the
+/// precise clock), cheaper and up to a tick behind ([`Clock::now_coarse`]). The loop's own
+/// readings stay precise. Instants of every base in the process compare, and
+/// [`MonotonicClock`]'s conversions apply.
 #[derive(Clone, Copy, Debug)]
 pub struct BaseClock {
     /// The origin's raw reading (kept here: a reading is then one subtraction from it).
@@ -192,6 +193,11 @@ impl Default for BaseClock {
 impl Clock for BaseClock {
     #[inline]
     fn now(&self) -> Instant {
+        Instant::from_nanos(monotonic_ns().saturating_sub(self.origin))
+    }
+
+    #[inline]
+    fn now_coarse(&self) -> Instant {
         let raw = if self.coarse {
             coarse_ns()
         } else {
@@ -251,7 +257,7 @@ mod tests {
         let tick = Duration::from_millis(20);
         for _ in 0..1000 {
             let before = MonotonicClock.now();
-            let coarse = BaseClock::coarse().now();
+            let coarse = BaseClock::coarse().now_coarse();
             let after = MonotonicClock.now();
             assert!(coarse <= after, "coarse clock ahead of the precise one");
             assert!(
@@ -261,6 +267,10 @@ mod tests {
             );
         }
         assert!(BaseClock::coarse().is_coarse() && !BaseClock::precise().is_coarse());
+        // Its `now` is the precise clock's.
+        let before = MonotonicClock.now();
+        let now = BaseClock::coarse().now();
+        assert!(now >= before && now <= MonotonicClock.now());
     }
 
     #[test]
