@@ -653,7 +653,7 @@ impl<C: Config> Base<C> {
     ///
     /// [`Error::Closed`], [`Error::Notify`].
     pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Error> {
-        let at = after.map(|d| self.clock.now().saturating_add(d).as_nanos());
+        let at = after.map(|d| self.clock.now_coarse().saturating_add(d).as_nanos());
         let need = self.with(|st| {
             if st.ctl.closed {
                 return Err(Error::Closed);

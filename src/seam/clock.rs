@@ -83,8 +83,8 @@ pub trait Clock {
     /// The current instant.
     fn now(&self) -> Instant;
 
-    /// The start of a timeout added outside the loop's callbacks (the only place the base
-    /// uses it): a cheaper reading that may lag [`now`](Clock::now) by the clock's
+    /// The start of a timeout set by a call rather than by the loop (an add outside the
+    /// loop's callbacks, a `loop_exit`; the only places the base uses it): a cheaper reading that may lag [`now`](Clock::now) by the clock's
     /// granularity. It is never later than `now` at the same moment and never goes back
     /// among its own readings. A timeout started on it may fire up to that lag early; the
     /// loop decides what is due with `now`, so nothing fires late for it. The default is

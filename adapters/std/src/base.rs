@@ -136,9 +136,10 @@ impl Builder {
     /// Starts a timeout added outside the loop's callbacks at a reading of the coarse
     /// monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD;
     /// other OSes have none and keep the precise clock; see [`BaseClock`](crate::BaseClock)).
-    /// Such an add then costs a fraction of a precise reading (in a VM, 8 ns instead of 29
-    /// here), but its timeout starts up to one kernel tick (1-10 ms) early, so it may fire
-    /// that much early. The loop's own readings, which decide what is due, stay precise:
+    /// Such an add (and a [`loop_exit`](crate::Base::loop_exit)) then costs a fraction of a
+    /// precise reading (in a VM, 8 ns instead of 29 here), but its timeout starts as much
+    /// early as the coarse clock lags: a kernel tick (1-10 ms), more right after the CPU
+    /// idled (6 ms measured on a 250 Hz kernel), so it may fire that much early. The loop's own readings, which decide what is due, stay precise:
     /// nothing fires late for it (libevent's coarse default also checks deadlines on the
     /// coarse clock, which makes a 1 ms timer fire after 4 ms on a 250 Hz kernel). Adds from
     /// callbacks read no clock either way. Off by default: rouse's timeouts never fire early.

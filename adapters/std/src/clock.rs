@@ -150,7 +150,8 @@ fn coarse_ns() -> u64 {
 /// [`Builder::coarse_clock`](crate::Builder::coarse_clock), a timeout added outside the loop's
 /// callbacks starts at a reading of the same clock at the kernel tick's resolution
 /// (`CLOCK_MONOTONIC_COARSE` on Linux, `CLOCK_MONOTONIC_FAST` on FreeBSD; elsewhere the
-/// precise clock), cheaper and up to a tick behind ([`Clock::now_coarse`]). The loop's own
+/// precise clock), cheaper and a few milliseconds behind ([`Clock::now_coarse`]: a kernel
+/// tick, more right after the CPU idled). The loop's own
 /// readings stay precise. Instants of every base in the process compare, and
 /// [`MonotonicClock`]'s conversions apply.
 #[derive(Clone, Copy, Debug)]

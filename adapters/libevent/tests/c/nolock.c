@@ -56,7 +56,7 @@ static double tv_ms(struct timeval tv)
 }
 
 /* ev_timeout holds the deadline on CLOCK_MONOTONIC: read by the base's clock (a coarse one up
- * to a tick, 10 ms, behind) plus the timeout. */
+ * few milliseconds behind: a tick, more after the CPU idled) plus the timeout. */
 static void check_ev_timeout(struct event_base *b, int precise)
 {
 	struct event *e = evtimer_new(b, on_timer, NULL);
@@ -65,7 +65,7 @@ static void check_ev_timeout(struct event_base *b, int precise)
 	CHECK(event_add(e, &tv) == 0);
 	double after = now_ms(), at = tv_ms(e->ev_timeout);
 	CHECK(at <= after + 2500.001);
-	CHECK(at >= before + 2500 - (precise ? 0.001 : 12));
+	CHECK(at >= before + 2500 - (precise ? 0.001 : 20));
 	struct timeval left;
 	CHECK(event_pending(e, EV_TIMEOUT, &left));
 	event_free(e);
@@ -87,8 +87,8 @@ static void run_elsewhere(struct event_base *b)
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, run_base, b) == 0);
 	CHECK(pthread_join(th, NULL) == 0);
-	/* The timer fired no earlier than a coarse clock allows (one tick: at most 10 ms). */
-	CHECK(now_ms() - t0 >= 10 && now_ms() - t0 < 5000);
+	/* The timer fired no earlier than a coarse start allows (its lag: well under 20 ms). */
+	CHECK(now_ms() - t0 >= 5 && now_ms() - t0 < 5000);
 	CHECK(n_read == 1 && got == 'x' && n_timer == 1);
 	event_free(r);
 	event_free(t);
