@@ -93,13 +93,19 @@ impl<C: Config> BaseState<C> {
         }
     }
 
-    /// [`dequeue`](BaseState::dequeue) with the slot's activation word `w` at hand.
-    #[inline]
+    /// [`dequeue`](BaseState::dequeue) with the slot's activation word `w` at hand: the check
+    /// inline (most deletes find the event not queued), the removal out of line.
+    #[inline(always)]
     pub(super) fn dequeue_at(&mut self, w: &AtomicU32, idx: u32) {
         let cur = w.load(Ordering::Relaxed);
-        if word::ready(cur) == 0 {
-            return;
+        if word::ready(cur) != 0 {
+            self.dequeue_queued(w, cur, idx);
         }
+    }
+
+    /// The rest of [`dequeue_at`](BaseState::dequeue_at): `cur` is the word, with readiness.
+    #[inline(never)]
+    fn dequeue_queued(&mut self, w: &AtomicU32, cur: u32, idx: u32) {
         w.store(word::make(word::gen(cur), 0), Ordering::Relaxed);
         let s = &mut self.slots.v[idx as usize];
         if s.has(flag::LATER) {

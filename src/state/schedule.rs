@@ -221,7 +221,7 @@ impl<C: Config> BaseState<C> {
     /// Makes the event non-pending and takes it off its active queue (libevent's
     /// `event_del`; nothing to do for an event that is neither). Returns the wake need.
     /// `w` is the slot's activation word.
-    #[inline]
+    #[inline(always)]
     pub fn delete(&mut self, w: &AtomicU32, idx: u32) -> bool {
         let wake = self.unpend(idx);
         self.dequeue_at(w, idx);
@@ -237,7 +237,7 @@ impl<C: Config> BaseState<C> {
 
     /// Makes the event non-pending: off its source or signal list and its timer. Returns the
     /// wake need.
-    #[inline]
+    #[inline(always)]
     pub(super) fn unpend(&mut self, idx: u32) -> bool {
         let s = self.slot(idx);
         if !s.has(flag::PENDING) {
