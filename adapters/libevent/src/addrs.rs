@@ -7,6 +7,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use rouse_std::rouse_core::Lock;
+use rouse_std::{StdCell, StdLock};
+
 use crate::backend::{Key, Loop};
 
 /// Entries of the first chunk; chunk `k` has `FIRST << k`.
@@ -154,12 +157,22 @@ impl ByAddr {
 }
 
 /// Both sides for one base.
-#[derive(Default)]
 pub struct Addrs {
     /// Slot index -> address, lock-free.
     pub index: Index,
-    /// Address -> key, for caller-allocated events.
-    pub by_addr: Mutex<ByAddr>,
+    /// Address -> key, for caller-allocated events (under rouse-std's lock, which takes no
+    /// atomic read-modify-write while the process has one thread: every registration of a
+    /// caller-allocated event goes through it).
+    by_addr: StdCell<ByAddr>,
+}
+
+impl Default for Addrs {
+    fn default() -> Addrs {
+        Addrs {
+            index: Index::default(),
+            by_addr: StdLock::new(ByAddr::default()),
+        }
+    }
 }
 
 impl Addrs {
@@ -171,9 +184,7 @@ impl Addrs {
 
     /// Records `key`'s caller-allocated event at `addr` on the address side.
     pub fn remember(&self, key: Key, addr: usize) {
-        if let Ok(mut m) = self.by_addr.lock() {
-            m.insert(key, addr);
-        }
+        StdLock::with(&self.by_addr, |m| m.insert(key, addr));
     }
 
     /// Forgets `key`'s event (before its slot is freed, so a new event in that slot is never
@@ -184,9 +195,7 @@ impl Addrs {
         if addr == 0 {
             return;
         }
-        if let Ok(mut m) = self.by_addr.lock() {
-            m.remove(key, addr);
-        }
+        StdLock::with(&self.by_addr, |m| m.remove(key, addr));
         self.index.clear(i, addr);
     }
 
@@ -197,7 +206,7 @@ impl Addrs {
 
     /// Takes the slot registered for caller-allocated `addr` (and forgets its index entry).
     pub fn take_addr(&self, addr: usize) -> Option<Key> {
-        let k = self.by_addr.lock().ok()?.take(addr)?;
+        let k = StdLock::with(&self.by_addr, |m| m.take(addr))?;
         self.index.clear(Loop::index(k), addr);
         Some(k)
     }
