@@ -255,6 +255,17 @@ impl Fields<'_> {
     }
 }
 
+/// The events `ev`'s registration was made for (`spec_events`, one atomic load).
+///
+/// # Safety
+///
+/// `ev` points to a live, assigned `struct event`.
+#[inline(always)]
+pub unsafe fn spec_events_of(ev: *mut Event) -> i16 {
+    // SAFETY: caller's contract; the field is only accessed atomically (see `fields`).
+    unsafe { fields(ev) }.spec_events.load(Ordering::Relaxed)
+}
+
 /// A consistent snapshot of `ev`'s rouse state, without taking its lock (no write to the
 /// event's cache line: many threads may `event_active` one event).
 ///

@@ -2,7 +2,6 @@
 //! without a lock (every callback looks its event up here, so its rouse callback captures
 //! nothing and needs no heap chunk), plus the address side the reuse check needs.
 
-use std::collections::HashMap;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -60,8 +59,18 @@ impl Index {
     /// The address recorded for slot `i` (0: none).
     #[inline(always)]
     pub fn get(&self, i: u32) -> usize {
-        self.entry(i as usize)
-            .map_or(0, |e| e.load(Ordering::Acquire))
+        let i = i as usize;
+        if i < FIRST {
+            // The first chunk, as every small base's slots: no chunk arithmetic.
+            let c = self.chunks[0].load(Ordering::Acquire);
+            // SAFETY: as in `entry`: a published chunk of `FIRST` entries, `i < FIRST`.
+            return if c.is_null() {
+                0
+            } else {
+                unsafe { &*c.add(i) }.load(Ordering::Acquire)
+            };
+        }
+        self.entry(i).map_or(0, |e| e.load(Ordering::Acquire))
     }
 
     /// Records `addr` for slot `i` (its registration is being made).
@@ -112,47 +121,113 @@ impl Drop for Index {
     }
 }
 
-/// A multiplicative hash for addresses (SipHash costs more than the map's work here).
-#[derive(Default, Clone, Copy)]
-pub struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64 ^ (n as u64 >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// `struct event` address -> rouse key of one base's caller-allocated events: finds the slot a
 /// freed-and-reused `struct event` left behind (so memory the program frees after `event_del`
 /// leaks no slot once reused). `event_free` releases the slot of an `event_new` event itself,
 /// so none is ever left behind at its address.
+///
+/// Open addressing with linear probing over a power-of-two table at most half full, removal
+/// by backward shift (no tombstones): a first `event_add` of a caller-allocated event makes
+/// one insert and its `event_assign` one lookup, each a multiply and a probe or two.
 #[derive(Default)]
-pub struct ByAddr(HashMap<usize, Key, std::hash::BuildHasherDefault<AddrHasher>>);
+pub struct ByAddr {
+    /// `(address, key)`; address 0: empty.
+    slots: Vec<(usize, [u32; 3])>,
+    len: usize,
+}
 
 impl ByAddr {
+    #[inline]
+    fn home(&self, addr: usize) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        // Fibonacci hashing of the address (events are 8-aligned: the low bits say nothing).
+        (((addr >> 3) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    /// The place of `addr`, or of the empty entry ending its probe.
+    #[inline]
+    fn find(&self, addr: usize) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(addr);
+        while self.slots[i].0 != 0 && self.slots[i].0 != addr {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
     /// Records `key`'s caller-allocated event at `addr`.
     pub fn insert(&mut self, key: Key, addr: usize) {
-        self.0.insert(addr, key);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let i = self.find(addr);
+        if self.slots[i].0 == 0 {
+            self.len += 1;
+        }
+        self.slots[i] = (addr, key.to_raw());
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let n = (self.slots.len() * 2).max(64);
+        let old = std::mem::replace(&mut self.slots, vec![(0, [0; 3]); n]);
+        for (a, k) in old {
+            if a != 0 {
+                let i = self.find(a);
+                self.slots[i] = (a, k);
+            }
+        }
+    }
+
+    /// Removes the entry at `i` and closes the gap (backward shift).
+    fn remove_at(&mut self, mut i: usize) {
+        let mask = self.slots.len() - 1;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let a = self.slots[j].0;
+            if a == 0 {
+                break;
+            }
+            // `j`'s entry may move back to `i` unless its home lies in (i, j] (cyclically).
+            let h = self.home(a);
+            let stays = if i <= j {
+                i < h && h <= j
+            } else {
+                i < h || h <= j
+            };
+            if !stays {
+                self.slots[i] = self.slots[j];
+                i = j;
+            }
+        }
+        self.slots[i] = (0, [0; 3]);
+        self.len -= 1;
     }
 
     /// Forgets `key`'s event at `addr`, if recorded.
     pub fn remove(&mut self, key: Key, addr: usize) {
-        if self.0.get(&addr) == Some(&key) {
-            self.0.remove(&addr);
+        if self.len == 0 {
+            return;
+        }
+        let i = self.find(addr);
+        if self.slots[i].0 == addr && self.slots[i].1 == key.to_raw() {
+            self.remove_at(i);
         }
     }
 
     /// Takes the key registered for `addr`.
     pub fn take(&mut self, addr: usize) -> Option<Key> {
-        self.0.remove(&addr)
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.find(addr);
+        if self.slots[i].0 != addr {
+            return None;
+        }
+        let k = Key::from_raw(self.slots[i].1);
+        self.remove_at(i);
+        Some(k)
     }
 }
 
@@ -228,6 +303,44 @@ mod tests {
                 (p.0, p.1 + 1)
             };
         }
+    }
+
+    #[test]
+    fn the_address_map_agrees_with_a_hash_map() {
+        // Random inserts, takes and removes over a small address range (so probes collide
+        // and wrap), checked against std's map after every step.
+        let mut m = ByAddr::default();
+        let mut want: std::collections::HashMap<usize, [u32; 3]> = Default::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let addr = 8 * (1 + (x % 3000) as usize);
+            let key = Key::from_raw([step, (x >> 32) as u32, 7]);
+            match x % 3 {
+                0 => {
+                    m.insert(key, addr);
+                    want.insert(addr, key.to_raw());
+                }
+                1 => assert_eq!(
+                    m.take(addr).map(|k| k.to_raw()),
+                    want.remove(&addr),
+                    "take at step {step}"
+                ),
+                _ => {
+                    if let Some(&k) = want.get(&addr) {
+                        m.remove(Key::from_raw(k), addr);
+                        want.remove(&addr);
+                    }
+                }
+            }
+            assert_eq!(m.len, want.len(), "step {step}");
+        }
+        for (a, k) in want {
+            assert_eq!(m.take(a).map(|k| k.to_raw()), Some(k));
+        }
+        assert_eq!(m.len, 0);
     }
 
     #[test]

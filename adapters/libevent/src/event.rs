@@ -189,9 +189,10 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
 fn deliver(ctx: &Ctx<'_>, ev: *mut Event, h: &'static Header, inner: Option<&'static Inner>) {
     let _ = h;
     // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's contract:
-    // an event may only be freed when neither); the callback fields are the program's, and
-    // the registration's own fields are read under its seqlock.
-    let spec = unsafe { read_state(ev) }.spec_events;
+    // an event may only be freed when neither); the callback fields are the program's. The
+    // registration's events are one atomic field, written only when a registration is made,
+    // before its callback can run: no seqlock needed for it alone.
+    let spec = unsafe { spec_events_of(ev) };
     let persist = spec & EV_PERSIST != 0;
     let res = ctx.res(spec & (EV_READ | EV_WRITE));
     let mut clear = EVLIST_ACTIVE;
