@@ -63,12 +63,11 @@ impl Index {
         if i < FIRST {
             // The first chunk, as every small base's slots: no chunk arithmetic.
             let c = self.chunks[0].load(Ordering::Acquire);
+            if c.is_null() {
+                return 0;
+            }
             // SAFETY: as in `entry`: a published chunk of `FIRST` entries, `i < FIRST`.
-            return if c.is_null() {
-                0
-            } else {
-                unsafe { &*c.add(i) }.load(Ordering::Acquire)
-            };
+            return unsafe { &*c.add(i) }.load(Ordering::Acquire);
         }
         self.entry(i).map_or(0, |e| e.load(Ordering::Acquire))
     }
