@@ -183,11 +183,10 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
     })
 }
 
-/// Runs the program's callback of `ev`, an event of the base behind `h`, for the run `ctx`
-/// describes (what every rouse callback of a `struct event` does).
+/// Runs the program's callback of `ev`, an event of the base `inner` (`None`: being freed),
+/// for the run `ctx` describes (what every rouse callback of a `struct event` does).
 #[inline(always)]
-fn deliver(ctx: &Ctx<'_>, ev: *mut Event, h: &'static Header, inner: Option<&'static Inner>) {
-    let _ = h;
+fn deliver(ctx: &Ctx<'_>, ev: *mut Event, inner: Option<&'static Inner>) {
     // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's contract:
     // an event may only be freed when neither); the callback fields are the program's. The
     // registration's events are one atomic field, written only when a registration is made,
@@ -232,7 +231,7 @@ fn deliver(ctx: &Ctx<'_>, ev: *mut Event, h: &'static Header, inner: Option<&'st
 /// the base from the loop's id and `ev` from the slot index, so it captures nothing and rouse
 /// keeps it without a heap chunk.
 fn home_callback(ctx: &Ctx<'_>) {
-    let Some((h, inner)) = base::home_of(ctx.loop_id()) else {
+    let Some((_, inner)) = base::home_of(ctx.loop_id()) else {
         return; // the base is being freed
     };
     let ev = inner
@@ -242,7 +241,7 @@ fn home_callback(ctx: &Ctx<'_>) {
     if ev == 0 {
         return; // forgotten: the event is being freed or finalized
     }
-    deliver(ctx, ev as *mut Event, h, Some(inner));
+    deliver(ctx, ev as *mut Event, Some(inner));
 }
 
 /// The callback of a rouse event of `ev` (at `addr`) when its base is not in its home
@@ -250,8 +249,7 @@ fn home_callback(ctx: &Ctx<'_>) {
 /// 32-byte heap chunk.
 fn away_callback(addr: usize, base: u16) -> impl FnMut(&Ctx<'_>) + Send + 'static {
     move |ctx: &Ctx<'_>| {
-        let h = base::header_at(base);
-        deliver(ctx, addr as *mut Event, h, h.inner());
+        deliver(ctx, addr as *mut Event, base::header_at(base).inner());
     }
 }
 
