@@ -12,10 +12,13 @@ use rouse_core::Lock;
 /// On Linux, a three-state futex mutex (free, locked, locked with sleepers) plus a wake-up
 /// counter that [`Lock::wait`] sleeps on. While glibc reports the process single-threaded
 /// (`__libc_single_threaded`, which `pthread_create` clears before the second thread exists),
-/// lock and unlock are plain loads and stores: no other thread exists to contend, and none
-/// can appear inside a critical section (the base never starts a thread under its lock). This
-/// is what glibc's `pthread_mutex_lock` does too, so a single-threaded program pays for a
-/// thread-safe base no more than libevent's does. Elsewhere: `std::sync::Mutex` and
+/// lock and unlock are plain loads and stores: no other thread exists to contend. A thread
+/// started while the lock is held (by code running under it, such as a `for_each_event`
+/// closure) sees it held, as `pthread_create` orders the store before the new thread, and
+/// the unlock, no longer single-threaded, then takes the atomic path and wakes it. The flag
+/// never turns back on, so an atomically taken lock is never released with a plain store.
+/// This is what glibc's `pthread_mutex_lock` does too, so a single-threaded program pays for
+/// a thread-safe base no more than libevent's does. Elsewhere: `std::sync::Mutex` and
 /// `Condvar`.
 #[derive(Debug)]
 pub struct StdLock;
@@ -67,8 +70,7 @@ mod imp {
         #[inline(always)]
         fn drop(&mut self) {
             if futex::single_threaded() {
-                // Locked by this, the only thread, with a plain store (no thread can have
-                // appeared inside the critical section).
+                // Still the only thread: nobody can be sleeping on it.
                 self.0.store(FREE, Ordering::Release);
             } else if self.0.swap(FREE, Ordering::Release) == SLEEPERS {
                 futex::wake(self.0, 1);
