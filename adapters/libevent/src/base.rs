@@ -137,10 +137,9 @@ pub fn home_index(id: u32) -> usize {
 
 /// The live base whose loop has rouse id `id`, if it got its preferred header.
 #[inline(always)]
-pub fn home_of(id: u32) -> Option<(&'static Header, &'static Inner)> {
-    let h = &ARENA[home_index(id)];
-    let inner = h.inner()?;
-    (inner.lp.id() == id).then_some((h, inner))
+pub fn home_of(id: u32) -> Option<&'static Inner> {
+    let inner = ARENA[home_index(id)].inner()?;
+    (inner.lp.id() == id).then_some(inner)
 }
 
 fn alloc_header(inner: Box<Inner>) -> Option<&'static Header> {

@@ -33,7 +33,7 @@ static CELLS: Mutex<Cells> = Mutex::new(Cells {
 
 /// Where an event's memory came from (recorded in its `owned` word).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum From {
+pub enum Memory {
     /// A cell of this module.
     Cell,
     /// The program's allocator (`event_set_mem_functions`).
@@ -41,17 +41,17 @@ pub enum From {
 }
 
 /// Memory for one `struct event` (uninitialized), or NULL when out of memory.
-pub fn alloc_event() -> (*mut Event, From) {
+pub fn alloc_event() -> (*mut Event, Memory) {
     if crate::misc::mem_functions_set() {
         let p = crate::misc::mem_alloc(CELL) as *mut Event;
-        return (p, From::Program);
+        return (p, Memory::Program);
     }
     let mut c = CELLS.lock().unwrap_or_else(|e| e.into_inner());
     if !c.free.is_null() {
         let p = c.free;
         // SAFETY: a free cell holds the next free cell's address in its first word.
         c.free = unsafe { *p } as *mut *mut u8;
-        return (p as *mut Event, From::Cell);
+        return (p as *mut Event, Memory::Cell);
     }
     if c.next == c.end {
         let layout = Layout::from_size_align(BLOCK, std::mem::align_of::<Event>().max(64))
@@ -59,7 +59,7 @@ pub fn alloc_event() -> (*mut Event, From) {
         // SAFETY: a non-zero size.
         let b = unsafe { alloc(layout) };
         if b.is_null() {
-            return (ptr::null_mut(), From::Cell);
+            return (ptr::null_mut(), Memory::Cell);
         }
         c.next = b;
         // SAFETY: the end of the block just allocated.
@@ -68,7 +68,7 @@ pub fn alloc_event() -> (*mut Event, From) {
     let p = c.next;
     // SAFETY: `p + CELL <= end`, inside the block.
     c.next = unsafe { p.add(CELL) };
-    (p as *mut Event, From::Cell)
+    (p as *mut Event, Memory::Cell)
 }
 
 /// Frees what [`alloc_event`] returned.
@@ -76,11 +76,11 @@ pub fn alloc_event() -> (*mut Event, From) {
 /// # Safety
 ///
 /// `ev` came from [`alloc_event`] with `from`, and is not used afterwards.
-pub unsafe fn free_event(ev: *mut Event, from: From) {
+pub unsafe fn free_event(ev: *mut Event, from: Memory) {
     match from {
         // SAFETY: caller's contract.
-        From::Program => unsafe { crate::misc::mem_free(ev as *mut c_void) },
-        From::Cell => {
+        Memory::Program => unsafe { crate::misc::mem_free(ev as *mut c_void) },
+        Memory::Cell => {
             let mut c = CELLS.lock().unwrap_or_else(|e| e.into_inner());
             let p = ev as *mut *mut u8;
             // SAFETY: the cell is the caller's to give back; its first word links it.
@@ -107,7 +107,7 @@ mod tests {
             .all(|w| w[1] as usize - w[0] as usize >= CELL));
         let last = got.pop().unwrap();
         // SAFETY: from `alloc_event`, not used again.
-        unsafe { free_event(last, From::Cell) };
+        unsafe { free_event(last, Memory::Cell) };
         assert_eq!(
             alloc_event().0,
             last,

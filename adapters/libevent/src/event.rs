@@ -231,7 +231,7 @@ fn deliver(ctx: &Ctx<'_>, ev: *mut Event, inner: Option<&'static Inner>) {
 /// the base from the loop's id and `ev` from the slot index, so it captures nothing and rouse
 /// keeps it without a heap chunk.
 fn home_callback(ctx: &Ctx<'_>) {
-    let Some((_, inner)) = base::home_of(ctx.loop_id()) else {
+    let Some(inner) = base::home_of(ctx.loop_id()) else {
         return; // the base is being freed
     };
     let ev = inner
@@ -564,8 +564,8 @@ pub extern "C" fn event_new(
             }
             (*p).owned = OWNED_NEW
                 | match from {
-                    cells::From::Cell => OWNED_CELL,
-                    cells::From::Program => 0,
+                    cells::Memory::Cell => OWNED_CELL,
+                    cells::Memory::Program => 0,
                 };
         }
         p
@@ -581,9 +581,9 @@ unsafe fn free_new(ev: *mut Event) {
     // SAFETY: caller's contract.
     unsafe {
         let from = if (*ev).owned & OWNED_CELL != 0 {
-            cells::From::Cell
+            cells::Memory::Cell
         } else {
-            cells::From::Program
+            cells::Memory::Program
         };
         (*ev).magic = 0;
         cells::free_event(ev, from);

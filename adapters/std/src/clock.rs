@@ -29,19 +29,25 @@ const CLOCK_ID: libc::clockid_t = libc::CLOCK_UPTIME_RAW;
 #[cfg(not(target_vendor = "apple"))]
 const CLOCK_ID: libc::clockid_t = libc::CLOCK_MONOTONIC;
 
-/// Nanoseconds on [`CLOCK_ID`].
+/// Nanoseconds on clock `id`.
 #[inline]
-fn monotonic_ns() -> u64 {
+fn read_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec; the clock always exists, so the call cannot
     // fail (it would leave `ts` zeroed, which only yields an early instant).
-    unsafe { libc::clock_gettime(CLOCK_ID, &mut ts) };
+    unsafe { libc::clock_gettime(id, &mut ts) };
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// Nanoseconds on [`CLOCK_ID`].
+#[inline]
+fn monotonic_ns() -> u64 {
+    read_ns(CLOCK_ID)
 }
 
 /// The origin: a raw reading `raw` (ns on [`CLOCK_ID`], the core's zero), a std instant `std`
@@ -122,29 +128,14 @@ impl Clock for MonotonicClock {
 
 /// The coarse variant of [`CLOCK_ID`]: the same clock, read at the kernel tick's resolution
 /// (1-10 ms) for a fraction of the cost; `None` where the OS has none.
+/// The coarse variant of [`CLOCK_ID`]: the same clock, read at the kernel tick's resolution
+/// (1-10 ms) for a fraction of the cost; [`CLOCK_ID`] itself where the OS has none.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const COARSE_ID: Option<libc::clockid_t> = Some(libc::CLOCK_MONOTONIC_COARSE);
+const COARSE_ID: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
 #[cfg(target_os = "freebsd")]
-const COARSE_ID: Option<libc::clockid_t> = Some(libc::CLOCK_MONOTONIC_FAST);
+const COARSE_ID: libc::clockid_t = libc::CLOCK_MONOTONIC_FAST;
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-const COARSE_ID: Option<libc::clockid_t> = None;
-
-/// Nanoseconds on [`COARSE_ID`] (or [`CLOCK_ID`] where there is none).
-#[inline]
-fn coarse_ns() -> u64 {
-    let Some(id) = COARSE_ID else {
-        return monotonic_ns();
-    };
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: as in `monotonic_ns`.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
+const COARSE_ID: libc::clockid_t = CLOCK_ID;
 
 /// The clock of a rouse-std base: [`MonotonicClock`]'s readings; with
 /// [`Builder::coarse_clock`](crate::Builder::coarse_clock), a timeout added outside the loop's
@@ -199,11 +190,7 @@ impl Clock for BaseClock {
 
     #[inline]
     fn now_coarse(&self) -> Instant {
-        let raw = if self.coarse {
-            coarse_ns()
-        } else {
-            monotonic_ns()
-        };
+        let raw = read_ns(if self.coarse { COARSE_ID } else { CLOCK_ID });
         // A coarse reading right after the origin's may be earlier than it.
         Instant::from_nanos(raw.saturating_sub(self.origin))
     }
