@@ -19,6 +19,7 @@ pub struct Options {
     pub(crate) limit_from: u8,
     pub(crate) spin: Duration,
     pub(crate) adaptive_spin: Duration,
+    pub(crate) timer_slack: u64,
 }
 
 impl Options {
@@ -31,6 +32,7 @@ impl Options {
             limit_from: 0,
             spin: Duration::ZERO,
             adaptive_spin: Duration::ZERO,
+            timer_slack: 0,
         }
     }
 
@@ -83,6 +85,24 @@ impl Options {
     pub const fn adaptive_spin(mut self, window: Duration) -> Options {
         self.adaptive_spin = window;
         self.spin = Duration::ZERO;
+        self
+    }
+
+    /// Lets the loop's waits for timeouts end on a grid of `slack` (measured on the base's
+    /// clock from its origin): a wait for a deadline lasts until the first multiple of `slack`
+    /// at or after it, so every timeout due within one grid step fires in one wake-up, each at
+    /// most `slack` late (never early). A loop with many timers then wakes at most once per
+    /// `slack` for them instead of once per distinct deadline, which saves a context switch
+    /// each (libev's `ev_set_timeout_collect_interval`; libevent's epoll backend waits in
+    /// whole milliseconds unless `EVENT_BASE_FLAG_PRECISE_TIMER`). Waits that end for I/O or a
+    /// notification are not delayed. Zero (the default) waits for each deadline exactly;
+    /// longer than a second is clamped to a second.
+    pub const fn timer_slack(mut self, slack: Duration) -> Options {
+        self.timer_slack = if slack.as_secs() >= 1 {
+            1_000_000_000
+        } else {
+            slack.subsec_nanos() as u64
+        };
         self
     }
 

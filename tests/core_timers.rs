@@ -485,3 +485,45 @@ fn a_coarse_start_fires_up_to_its_lag_early_and_the_loop_times_on_the_precise_cl
     );
     assert!(again.get().is_some());
 }
+
+#[test]
+fn timer_slack_ends_waits_on_its_grid_so_near_deadlines_share_a_wake_up() {
+    let slack = 4 * MS;
+    let fx = fixture(Options::new().timer_slack(slack));
+    let log = Log::new();
+    let start = fx.clock.now_nanos();
+    for ms in [1u64, 3, 5, 9, 12] {
+        let (l, clock) = (log.clone(), fx.clock.clone());
+        let k = fx
+            .base
+            .new_event(
+                Event::timer(),
+                cb(move |_, _| l.push((ms, (clock.now_nanos() - start) / 1_000_000))),
+            )
+            .unwrap();
+        fx.base.add(k, Some(MS * ms as u32)).unwrap();
+    }
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Empty));
+    // (deadline, fired at) in ms: each at the first multiple of 4 at or after its deadline.
+    assert_eq!(
+        log.take(),
+        [(1, 4), (3, 4), (5, 8), (9, 12), (12, 12)],
+        "never early, at most one slack late"
+    );
+    assert_eq!(
+        poller.waits(),
+        3,
+        "one wake-up per grid step that has deadlines"
+    );
+
+    // Without slack, the same deadlines take one wake-up each.
+    let fx = fixture(Options::new());
+    for ms in [1u64, 3, 5, 9, 12] {
+        let k = fx.base.new_event(Event::timer(), nop()).unwrap();
+        fx.base.add(k, Some(MS * ms as u32)).unwrap();
+    }
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Empty));
+    assert_eq!(poller.waits(), 5);
+}

@@ -387,7 +387,7 @@ fn plan<C: Config>(
     } else {
         st.next_deadline().map(|at| {
             let now = read.unwrap_or_else(|| clock.now().as_nanos());
-            Duration::from_nanos(at.saturating_sub(now))
+            Duration::from_nanos(on_grid(at, st.opts.timer_slack).saturating_sub(now))
         })
     };
     if timeout == Some(Duration::ZERO) {
@@ -411,4 +411,17 @@ fn plan<C: Config>(
         st.spin.blocking(now);
     }
     Step::Wait(timeout)
+}
+
+/// `at` moved up to the next multiple of `slack` (itself if it is one, or if `slack` is 0):
+/// where a wait for deadline `at` ends ([`Options::timer_slack`](crate::Options::timer_slack)).
+#[inline]
+fn on_grid(at: u64, slack: u64) -> u64 {
+    if slack == 0 {
+        return at;
+    }
+    match at % slack {
+        0 => at,
+        r => at.saturating_add(slack - r),
+    }
 }

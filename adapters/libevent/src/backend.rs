@@ -366,7 +366,8 @@ impl Loop {
             b = b.ignore_env();
         }
         if !s.precise_timer {
-            b = b.coarse_clock();
+            // libevent's default timing: its epoll backend waits in whole milliseconds.
+            b = b.coarse_clock().timer_slack(Duration::from_millis(1));
         }
         if s.poll_only {
             b = b.poller(PollerKind::Poll);

@@ -148,6 +148,17 @@ impl Builder {
         self
     }
 
+    /// Ends the loop's waits for timeouts on a grid of `slack`: every timeout due within one
+    /// grid step fires in the same wake-up, each at most `slack` late, never early. A loop
+    /// with many timers then wakes at most once per `slack` for them, not once per deadline
+    /// (each wake-up of a sleeping thread costs several microseconds of CPU; libevent's epoll
+    /// backend waits in whole milliseconds). I/O and notifications are not delayed. Zero, the
+    /// default, waits for each deadline exactly. See [`rouse_core::Options::timer_slack`].
+    pub fn timer_slack(mut self, slack: Duration) -> Builder {
+        self.options = self.options.timer_slack(slack);
+        self
+    }
+
     /// Ignores `ROUSE_POLLER` and `ROUSE_NOTIFIER`.
     pub fn ignore_env(mut self) -> Builder {
         self.ignore_env = true;
