@@ -93,8 +93,10 @@ impl Options {
     /// at or after it, so every timeout due within one grid step fires in one wake-up, each at
     /// most `slack` late (never early). A loop with many timers then wakes at most once per
     /// `slack` for them instead of once per distinct deadline, which saves a context switch
-    /// each (libev's `ev_set_timeout_collect_interval`; libevent's epoll backend waits in
-    /// whole milliseconds unless `EVENT_BASE_FLAG_PRECISE_TIMER`). Waits that end for I/O or a
+    /// each (the aim of libev's `ev_set_timeout_collect_interval`, which delays every wait
+    /// instead; libevent's epoll backend waits in whole milliseconds unless
+    /// `EVENT_BASE_FLAG_PRECISE_TIMER`). A fired timer runs after the grid point plus the
+    /// OS's wake-up latency, as any timer does. Waits that end for I/O or a
     /// notification are not delayed. Zero (the default) waits for each deadline exactly;
     /// longer than a second is clamped to a second.
     pub const fn timer_slack(mut self, slack: Duration) -> Options {
