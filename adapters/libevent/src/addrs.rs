@@ -127,12 +127,24 @@ impl Drop for Index {
 ///
 /// Open addressing with linear probing over a power-of-two table at most half full, removal
 /// by backward shift (no tombstones): a first `event_add` of a caller-allocated event makes
-/// one insert and its `event_assign` one lookup, each a multiply and a probe or two.
+/// one insert and its `event_assign` one lookup, each a multiply and a probe or two. An entry
+/// is 16 bytes (the keys of one base share their base word, kept once): the table is most of
+/// what a base touches per caller-allocated event, and every page of it is a page fault.
 #[derive(Default)]
 pub struct ByAddr {
-    /// `(address, key)`; address 0: empty.
-    slots: Vec<(usize, [u32; 3])>,
+    slots: Vec<Entry>,
     len: usize,
+    /// The base word of every key recorded (one base's).
+    base: u32,
+}
+
+/// One recorded event: its address (0: empty) and its key's index and generation.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+struct Entry {
+    addr: usize,
+    index: u32,
+    gen: u32,
 }
 
 impl ByAddr {
@@ -148,10 +160,15 @@ impl ByAddr {
     fn find(&self, addr: usize) -> usize {
         let mask = self.slots.len() - 1;
         let mut i = self.home(addr);
-        while self.slots[i].0 != 0 && self.slots[i].0 != addr {
+        while self.slots[i].addr != 0 && self.slots[i].addr != addr {
             i = (i + 1) & mask;
         }
         i
+    }
+
+    fn entry(key: Key, addr: usize) -> Entry {
+        let [_, index, gen] = key.to_raw();
+        Entry { addr, index, gen }
     }
 
     /// Records `key`'s caller-allocated event at `addr`.
@@ -159,21 +176,22 @@ impl ByAddr {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
+        self.base = key.to_raw()[0];
         let i = self.find(addr);
-        if self.slots[i].0 == 0 {
+        if self.slots[i].addr == 0 {
             self.len += 1;
         }
-        self.slots[i] = (addr, key.to_raw());
+        self.slots[i] = Self::entry(key, addr);
     }
 
     #[cold]
     fn grow(&mut self) {
         let n = (self.slots.len() * 2).max(64);
-        let old = std::mem::replace(&mut self.slots, vec![(0, [0; 3]); n]);
-        for (a, k) in old {
-            if a != 0 {
-                let i = self.find(a);
-                self.slots[i] = (a, k);
+        let old = std::mem::replace(&mut self.slots, vec![Entry::default(); n]);
+        for e in old {
+            if e.addr != 0 {
+                let i = self.find(e.addr);
+                self.slots[i] = e;
             }
         }
     }
@@ -184,7 +202,7 @@ impl ByAddr {
         let mut j = i;
         loop {
             j = (j + 1) & mask;
-            let a = self.slots[j].0;
+            let a = self.slots[j].addr;
             if a == 0 {
                 break;
             }
@@ -200,7 +218,7 @@ impl ByAddr {
                 i = j;
             }
         }
-        self.slots[i] = (0, [0; 3]);
+        self.slots[i] = Entry::default();
         self.len -= 1;
     }
 
@@ -210,7 +228,7 @@ impl ByAddr {
             return;
         }
         let i = self.find(addr);
-        if self.slots[i].0 == addr && self.slots[i].1 == key.to_raw() {
+        if self.slots[i] == Self::entry(key, addr) && self.base == key.to_raw()[0] {
             self.remove_at(i);
         }
     }
@@ -221,12 +239,12 @@ impl ByAddr {
             return None;
         }
         let i = self.find(addr);
-        if self.slots[i].0 != addr {
+        let e = self.slots[i];
+        if e.addr != addr {
             return None;
         }
-        let k = Key::from_raw(self.slots[i].1);
         self.remove_at(i);
-        Some(k)
+        Some(Key::from_raw([self.base, e.index, e.gen]))
     }
 }
 
@@ -316,7 +334,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let addr = 8 * (1 + (x % 3000) as usize);
-            let key = Key::from_raw([step, (x >> 32) as u32, 7]);
+            let key = Key::from_raw([7, step, (x >> 32) as u32]);
             match x % 3 {
                 0 => {
                     m.insert(key, addr);
