@@ -487,6 +487,33 @@ fn a_coarse_start_fires_up_to_its_lag_early_and_the_loop_times_on_the_precise_cl
 }
 
 #[test]
+fn timer_slack_never_delays_a_timer_already_due() {
+    // The clock moved on between the add and the run (on a coarse clock the add's own
+    // reading lags, so a short timeout is often already due when the loop plans its wait):
+    // the timer fires without a wait, not at the next grid point (4 ms).
+    let fx = fixture(Options::new().timer_slack(4 * MS));
+    let log = Log::new();
+    let start = fx.clock.now_nanos();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let k = fx
+        .base
+        .new_event(
+            Event::timer(),
+            cb(move |_, _| l.push((clock.now_nanos() - start) / 100_000)),
+        )
+        .unwrap();
+    fx.base.add(k, Some(MS)).unwrap();
+    fx.clock.advance(MS * 5 / 2);
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Empty));
+    assert_eq!(
+        log.take(),
+        [25],
+        "fired at 2.5 ms, when the loop first looked"
+    );
+}
+
+#[test]
 fn timer_slack_ends_waits_on_its_grid_so_near_deadlines_share_a_wake_up() {
     let slack = 4 * MS;
     let fx = fixture(Options::new().timer_slack(slack));

@@ -387,7 +387,14 @@ fn plan<C: Config>(
     } else {
         st.next_deadline().map(|at| {
             let now = read.unwrap_or_else(|| clock.now().as_nanos());
-            Duration::from_nanos(on_grid(at, st.opts.timer_slack).saturating_sub(now))
+            // A deadline already past is due now: rounding it up to the grid would make an
+            // expired timer wait for the next grid point (with a coarse clock, whose reading
+            // at the add lags, every short timeout would).
+            if at <= now {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(on_grid(at, st.opts.timer_slack).saturating_sub(now))
+            }
         })
     };
     if timeout == Some(Duration::ZERO) {
