@@ -132,7 +132,7 @@ impl Drop for Index {
 /// what a base touches per caller-allocated event, and every page of it is a page fault.
 #[derive(Default)]
 pub struct ByAddr {
-    slots: Vec<Entry>,
+    slots: Table,
     len: usize,
     /// The base word of every key recorded (one base's).
     base: u32,
@@ -145,6 +145,59 @@ struct Entry {
     addr: usize,
     index: u32,
     gen: u32,
+}
+
+/// Entries per chunk of a [`Table`]: 64 KiB, under glibc's mmap threshold (128 KiB).
+const TABLE_CHUNK: usize = 4096;
+
+/// [`ByAddr`]'s array, in chunks of at most 64 KiB. Each growth makes a new table and frees
+/// the old one; freed as one large array, that was an mmapped chunk, and glibc raises its
+/// mmap threshold to the size of every mmapped chunk freed: the process's later large
+/// vectors (the base's slot and timer tables among them) then came from the heap, where
+/// growing copies them instead of remapping. In chunks the table stays on the heap, which
+/// also reuses the old table's (already faulted-in) memory for the next one. Measured on
+/// 100 000 first adds of caller-allocated timers (medians of 21 runs): 490 -> 460 ns each
+/// without a lock, 502 -> 470 with one; 6 600 page faults instead of 7 630, and half the
+/// bytes copied by `realloc`, for 68 more instructions per add (the chunk lookups).
+#[derive(Default)]
+struct Table {
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Table {
+    /// `n` empty entries (`n` a power of two).
+    fn new(n: usize) -> Table {
+        let per = n.min(TABLE_CHUNK);
+        Table {
+            chunks: (0..n / per).map(|_| vec![Entry::default(); per]).collect(),
+            len: n,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.chunks.iter().flatten().copied()
+    }
+}
+
+impl std::ops::Index<usize> for Table {
+    type Output = Entry;
+    #[inline]
+    fn index(&self, i: usize) -> &Entry {
+        &self.chunks[i / TABLE_CHUNK][i % TABLE_CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Table {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Entry {
+        &mut self.chunks[i / TABLE_CHUNK][i % TABLE_CHUNK]
+    }
 }
 
 impl ByAddr {
@@ -187,8 +240,8 @@ impl ByAddr {
     #[cold]
     fn grow(&mut self) {
         let n = (self.slots.len() * 2).max(64);
-        let old = std::mem::replace(&mut self.slots, vec![Entry::default(); n]);
-        for e in old {
+        let old = std::mem::replace(&mut self.slots, Table::new(n));
+        for e in old.entries() {
             if e.addr != 0 {
                 let i = self.find(e.addr);
                 self.slots[i] = e;
@@ -325,15 +378,24 @@ mod tests {
     #[test]
     fn the_address_map_agrees_with_a_hash_map() {
         // Random inserts, takes and removes over a small address range (so probes collide
-        // and wrap), checked against std's map after every step.
+        // and wrap), checked against std's map after every step; then over a range large
+        // enough for a table of several chunks (probes cross chunk boundaries).
+        for (range, steps) in [(3000u64, 200_000u32), (40_000, 300_000)] {
+            let chunks = random_walk(range, steps);
+            assert!(range < 10_000 || chunks > 4, "{chunks} chunks");
+        }
+    }
+
+    /// [`the_address_map_agrees_with_a_hash_map`]'s walk; returns the chunks it ended with.
+    fn random_walk(range: u64, steps: u32) -> usize {
         let mut m = ByAddr::default();
         let mut want: std::collections::HashMap<usize, [u32; 3]> = Default::default();
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        for step in 0..200_000u32 {
+        for step in 0..steps {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let addr = 8 * (1 + (x % 3000) as usize);
+            let addr = 8 * (1 + (x % range) as usize);
             let key = Key::from_raw([7, step, (x >> 32) as u32]);
             match x % 3 {
                 0 => {
@@ -354,10 +416,12 @@ mod tests {
             }
             assert_eq!(m.len, want.len(), "step {step}");
         }
+        let chunks = m.slots.chunks.len();
         for (a, k) in want {
             assert_eq!(m.take(a).map(|k| k.to_raw()), Some(k));
         }
         assert_eq!(m.len, 0);
+        chunks
     }
 
     #[test]
