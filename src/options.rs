@@ -20,6 +20,7 @@ pub struct Options {
     pub(crate) spin: Duration,
     pub(crate) adaptive_spin: Duration,
     pub(crate) timer_slack: u64,
+    pub(crate) reregister_on_rearm: bool,
 }
 
 impl Options {
@@ -33,6 +34,7 @@ impl Options {
             spin: Duration::ZERO,
             adaptive_spin: Duration::ZERO,
             timer_slack: 0,
+            reregister_on_rearm: false,
         }
     }
 
@@ -105,6 +107,24 @@ impl Options {
         } else {
             slack.subsec_nanos() as u64
         };
+        self
+    }
+
+    /// Makes an I/O event deleted and added back within one iteration (before the loop applies
+    /// the change) register its fd afresh, instead of costing nothing. In between, the program
+    /// may have closed the fd and opened another file that got the same number: the kernel
+    /// dropped the closed file's registration, so "no change" would leave the new file
+    /// unwatched and its readiness unseen. libevent's API allows that pattern (it applies
+    /// every delete and add at once; unbound relies on it), and `rouse-libevent` sets this.
+    /// The fresh registration is the poller's [`reset`](crate::Poller::reset): on epoll
+    /// `EPOLL_CTL_ADD`, then `EPOLL_CTL_MOD` if the file is still registered.
+    ///
+    /// Off by default: rouse's delete+add re-arm of the same event costs no syscall, and an
+    /// fd that is closed while its event is deleted must not come back under the same event
+    /// in the same iteration (free that event and make a new one, which is registered afresh
+    /// whatever this option says).
+    pub const fn reregister_on_rearm(mut self, on: bool) -> Options {
+        self.reregister_on_rearm = on;
         self
     }
 

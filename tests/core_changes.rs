@@ -210,6 +210,47 @@ fn a_new_event_on_a_source_emptied_in_the_same_iteration_registers_afresh() {
 }
 
 #[test]
+fn with_reregister_on_rearm_the_same_event_deleted_and_added_back_registers_afresh() {
+    // libevent's pattern: delete an event, close its fd, open another file that gets the
+    // same number, add the same event again, all in one iteration (unbound's upstream
+    // sockets). The kernel dropped the closed file's registration; "no change" would leave
+    // the new file unwatched. The option makes the re-arm a fresh registration (`reset`).
+    let fx = fixture(Options::new().reregister_on_rearm(true));
+    let s = Source::new(5);
+    let ev = fx
+        .base
+        .new_event(Event::io(s, Interest::READ).persist(), nop())
+        .unwrap();
+    fx.base.add(ev, None).unwrap();
+    let mut poller = fx.base.mock_poller();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!((poller.updates(), poller.resets()), (1, 0));
+
+    fx.base.delete(ev).unwrap(); // (then close(5); socket() -> 5)
+    fx.base.add(ev, None).unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(
+        (poller.updates(), poller.resets()),
+        (2, 1),
+        "registered afresh, through reset"
+    );
+    assert_eq!(poller.registered(s), Interest::READ);
+
+    // A change with no delete in between is still an ordinary update, and an iteration with
+    // no change still makes no call.
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!(poller.updates(), 2);
+    let w = fx
+        .base
+        .new_event(Event::io(s, Interest::WRITE), nop())
+        .unwrap();
+    fx.base.add(w, None).unwrap();
+    poller.run_with(RunFlags::ONCE_NONBLOCK).unwrap();
+    assert_eq!((poller.updates(), poller.resets()), (3, 1));
+    assert_eq!(poller.registered(s), Interest::READ | Interest::WRITE);
+}
+
+#[test]
 fn a_registration_the_base_forgot_is_deleted_when_the_new_event_leaves_too() {
     // A leaves, B enters (the base no longer knows what the kernel has), B leaves: all in one
     // iteration. The kernel must not keep watching the fd (level-triggered, a readable fd

@@ -257,7 +257,7 @@ impl<C: Config> BaseState<C> {
     fn link(&mut self, idx: u32) -> Result<bool, Error> {
         let s = &self.slots.v[idx as usize];
         let (k, source) = (s.kind(), s.source);
-        let came_back = s.out == self.epoch.wrapping_add(1);
+        let came_back = !self.opts.reregister_on_rearm && s.out == self.epoch.wrapping_add(1);
         let interest = match k {
             kind::IO => Interest::from_bits_truncate(s.interest_bits()),
             kind::SIGNAL => Interest::READ,
@@ -278,7 +278,9 @@ impl<C: Config> BaseState<C> {
             // Every event left this source in this iteration and another one enters: its fd
             // may have been closed and the number reused by a new file, which the kernel does
             // not watch — or not, and the kernel still has it. Only the event that left may
-            // come back for free (the delete+add re-arm idiom); otherwise the loop registers
+            // come back for free (the delete+add re-arm idiom; not with
+            // `Options::reregister_on_rearm`, for programs that reuse an event across a
+            // close of its fd); otherwise the loop registers
             // afresh (the poller heals a registration that still exists), or, if this event
             // leaves again too, deletes explicitly.
             e.set_kernel(sources::UNKNOWN);

@@ -361,7 +361,12 @@ impl Loop {
     /// A new loop.
     pub fn new(s: Settings) -> Result<Loop, Fail> {
         // rouse-std's spin before blocking is off by default, as libevent has none.
-        let mut b = Builder::new().priorities(MAX_PRIORITIES);
+        // libevent applies every event_del and event_add at once, so a program may delete an
+        // event, close its fd, open another file under the same number and add the same event
+        // again in one callback (unbound does): rouse must not take that for an unchanged fd.
+        let mut b = Builder::new()
+            .priorities(MAX_PRIORITIES)
+            .reregister_on_rearm();
         if s.ignore_env {
             b = b.ignore_env();
         }

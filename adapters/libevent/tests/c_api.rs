@@ -156,4 +156,5 @@ c_tests! {
     reuse;
     fault_signals;
     nolock;
+    fd_reuse;
 }

@@ -159,6 +159,16 @@ impl Builder {
         self
     }
 
+    /// Registers an fd afresh (one syscall) when its event is deleted and added back within
+    /// one iteration, instead of costing nothing: for code that may close the fd and open
+    /// another file under the same number in between, then re-add the same event (libevent's
+    /// API allows it; `rouse-libevent` uses this). Off by default: then free the event of a
+    /// closed fd and make a new one. See [`rouse_core::Options::reregister_on_rearm`].
+    pub fn reregister_on_rearm(mut self) -> Builder {
+        self.options = self.options.reregister_on_rearm(true);
+        self
+    }
+
     /// Ignores `ROUSE_POLLER` and `ROUSE_NOTIFIER`.
     pub fn ignore_env(mut self) -> Builder {
         self.ignore_env = true;

@@ -368,6 +368,65 @@ fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
     Ok(())
 }
 
+/// libevent's re-arm across a close: the same event deleted, its fd's number given to a new
+/// socket (`dup2`, which closes the old one), and the same event added back, in one callback.
+/// With `Builder::reregister_on_rearm` the loop registers the fd afresh, so the new socket is
+/// watched (without it the re-arm is taken for no change: the documented hazard).
+#[test]
+fn with_reregister_on_rearm_the_same_event_re_added_on_a_reused_fd_number_is_watched(
+) -> io::Result<()> {
+    const PINNED: i32 = 15_001;
+    raise_soft_nofile(PINNED as u64 + 1)?;
+    fn pin(s: std::os::unix::net::UnixStream) -> io::Result<()> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+        // SAFETY: `fd` is open (owned by `s`); dup2 atomically replaces PINNED, which only
+        // this test uses.
+        if unsafe { libc::dup2(fd, PINNED) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    for poller in PollerKind::available().iter().copied() {
+        let base = rouse_std::Builder::new()
+            .poller(poller)
+            .reregister_on_rearm()
+            .build()?;
+        let (old_rx, old_tx) = pair()?;
+        pin(old_rx)?;
+        let fired = Arc::new(AtomicUsize::new(0));
+        let peer: Arc<Mutex<Option<std::os::unix::net::UnixStream>>> = Arc::default();
+        let (n, p) = (fired.clone(), peer.clone());
+        base.add_event(
+            Event::io(rouse_std::raw_source(PINNED)?, Interest::READ).persist(),
+            None,
+            move |events: &Context<'_>, f: Fired| {
+                if n.fetch_add(1, SeqCst) > 0 {
+                    return; // the new socket's byte: seen (level-triggered: again each pass)
+                }
+                events.delete(f.key).unwrap();
+                let (new_rx, new_tx) = pair().unwrap();
+                pin(new_rx).unwrap(); // closes the old socket, reuses its number
+                events.add(f.key, None).unwrap();
+                write_byte(&new_tx).unwrap();
+                *p.lock().unwrap() = Some(new_tx);
+            },
+        )?;
+        write_byte(&old_tx)?;
+        for _ in 0..4 {
+            iterate(&base)?;
+        }
+        assert!(
+            fired.load(SeqCst) >= 2,
+            "{poller:?}: the new socket under the re-added event was never watched"
+        );
+        drop(base);
+        // SAFETY: PINNED is this test's own fd (the new socket's duplicate).
+        unsafe { libc::close(PINNED) };
+        drop(peer);
+    }
+    Ok(())
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to at least `n` (up to the hard limit).
 fn raise_soft_nofile(n: u64) -> io::Result<()> {
     let mut rl = libc::rlimit {
