@@ -210,9 +210,11 @@ pub enum Readiness {
 ///   registration `new`, whatever is registered now, perhaps nothing. The base calls it after
 ///   [`reinit`](crate::Base::reinit) (for every source it watches), and when a new event enters
 ///   a source whose events all left in the same iteration (its fd may have been closed and the
-///   number reused, or not). The default deregisters everything (`update(source, READ | WRITE |
-///   CLOSED, NONE)`) and then registers (`update(source, NONE, new)`): right for any poller,
-///   two calls. A poller with a cheaper way overrides it (epoll: `ADD`, and `MOD` on `EEXIST`;
+///   number reused, or not), or, with [`Options::reregister_on_rearm`](crate::Options), the
+///   event that left comes back. The default deregisters everything (`update(source, READ |
+///   WRITE | CLOSED, NONE)`) and then registers (`update(source, NONE, new)`): right for any
+///   poller, two calls. A poller with a cheaper way overrides it (epoll: `MOD`, and `ADD` on
+///   `ENOENT`;
 ///   kqueue: one `kevent` with `EV_ADD` and `EV_DELETE`); a poller that keeps its registrations
 ///   itself (a table indexed by source: bare metal, poll(2)) sets the entry to `new`.
 /// - A poller whose registrations are a table indexed by source may ignore `old` altogether

@@ -306,8 +306,10 @@ impl Poller for EpollPoller {
         })
     }
 
-    /// `EPOLL_CTL_ADD`, and `EPOLL_CTL_MOD` if the kernel still has the fd (`EEXIST`): one
-    /// syscall when nothing was registered, two when something was. An empty `new` deletes.
+    /// `EPOLL_CTL_MOD`, and `EPOLL_CTL_ADD` if the kernel does not have the fd (`ENOENT`):
+    /// one syscall when the file is still registered (an event deleted and added back in one
+    /// iteration, the usual re-arm, with `Options::reregister_on_rearm`), two when it is not
+    /// (its fd was closed and the number reused, or after `reinit`). An empty `new` deletes.
     fn reset(&mut self, source: Source, new: Interest) -> Result<(), SeamError> {
         if new.kinds().is_empty() {
             let all = Interest::READ | Interest::WRITE | Interest::CLOSED;
@@ -315,9 +317,9 @@ impl Poller for EpollPoller {
         }
         let fd = source_fd(source)?;
         let (events, data) = (epoll_events(new), fd as u64);
-        match self.ctl(libc::EPOLL_CTL_ADD, fd, events, data) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.ctl(libc::EPOLL_CTL_MOD, fd, events, data)
+        match self.ctl(libc::EPOLL_CTL_MOD, fd, events, data) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                self.ctl(libc::EPOLL_CTL_ADD, fd, events, data)
             }
             res => res,
         }
@@ -454,10 +456,10 @@ mod tests {
     }
 
     #[test]
-    fn reset_heals_via_eexist() {
+    fn reset_heals_via_enoent() {
         let mut p = poller();
         testutil::reset_heals(&mut p);
-        // ADD; reset: ADD (EEXIST) + MOD; reset to nothing: DEL; reset: ADD; DEL.
+        // ADD; reset: MOD; reset to nothing: DEL; reset: MOD (ENOENT) + ADD; DEL.
         assert_eq!(p.syscalls(), 6);
     }
 
