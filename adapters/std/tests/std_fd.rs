@@ -313,16 +313,7 @@ fn a_refused_registration_activates_the_event_with_error() -> io::Result<()> {
 fn an_fd_number_reused_within_one_iteration_is_watched() -> io::Result<()> {
     const PINNED: i32 = 15_000;
     raise_soft_nofile(PINNED as u64 + 1)?;
-    /// Moves `s`'s socket onto fd `PINNED` (closing whatever was there).
-    fn pin(s: std::os::unix::net::UnixStream) -> io::Result<()> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
-        // SAFETY: `fd` is open (owned by `s`); dup2 atomically replaces PINNED, which only
-        // this test uses.
-        if unsafe { libc::dup2(fd, PINNED) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(()) // `s` closes its own fd; PINNED keeps the socket open
-    }
+    let pin = |s| pin_onto(s, PINNED);
     for poller in PollerKind::available().iter().copied() {
         let base = base_with_poller(poller)?;
         let (old_rx, old_tx) = pair()?;
@@ -377,15 +368,7 @@ fn with_reregister_on_rearm_the_same_event_re_added_on_a_reused_fd_number_is_wat
 ) -> io::Result<()> {
     const PINNED: i32 = 15_001;
     raise_soft_nofile(PINNED as u64 + 1)?;
-    fn pin(s: std::os::unix::net::UnixStream) -> io::Result<()> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
-        // SAFETY: `fd` is open (owned by `s`); dup2 atomically replaces PINNED, which only
-        // this test uses.
-        if unsafe { libc::dup2(fd, PINNED) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
+    let pin = |s| pin_onto(s, PINNED);
     for poller in PollerKind::available().iter().copied() {
         let base = rouse_std::Builder::new()
             .poller(poller)
@@ -423,6 +406,18 @@ fn with_reregister_on_rearm_the_same_event_re_added_on_a_reused_fd_number_is_wat
         // SAFETY: PINNED is this test's own fd (the new socket's duplicate).
         unsafe { libc::close(PINNED) };
         drop(peer);
+    }
+    Ok(())
+}
+
+/// Moves `s`'s socket onto fd `pinned` (closing whatever was there); `s` closes its own fd,
+/// `pinned` keeps the socket open. Each test pins its own number, which no other test uses.
+fn pin_onto(s: std::os::unix::net::UnixStream, pinned: i32) -> io::Result<()> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+    // SAFETY: `fd` is open (owned by `s`); dup2 atomically replaces `pinned`, which only the
+    // calling test uses.
+    if unsafe { libc::dup2(fd, pinned) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
