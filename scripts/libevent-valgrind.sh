@@ -15,7 +15,7 @@ for src in "$ROOT"/adapters/libevent/tests/c/*.c; do
 	name=$(basename "$src" .c)
 	"$CC" -std=gnu11 -O1 -g -Wno-unused-function "$src" -o "$WORK/$name" -L"$WORK/lib" \
 		-Wl,-rpath,"$WORK/lib" -levent_core -levent_pthreads -lpthread
-	if (cd "$WORK" && ROUSE_TEST_TIMEOUT_SCALE=10 ROUSE_TEST_NO_ADDRESS_REUSE=1 timeout 300 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes \
+	if (cd "$WORK" && ROUSE_TEST_TIMEOUT_SCALE=10 timeout 300 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes \
 		--suppressions="$ROOT/adapters/libevent/tests/valgrind.supp" "./$name" >"$name.out" 2>&1) &&
 		grep -qx ok "$WORK/$name.out"; then
 		echo "ok    $name"

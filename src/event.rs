@@ -81,7 +81,7 @@ pub enum Kind {
 }
 
 /// The description of an event: what it waits for, whether it stays pending after it fires,
-/// and its priority.
+/// its priority, and a tag of the program's own.
 ///
 /// ```
 /// use rouse_core::{Event, Interest, Source};
@@ -94,6 +94,7 @@ pub struct Event {
     pub(crate) persist: bool,
     pub(crate) free_after_run: bool,
     pub(crate) priority: Option<u8>,
+    pub(crate) tag: usize,
 }
 
 impl Event {
@@ -123,6 +124,7 @@ impl Event {
             persist: false,
             free_after_run: false,
             priority: None,
+            tag: 0,
         }
     }
 
@@ -147,6 +149,21 @@ impl Event {
         self
     }
 
+    /// A word of the program's own kept with the event (mio's `Token`; default 0): every
+    /// [`Fired`] of the event carries it, and [`EventInfo`](crate::EventInfo) shows it. A
+    /// callback that is a plain `fn` (no captured state, no allocation) tells its events
+    /// apart by it; an adapter keeps the address of its own record of the event in it.
+    ///
+    /// ```
+    /// use rouse_core::{Event, Interest, Source};
+    /// let e = Event::io(Source::new(3), Interest::READ).persist().tag(7);
+    /// assert!(e.is_persistent());
+    /// ```
+    pub const fn tag(mut self, tag: usize) -> Event {
+        self.tag = tag;
+        self
+    }
+
     /// What it is about.
     pub const fn kind(&self) -> Kind {
         self.kind
@@ -166,4 +183,6 @@ pub struct Fired {
     pub key: Key,
     /// Why it runs (the union of every reason since it was queued).
     pub ready: Ready,
+    /// The event's [`tag`](Event::tag).
+    pub tag: usize,
 }

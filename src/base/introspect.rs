@@ -32,6 +32,8 @@ pub struct EventInfo {
     /// Its armed deadline, if any. A timeout added since the loop last read its clock starts
     /// when the snapshot is taken (the time rule in the crate docs).
     pub deadline: Option<Instant>,
+    /// Its [`tag`](crate::Event::tag).
+    pub tag: usize,
 }
 
 impl<C: Config> Base<C> {
@@ -157,5 +159,6 @@ fn info_of<C: Config>(
         queued: Ready::from_bits_truncate(word::ready(w)),
         running: s.has(flag::RUNNING),
         deadline,
+        tag: s.tag,
     }
 }

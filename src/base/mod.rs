@@ -541,6 +541,59 @@ impl<C: Config> Base<C> {
         })
     }
 
+    /// Frees every idle event (neither pending, nor queued, nor running, nor being finalized)
+    /// whose [`tag`](Event::tag) `select` accepts, and returns how many it freed; their keys
+    /// are stale from then on. For a program that may lose track of events it made (an
+    /// adapter whose callers free their own records of events without deleting them) and
+    /// reclaims the idle ones now and then: a busy event is never taken, so one that
+    /// becomes pending or queued meanwhile stays. One pass over every slot, 16 events freed
+    /// per lock section; each section's callbacks are dropped after the lock is released. `select` runs under the lock: it
+    /// must not call the base.
+    pub fn free_idle(&self, mut select: impl FnMut(usize) -> bool) -> usize {
+        use crate::state::slots::{flag, kind, words_load};
+        const BATCH: usize = 16;
+        let busy = flag::PENDING | flag::RUNNING | flag::FINALIZING | flag::ZOMBIE | flag::LATER;
+        let mut next = 0usize;
+        let mut freed = 0;
+        loop {
+            let mut batch: [Option<C::Callback>; BATCH] = core::array::from_fn(|_| None);
+            let (end, need) = self.with(|st| {
+                let mut n = 0;
+                let mut wake = false;
+                let end = loop {
+                    if n == BATCH || st.ctl.closed {
+                        break st.ctl.closed;
+                    }
+                    let Some(s) = st.slots.v.get(next) else {
+                        break true;
+                    };
+                    let idx = next as u32;
+                    next += 1;
+                    if s.kind() == kind::FREE
+                        || s.flags & busy != 0
+                        || word::ready(words_load(&self.words, idx)) != 0
+                        || !select(s.tag)
+                    {
+                        continue;
+                    }
+                    let (cb, w) = st.free(&self.words, idx);
+                    wake |= w;
+                    batch[n] = cb;
+                    n += 1;
+                };
+                freed += n;
+                (end, wake && self.request(st))
+            });
+            drop(batch); // user state is dropped outside the lock
+                         // An idle event's freeing changes nothing the loop waits for; a wake it would
+                         // still need is best effort, as the events are gone either way.
+            let _ = self.wake(need);
+            if end {
+                return freed;
+            }
+        }
+    }
+
     /// Deletes the event without waiting, and runs `finalizer` on the loop thread once the
     /// event's callback cannot run any more (libevent's `event_finalize`); the slot is then
     /// freed. The key is stale from now on. The finalizer is called with [`Ready::FINALIZE`].
@@ -766,6 +819,7 @@ impl<C: Config> Base<C> {
                     gen: job.gen,
                 },
                 ready: Ready::FINALIZE,
+                tag: job.tag,
             };
             crate::Callback::call(&mut job.cb, self, fired);
             let _ = self.with(|st| st.end(&self.words, job.idx, job.cb, true));

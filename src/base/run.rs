@@ -313,6 +313,7 @@ impl<C: Config> Base<C> {
                     gen: job.gen,
                 },
                 ready: job.ready,
+                tag: job.tag,
             };
             let mut guard = JobGuard {
                 base: self,

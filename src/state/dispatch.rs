@@ -180,6 +180,7 @@ impl<C: Config> BaseState<C> {
                 continue; // no callback to run (cannot happen outside a poisoned state)
             };
             s.flags |= flag::RUNNING;
+            let tag = s.tag;
             self.current = idx;
             return Some(Job {
                 idx,
@@ -187,6 +188,7 @@ impl<C: Config> BaseState<C> {
                 ready,
                 cb,
                 finalizer,
+                tag,
             });
         }
     }

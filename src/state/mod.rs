@@ -67,6 +67,7 @@ pub(crate) struct Job<F> {
     pub ready: Ready,
     pub cb: F,
     pub finalizer: bool,
+    pub tag: usize,
 }
 
 /// Counts of events, for introspection and for "run until empty".

@@ -65,6 +65,7 @@ impl<C: Config> BaseState<C> {
         s.what = what | if ev.persist { kind::PERSIST } else { 0 };
         s.source = source;
         s.prio = prio;
+        s.tag = ev.tag;
         if ev.free_after_run {
             s.flags |= flag::AUTOFREE;
         }

@@ -46,7 +46,7 @@ pub(crate) mod flag {
     pub const LATER: u8 = 32;
 }
 
-/// One event record: only what dispatch touches (40 bytes with a boxed-closure callback).
+/// One event record: only what dispatch touches (48 bytes with a boxed-closure callback).
 /// Timeouts live in [`Timers`](super::timers::Timers), keyed by the same index.
 #[derive(Debug)]
 pub(crate) struct Slot<F> {
@@ -68,6 +68,8 @@ pub(crate) struct Slot<F> {
     /// `apply epoch + 1` of the iteration in which this event was the last to leave its
     /// source (0: never): only the same event may re-enter without a fresh registration.
     pub out: u32,
+    /// The program's tag ([`Event::tag`](crate::Event::tag)).
+    pub tag: usize,
 }
 
 impl<F> Slot<F> {
@@ -81,6 +83,7 @@ impl<F> Slot<F> {
         flags: 0,
         prio: 0,
         out: 0,
+        tag: 0,
     };
 
     #[inline]
@@ -242,13 +245,14 @@ mod layout {
     extern crate std;
 
     #[test]
-    fn slot_is_40_bytes_with_a_boxed_closure() {
+    fn slot_is_48_bytes_with_a_boxed_closure() {
         type Cb = alloc::boxed::Box<dyn FnMut() + Send>;
-        // 24 bytes of bookkeeping plus the two-word box: 40 on 64-bit, 32 on 32-bit targets.
-        let expected = 24 + 2 * core::mem::size_of::<usize>();
+        // 24 bytes of bookkeeping plus the two-word box and the tag: 48 on 64-bit, 36 on
+        // 32-bit targets.
+        let expected = 24 + 3 * core::mem::size_of::<usize>();
         assert_eq!(core::mem::size_of::<Slot<Cb>>(), expected);
         if cfg!(target_pointer_width = "64") {
-            assert_eq!(expected, 40);
+            assert_eq!(expected, 48);
         }
     }
 }

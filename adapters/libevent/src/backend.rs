@@ -112,6 +112,8 @@ pub struct Info {
     pub running: bool,
     /// Time left before its timeout, if armed.
     pub remaining: Option<Duration>,
+    /// Its tag (given to [`Loop::create`]).
+    pub tag: usize,
 }
 
 /// What a callback may do with its own event while it runs.
@@ -119,6 +121,7 @@ pub struct Ctx<'a> {
     cx: Cx<'a>,
     key: Key,
     ready: Ready,
+    tag: usize,
 }
 
 /// The running callback's rouse context, of either flavor.
@@ -147,6 +150,12 @@ impl Ctx<'_> {
     /// The running event's key.
     pub fn key(&self) -> Key {
         self.key
+    }
+
+    /// The running event's tag (given to [`Loop::create`]).
+    #[inline]
+    pub fn tag(&self) -> usize {
+        self.tag
     }
 
     /// The libevent result bits of this run, for an event that asked for `events`.
@@ -343,6 +352,7 @@ where
             cx: Fl::cx(cx),
             key: fired.key,
             ready: fired.ready,
+            tag: fired.tag,
         });
     }
 }
@@ -421,25 +431,33 @@ impl Loop {
         either!(&self.base, Core, LocalCore, b => b.poller_kind()) == PollerKind::Poll
     }
 
-    /// Creates a non-pending event (a signal event is created pending: rouse-std installs its
-    /// handler at once only through `add_signal`).
-    pub fn create<F>(&self, what: What, persist: bool, priority: u8, cb: F) -> Result<Key, Fail>
+    /// Creates a non-pending event tagged `tag` (a signal event is created pending: rouse-std
+    /// installs its handler at once only for an event made pending as it is created).
+    pub fn create<F>(
+        &self,
+        what: What,
+        persist: bool,
+        priority: u8,
+        tag: usize,
+        cb: F,
+    ) -> Result<Key, Fail>
     where
         F: FnMut(&Ctx<'_>) + Send + 'static,
     {
-        if let What::Signal(n) = what {
-            let key = either!(&self.base, Core, LocalCore, b => {
-                let key = b.add_signal(n, wrap(cb))?;
-                b.set_priority(key, priority)?;
-                key
-            });
-            return Ok(key);
+        let ev = event_of(what)?.priority(priority).tag(tag);
+        if let What::Signal(_) = what {
+            // Persistent and pending from the start (the handler is installed now), as
+            // rouse-std's `add_signal` makes them.
+            let ev = ev.persist();
+            return Ok(either!(&self.base, Core, LocalCore, b => b.add_event(ev, None, wrap(cb)))?);
         }
-        let mut ev = event_of(what)?.priority(priority);
-        if persist {
-            ev = ev.persist();
-        }
+        let ev = if persist { ev.persist() } else { ev };
         Ok(either!(&self.base, Core, LocalCore, b => b.event(ev, wrap(cb)))?)
+    }
+
+    /// Frees every idle event whose tag `select` accepts (rouse-std's `free_idle`).
+    pub fn free_idle(&self, select: impl FnMut(usize) -> bool) -> usize {
+        either!(&self.base, Core, LocalCore, b => b.free_idle(select))
     }
 
     /// A one-shot event that frees itself after it ran (`event_base_once`), pending now.
@@ -642,6 +660,7 @@ impl Loop {
             active: (!i.queued.is_empty()).then(|| res_of(i.queued, events)),
             running: i.running,
             remaining: i.deadline.map(|d| d.saturating_duration_since(now)),
+            tag: i.tag,
         }
     }
 

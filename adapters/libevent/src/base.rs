@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::abi::*;
-use crate::addrs::Addrs;
 use crate::backend::{Callback, Common, End, Loop, Settings, What};
 use crate::log::{self, guard, warn};
+use crate::reclaim::Reclaim;
 
 /// Bases that may exist at once (their headers live in a static arena, so any pointer can be
 /// checked without dereferencing freed memory).
@@ -52,8 +52,8 @@ pub struct Inner {
     free_requested: AtomicBool,
     /// The `struct event` whose callback runs now (0: none).
     pub running_event: AtomicUsize,
-    /// Which `struct event` each rouse event belongs to, both ways.
-    pub addrs: Addrs,
+    /// When to reclaim the rouse events of caller-allocated events the program freed.
+    pub reclaim: Reclaim,
     commons: Mutex<Vec<(Common, Box<libc::timeval>)>>,
 }
 
@@ -258,7 +258,7 @@ fn new_base(cfg: Option<&Config>) -> *mut EventBase {
         running: AtomicBool::new(false),
         free_requested: AtomicBool::new(false),
         running_event: AtomicUsize::new(0),
-        addrs: Addrs::default(),
+        reclaim: Reclaim::default(),
         commons: Mutex::new(Vec::new()),
     });
     alloc_header(inner).map_or(ptr::null_mut(), |h| h.as_ptr())
@@ -856,7 +856,9 @@ pub fn live_events(inner: &Inner) -> Vec<(usize, crate::backend::Info)> {
     let infos = inner.lp.events();
     infos
         .into_iter()
-        .filter_map(|i| inner.addrs.addr(Loop::index(i.key)).map(|a| (a, i)))
+        // Tag 0: no `struct event` (`event_base_once`'s own events).
+        .filter(|i| i.tag != 0)
+        .map(|i| (crate::reclaim::event_of(i.tag) as usize, i))
         .collect()
 }
 

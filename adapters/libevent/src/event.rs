@@ -20,6 +20,7 @@ use crate::backend::{Ctx, Fail, Key, What};
 use crate::base::{self, base_of, header_of, timeout_of, Header, Inner, Timeout};
 use crate::cells;
 use crate::log::{guard, warn, DEBUG_MODE};
+use crate::reclaim;
 
 /// `event_self_cbarg()`'s marker.
 static SELF_CBARG: u8 = 0;
@@ -158,8 +159,6 @@ fn release(old: (usize, u32, Key)) {
         return;
     }
     if let Some(inner) = h.inner() {
-        // Forgotten first: once freed, the slot may hold another event's registration.
-        inner.addrs.forget(key);
         let _ = inner.lp.free(key);
     }
 }
@@ -188,9 +187,18 @@ fn what_of(fd: c_int, events: i16) -> Option<What> {
 #[inline(always)]
 fn deliver(ctx: &Ctx<'_>, ev: *mut Event, inner: Option<&'static Inner>) {
     // SAFETY: `ev` is pending or active, so the program keeps it alive (libevent's contract:
-    // an event may only be freed when neither); the callback fields are the program's. The
-    // registration's events are one atomic field, written only when a registration is made,
-    // before its callback can run: no seqlock needed for it alone.
+    // an event may only be freed when neither).
+    match unsafe { holds(ev, ctx) } {
+        Holds::Yes => {}
+        Holds::Detached => return, // being freed or finalized by the call that detached it
+        Holds::No => {
+            ctx.release();
+            return;
+        }
+    }
+    // SAFETY: as above; the callback fields are the program's. The registration's events
+    // are one atomic field, written only when a registration is made, before its callback
+    // can run: no seqlock needed for it alone.
     let spec = unsafe { spec_events_of(ev) };
     let persist = spec & EV_PERSIST != 0;
     let res = ctx.res(spec & (EV_READ | EV_WRITE));
@@ -227,29 +235,59 @@ fn deliver(ctx: &Ctx<'_>, ev: *mut Event, inner: Option<&'static Inner>) {
     }
 }
 
+/// Whether a `struct event` still holds the running rouse event.
+enum Holds {
+    Yes,
+    /// A call took it away (`event_free`, `event_finalize`) and frees it.
+    Detached,
+    /// Not assigned, or holding another rouse event: only for a program that freed (or
+    /// re-assigned as fresh memory) an event that was pending, which libevent does not allow.
+    /// The rouse event left behind is released instead of running another event's callback.
+    No,
+}
+
+/// Whether `ev` is still the `struct event` of the running rouse event: assigned, and its
+/// state names this key.
+///
+/// # Safety
+///
+/// `ev` points to readable memory of `size_of::<Event>()` bytes.
+#[inline(always)]
+unsafe fn holds(ev: *mut Event, ctx: &Ctx<'_>) -> Holds {
+    // SAFETY: caller's contract.
+    if !unsafe { is_assigned(ev) } {
+        return Holds::No;
+    }
+    // SAFETY: assigned.
+    let st = unsafe { read_state(ev) };
+    if key_from(st.key) != ctx.key() {
+        Holds::No
+    } else if st.spec_live == 0 {
+        Holds::Detached // a detach keeps the key it took away
+    } else {
+        Holds::Yes
+    }
+}
+
 /// The callback of a rouse event of a base in its home header ([`base::home_of`]): it finds
-/// the base from the loop's id and `ev` from the slot index, so it captures nothing and rouse
-/// keeps it without a heap chunk.
+/// the base from the loop's id and `ev` from the event's tag, so it captures nothing and
+/// rouse keeps it without a heap chunk.
 fn home_callback(ctx: &Ctx<'_>) {
     let Some(inner) = base::home_of(ctx.loop_id()) else {
         return; // the base is being freed
     };
-    let ev = inner
-        .addrs
-        .index
-        .get(crate::backend::Loop::index(ctx.key()));
-    if ev == 0 {
-        return; // forgotten: the event is being freed or finalized
-    }
-    deliver(ctx, ev as *mut Event, Some(inner));
+    deliver(ctx, reclaim::event_of(ctx.tag()), Some(inner));
 }
 
-/// The callback of a rouse event of `ev` (at `addr`) when its base is not in its home
-/// header: it captures 10 bytes (the address, the header's index), so rouse keeps it in a
-/// 32-byte heap chunk.
-fn away_callback(addr: usize, base: u16) -> impl FnMut(&Ctx<'_>) + Send + 'static {
+/// The callback of a rouse event when its base is not in its home header: it captures the
+/// header's index (2 bytes), so rouse keeps it in a small heap chunk.
+fn away_callback(base: u16) -> impl FnMut(&Ctx<'_>) + Send + 'static {
     move |ctx: &Ctx<'_>| {
-        deliver(ctx, addr as *mut Event, base::header_at(base).inner());
+        deliver(
+            ctx,
+            reclaim::event_of(ctx.tag()),
+            base::header_at(base).inner(),
+        );
     }
 }
 
@@ -338,6 +376,8 @@ unsafe fn ensure_slow(
     };
     let persist = events & EV_PERSIST != 0;
     let owner = h as *const Header as usize;
+    // SAFETY: caller's contract.
+    let caller_allocated = unsafe { (*ev).owned } & OWNED_NEW == 0;
     // Decided and made under the event's lock, so that threads making the first call on one
     // event at once (four threads' first `event_active`) share one registration: decided
     // outside it, each made its own and freed the others' (the last one won), so keys went
@@ -357,13 +397,13 @@ unsafe fn ensure_slow(
             {
                 return Ok((key_from(st.key), false, None)); // made by another thread meanwhile
             }
+            let tag = reclaim::tag_of(ev, caller_allocated);
             let key = if at_home(h, inner) {
-                inner.lp.create(what, persist, pri, home_callback)?
+                inner.lp.create(what, persist, pri, tag, home_callback)?
             } else {
-                let cb = away_callback(ev as usize, h.index());
-                inner.lp.create(what, persist, pri, cb)?
+                let cb = away_callback(h.index());
+                inner.lp.create(what, persist, pri, tag, cb)?
             };
-            inner.addrs.record(key, ev as usize);
             let old = (st.spec_live == 1).then_some((st.owner, st.key_gen, key_from(st.key)));
             *st = State {
                 key: key_words(key),
@@ -387,12 +427,8 @@ unsafe fn ensure_slow(
     if let Some(old) = old {
         release(old);
     }
-    if fresh {
-        // SAFETY: caller's contract.
-        let caller_allocated = unsafe { (*ev).owned } & OWNED_NEW == 0;
-        if caller_allocated {
-            inner.addrs.remember(key, ev as usize);
-        }
+    if fresh && caller_allocated {
+        inner.reclaim.made(&inner.lp);
     }
     Some((h, inner, key))
 }
@@ -441,8 +477,8 @@ pub unsafe fn assign(
     };
     let mut owned = 0;
     // A re-assigned event keeps its rouse slot (reused by the next add if fd and events
-    // match); fresh memory at an address that had a slot (the program freed an event and
-    // allocated this one there) gives that slot back.
+    // match). Fresh memory at an address that had one (the program freed an event and
+    // allocated this one there) leaves that slot to be reclaimed (`reclaim`).
     let mut keep = None;
     // SAFETY: caller's contract: readable memory.
     if unsafe { is_assigned(ev) } {
@@ -469,13 +505,6 @@ pub unsafe fn assign(
             let _ = h;
             // SAFETY: assigned.
             keep = Some(unsafe { read_state(ev) });
-        }
-    } else if !base.is_null() {
-        if let Some((_, inner)) = base_of(base, func) {
-            let stale = inner.addrs.take_addr(ev as usize);
-            if let Some(k) = stale {
-                let _ = inner.lp.free(k);
-            }
         }
     }
     let (key, key_gen, spec_fd, spec_events, spec_pri, owner) = match keep {
@@ -870,16 +899,26 @@ pub unsafe extern "C" fn event_active(ev: *mut Event, res: c_int, _ncalls: c_sho
         if !unsafe { check(ev, "event_active") } {
             return;
         }
-        // SAFETY: assigned.
-        let Some((_, inner, key)) = (unsafe { ensure(ev, "event_active") }) else {
-            return;
-        };
-        match inner.lp.activate(key, res as i16) {
+        // A second attempt if the registration went stale under the first (reclaimed while
+        // idle, or re-made by another thread): detached, the next `ensure` makes it afresh.
+        for last in [false, true] {
             // SAFETY: assigned.
-            Ok(()) => unsafe {
-                set_flags(ev, EVLIST_ACTIVE, 0);
-            },
-            Err(e) => warn(&format!("event_active: {e}")),
+            let Some((_, inner, key)) = (unsafe { ensure(ev, "event_active") }) else {
+                return;
+            };
+            match inner.lp.activate(key, res as i16) {
+                // SAFETY: assigned.
+                Ok(()) => unsafe {
+                    set_flags(ev, EVLIST_ACTIVE, 0);
+                },
+                Err(Fail::Stale) if !last => {
+                    // SAFETY: assigned.
+                    unsafe { detach(ev, Some(key)) };
+                    continue;
+                }
+                Err(e) => warn(&format!("event_active: {e}")),
+            }
+            return;
         }
     })
 }
@@ -1051,11 +1090,13 @@ pub unsafe extern "C" fn event_priority_set(ev: *mut Event, pri: c_int) -> c_int
             if inner.lp.info(key).is_ok_and(|i| i.active.is_some()) {
                 return -1; // libevent: not while active
             }
-            if inner.lp.set_priority(key, pri as u8).is_err() {
-                return -1;
+            match inner.lp.set_priority(key, pri as u8) {
+                // SAFETY: assigned.
+                Ok(()) => unsafe { update(ev, |st| st.spec_pri = pri as u8) },
+                // Reclaimed while idle: the next add makes it afresh, with this priority.
+                Err(Fail::Stale) => {}
+                Err(_) => return -1,
             }
-            // SAFETY: assigned.
-            unsafe { update(ev, |st| st.spec_pri = pri as u8) };
         }
         // SAFETY: assigned.
         unsafe { (*ev).pri = pri as u8 };
@@ -1105,25 +1146,41 @@ unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) 
     if !unsafe { check(ev, func) } {
         return -1;
     }
-    // SAFETY: assigned.
-    let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
-        return -1;
-    };
-    // SAFETY: assigned.
-    if unsafe { detach(ev, Some(key)) }.is_none() {
-        return -1;
+    // A second attempt if the registration was stale (reclaimed while idle): detached by the
+    // first, it is made afresh by the second `ensure`.
+    for last in [false, true] {
+        // SAFETY: assigned.
+        let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
+            return -1;
+        };
+        // SAFETY: assigned.
+        if unsafe { detach(ev, Some(key)) }.is_none() {
+            return -1;
+        }
+        // SAFETY: assigned.
+        unsafe {
+            set_flags(
+                ev,
+                0,
+                EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_ACTIVE | EVLIST_SIGNAL,
+            )
+        };
+        match inner.lp.finalize(key, finalizer(ev, cb, then_free)) {
+            Ok(()) => return 0,
+            Err(Fail::Stale) if !last => continue,
+            Err(e) => {
+                warn(&format!("{func}: {e}"));
+                return -1;
+            }
+        }
     }
-    inner.addrs.forget(key);
-    // SAFETY: assigned.
-    unsafe {
-        set_flags(
-            ev,
-            0,
-            EVLIST_INSERTED | EVLIST_TIMEOUT | EVLIST_ACTIVE | EVLIST_SIGNAL,
-        )
-    };
+    -1
+}
+
+/// The finalizer of `ev`: the program's `cb`, then (`event_free_finalize`) the event's memory.
+fn finalizer(ev: *mut Event, cb: FinalizeCb, then_free: bool) -> Box<dyn FnOnce() + Send> {
     let addr = ev as usize;
-    let f = Box::new(move || {
+    Box::new(move || {
         let ev = addr as *mut Event;
         // SAFETY: the program keeps a finalizing event alive until its finalizer ran.
         let arg = unsafe { (*ev).arg };
@@ -1137,14 +1194,7 @@ unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) 
                 free_new(ev);
             }
         }
-    });
-    match inner.lp.finalize(key, f) {
-        Ok(()) => 0,
-        Err(e) => {
-            warn(&format!("{func}: {e}"));
-            -1
-        }
-    }
+    })
 }
 
 /// # Safety
@@ -1237,6 +1287,6 @@ mod tests {
             0,
             "boxing a zero-sized callback allocates nothing"
         );
-        assert!(boxed_size(away_callback(0x1000, 7)) <= 24);
+        assert!(boxed_size(away_callback(7)) <= 24);
     }
 }

@@ -17,7 +17,6 @@
 #![allow(missing_docs, clippy::missing_safety_doc)]
 
 pub mod abi;
-mod addrs;
 pub mod backend;
 mod base;
 mod cells;
@@ -25,4 +24,5 @@ mod compat;
 mod event;
 mod log;
 mod misc;
+mod reclaim;
 mod util;

@@ -205,6 +205,15 @@ macro_rules! shared_api {
                 Ok(self.core().free(key)?)
             }
 
+            /// Frees every idle event (not pending, queued, running or finalizing) whose
+            /// [`tag`](rouse_core::Event::tag) `select` accepts; returns how many. Their keys
+            /// are stale from then on; an event that is busy, or becomes so meanwhile, stays.
+            /// For reclaiming events a program may have lost track of (one pass over every
+            /// event; `select` runs under the base's lock and must not call the base).
+            pub fn free_idle(&self, select: impl FnMut(usize) -> bool) -> usize {
+                self.core().free_idle(select)
+            }
+
             /// Deletes the event without waiting and runs `finalizer` on the loop thread once
             /// its callback cannot run any more (`event_finalize`); the event is then freed.
             /// It never blocks, so it cannot deadlock against a lock the callback waits for.
