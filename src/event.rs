@@ -154,10 +154,53 @@ impl Event {
     /// callback that is a plain `fn` (no captured state, no allocation) tells its events
     /// apart by it; an adapter keeps the address of its own record of the event in it.
     ///
+    /// Two UARTs served by one plain `fn` callback, which finds each one's counter by the tag
+    /// (a config as in the crate example, no allocator):
+    ///
     /// ```
-    /// use rouse_core::{Event, Interest, Source};
-    /// let e = Event::io(Source::new(3), Interest::READ).persist().tag(7);
-    /// assert!(e.is_persistent());
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use core::time::Duration;
+    /// use rouse_core::{mock, Base, Config, Event, Fired, Fixed, Interest, Options, Readiness,
+    ///                  Ready, Source, SpinLock};
+    ///
+    /// static CLOCK: mock::ManualClock = mock::ManualClock::new();
+    /// static NOTIFIER: mock::Notifier = mock::Notifier::new();
+    /// static RECEIVED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+    ///
+    /// struct Rt;
+    /// impl Config for Rt {
+    ///     type Lock = SpinLock;
+    ///     type Notifier = &'static mock::Notifier;
+    ///     type Poller = mock::Poller;
+    ///     type Clock = &'static mock::ManualClock;
+    ///     type Storage = Fixed<8>;
+    ///     type Callback = fn(&Base<Rt>, Fired);
+    ///     fn thread_id() -> usize {
+    ///         0
+    ///     }
+    /// }
+    ///
+    /// fn on_rx(_: &Base<Rt>, fired: Fired) {
+    ///     RECEIVED[fired.tag].fetch_add(1, Ordering::Relaxed);
+    /// }
+    ///
+    /// let poller = mock::Poller::new(&NOTIFIER, &CLOCK);
+    /// let base: Base<Rt> = Base::new(&NOTIFIER, poller, &CLOCK, Options::new()).unwrap();
+    /// let uarts = [Source::new(3), Source::new(4)];
+    /// for (i, uart) in uarts.into_iter().enumerate() {
+    ///     let ev = Event::io(uart, Interest::READ).persist().tag(i);
+    ///     let key = base.new_event(ev, on_rx).unwrap();
+    ///     base.add(key, None).unwrap();
+    /// }
+    /// base.with_poller(|p| {
+    ///     p.script(Duration::ZERO, &[Readiness::Io(uarts[1], Ready::READ)]);
+    ///     p.script(Duration::ZERO, &[Readiness::Io(uarts[0], Ready::READ),
+    ///                                Readiness::Io(uarts[1], Ready::READ)]);
+    /// })
+    /// .unwrap();
+    /// base.run_until_idle().unwrap();
+    /// assert_eq!(RECEIVED[0].load(Ordering::Relaxed), 1);
+    /// assert_eq!(RECEIVED[1].load(Ordering::Relaxed), 2);
     /// ```
     pub const fn tag(mut self, tag: usize) -> Event {
         self.tag = tag;

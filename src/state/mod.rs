@@ -86,7 +86,7 @@ pub struct Counts {
 
 /// The state behind the lock.
 pub(crate) struct BaseState<C: Config> {
-    pub slots: Slots<VecOf<C, SlotOf<C>>>,
+    pub slots: Slots<VecOf<C, SlotOf<C>>, VecOf<C, usize>>,
     pub io: TableOf<C>,
     pub sig: TableOf<C>,
     pub queues: VecOf<C, Queue>,

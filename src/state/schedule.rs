@@ -65,10 +65,10 @@ impl<C: Config> BaseState<C> {
         s.what = what | if ev.persist { kind::PERSIST } else { 0 };
         s.source = source;
         s.prio = prio;
-        s.tag = ev.tag;
         if ev.free_after_run {
             s.flags |= flag::AUTOFREE;
         }
+        self.slots.tags[idx as usize] = ev.tag;
         Ok((idx, gen))
     }
 

@@ -266,6 +266,28 @@ pub unsafe fn spec_events_of(ev: *mut Event) -> i16 {
     unsafe { fields(ev) }.spec_events.load(Ordering::Relaxed)
 }
 
+/// Whether `ev`'s rouse state names `key` and a live registration, read without the seqlock
+/// (a callback's check that its struct still holds it). A read torn by a concurrent writer
+/// sees each word as the state held it at some moment: where the writer changed a word the
+/// read misses (the caller then asks [`read_state`]), and a match means `key` was the
+/// registration while the check ran, which is all a delivery needs.
+///
+/// # Safety
+///
+/// `ev` points to `size_of::<Event>()` readable bytes whose rouse words (if it is an event)
+/// are only accessed atomically.
+#[inline(always)]
+pub unsafe fn names_key(ev: *mut Event, key: Key) -> bool {
+    // SAFETY: caller's contract; the fields are only accessed atomically (see `fields`).
+    let f = unsafe { fields(ev) };
+    let r = Ordering::Relaxed;
+    let k = key.to_raw();
+    f.key[1].load(r) == k[1]
+        && f.key[2].load(r) == k[2]
+        && f.key[0].load(r) == k[0]
+        && f.spec_live.load(r) == 1
+}
+
 /// A consistent snapshot of `ev`'s rouse state, without taking its lock (no write to the
 /// event's cache line: many threads may `event_active` one event).
 ///
