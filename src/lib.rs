@@ -170,7 +170,7 @@ pub use seam::CriticalSectionLock;
 pub use seam::Growable;
 pub use seam::{
     Buf, Callback, Clock, Config, Fixed, Instant, Interest, Lock, NoLock, NoLockCell, NoNotifier,
-    Notify, Poller, Readiness, Ready, Source, SpinLock, Storage, Words,
+    Notify, Poller, Readiness, Ready, Source, SpinLock, Storage, Tags, Words,
 };
 pub use state::wake::WakeStats;
 pub use state::Counts;

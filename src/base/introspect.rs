@@ -159,6 +159,6 @@ fn info_of<C: Config>(
         queued: Ready::from_bits_truncate(word::ready(w)),
         running: s.has(flag::RUNNING),
         deadline,
-        tag: st.slots.tags[idx as usize],
+        tag: st.slots.tag(idx),
     }
 }

@@ -572,7 +572,7 @@ impl<C: Config> Base<C> {
                     if s.kind() == kind::FREE
                         || s.flags & busy != 0
                         || word::ready(words_load(&self.words, idx)) != 0
-                        || !select(st.slots.tags[idx as usize])
+                        || !select(st.slots.tag(idx))
                     {
                         continue;
                     }

@@ -27,7 +27,7 @@ pub use notify::{NoNotifier, Notify};
 pub use poll::{Interest, Poller, Readiness, Ready, Source};
 #[cfg(feature = "alloc")]
 pub use storage::Growable;
-pub use storage::{Buf, Fixed, Storage, Words};
+pub use storage::{Buf, Fixed, Storage, Tags, Words};
 
 use crate::{Base, Fired};
 

@@ -7,8 +7,8 @@ use crate::sync::AtomicU32;
 /// A family of containers a base stores its state in.
 ///
 /// Every table of a base (event records, timer heap, per-source table, active queues, change
-/// list) is a `Self::Vec<_>`, and the per-event activation words, which other threads read
-/// without the lock, are one `Self::Words`. Pick [`Fixed<N>`] for a base that must not
+/// list) is a `Self::Vec<_>`, the per-event activation words, which other threads read
+/// without the lock, are one `Self::Words`, and the events' tags one `Self::Tags`. Pick [`Fixed<N>`] for a base that must not
 /// allocate, or [`Growable`] (feature `alloc`) for one that scales to tens of thousands of
 /// events.
 ///
@@ -19,6 +19,8 @@ pub trait Storage: sealed::Sealed {
     type Vec<T>: Buf<T>;
     /// The activation words, one per event slot.
     type Words: Words;
+    /// The events' [tags](crate::Event::tag), one per event slot.
+    type Tags: Tags;
 }
 
 /// A vector that may refuse to grow (sealed: the storages' own vectors).
@@ -50,14 +52,30 @@ pub trait Words: sealed::Sealed {
     fn reserve(&self, len: usize) -> bool;
 }
 
-/// Keeps [`Storage`], [`Buf`] and [`Words`] implemented by this crate only.
+/// The events' tags by slot, zero until set, kept under the base lock (sealed: the storages'
+/// own tables). [`Growable`]'s takes memory only in the 4 KiB chunks where a slot was given
+/// a non-zero tag, so a program that tags nothing pays nothing for them; [`Fixed`]'s is an
+/// array of `N` words.
+pub trait Tags: sealed::Sealed {
+    /// No tags yet.
+    fn new() -> Self;
+    /// Slot `i`'s tag (0 if never set).
+    fn get(&self, i: usize) -> usize;
+    /// Sets slot `i`'s tag; `false` if it cannot be kept (beyond capacity).
+    fn set(&mut self, i: usize, tag: usize) -> bool;
+}
+
+/// Keeps [`Storage`], [`Buf`], [`Words`] and [`Tags`] implemented by this crate only.
 mod sealed {
     pub trait Sealed {}
     impl<const N: usize> Sealed for super::Fixed<N> {}
     impl<T, const N: usize> Sealed for heapless::Vec<T, N> {}
     impl<const N: usize> Sealed for [crate::sync::AtomicU32; N] {}
+    impl<const N: usize> Sealed for [usize; N] {}
     #[cfg(feature = "alloc")]
     impl Sealed for super::Growable {}
+    #[cfg(feature = "alloc")]
+    impl Sealed for super::growable::TagChunks {}
     #[cfg(feature = "alloc")]
     impl<T> Sealed for alloc::vec::Vec<T> {}
     #[cfg(feature = "alloc")]
@@ -72,6 +90,7 @@ pub struct Fixed<const N: usize>;
 impl<const N: usize> Storage for Fixed<N> {
     type Vec<T> = heapless::Vec<T, N>;
     type Words = [AtomicU32; N];
+    type Tags = [usize; N];
 }
 
 impl<T, const N: usize> Buf<T> for heapless::Vec<T, N> {
@@ -111,6 +130,26 @@ impl<const N: usize> Words for [AtomicU32; N] {
     }
 }
 
+impl<const N: usize> Tags for [usize; N] {
+    fn new() -> Self {
+        [0; N]
+    }
+    #[inline]
+    fn get(&self, i: usize) -> usize {
+        <[usize]>::get(self, i).copied().unwrap_or(0)
+    }
+    #[inline]
+    fn set(&mut self, i: usize, tag: usize) -> bool {
+        match <[usize]>::get_mut(self, i) {
+            Some(t) => {
+                *t = tag;
+                true
+            }
+            None => tag == 0,
+        }
+    }
+}
+
 #[cfg(feature = "alloc")]
 pub use growable::Growable;
 
@@ -119,7 +158,7 @@ mod growable {
     use alloc::boxed::Box;
     use alloc::vec::Vec;
 
-    use super::{Buf, Storage, Words};
+    use super::{Buf, Storage, Tags, Words};
     use crate::sync::AtomicU32;
 
     /// Growable storage on the heap (feature `alloc`): as many events as memory holds (up to
@@ -130,6 +169,56 @@ mod growable {
     impl Storage for Growable {
         type Vec<T> = Vec<T>;
         type Words = Buckets;
+        type Tags = TagChunks;
+    }
+
+    /// Tags per chunk: one 4 KiB page.
+    const TAG_CHUNK: usize = 512;
+
+    /// Tags in page-sized chunks, made when a slot in them is first given a non-zero tag
+    /// (never moved, so growing copies nothing: a flat vector's doublings left their old
+    /// copies resident, 4-8 bytes per event in rouse-libevent's W5).
+    #[derive(Debug, Default)]
+    pub struct TagChunks {
+        chunks: Vec<Option<Box<[usize; TAG_CHUNK]>>>,
+    }
+
+    impl Tags for TagChunks {
+        fn new() -> Self {
+            TagChunks { chunks: Vec::new() }
+        }
+
+        #[inline]
+        fn get(&self, i: usize) -> usize {
+            match self.chunks.get(i / TAG_CHUNK) {
+                Some(Some(c)) => c[i % TAG_CHUNK],
+                _ => 0,
+            }
+        }
+
+        fn set(&mut self, i: usize, tag: usize) -> bool {
+            let c = i / TAG_CHUNK;
+            if let Some(Some(chunk)) = self.chunks.get_mut(c) {
+                chunk[i % TAG_CHUNK] = tag;
+                return true;
+            }
+            if tag == 0 {
+                return true; // a missing chunk reads as zeros
+            }
+            if self.chunks.len() <= c {
+                if self.chunks.try_reserve(c + 1 - self.chunks.len()).is_err() {
+                    return false;
+                }
+                self.chunks.resize_with(c + 1, || None);
+            }
+            let mut chunk: Box<[usize; TAG_CHUNK]> = alloc::vec![0usize; TAG_CHUNK]
+                .into_boxed_slice()
+                .try_into()
+                .expect("TAG_CHUNK tags");
+            chunk[i % TAG_CHUNK] = tag;
+            self.chunks[c] = Some(chunk);
+            true
+        }
     }
 
     impl<T> Buf<T> for Vec<T> {
@@ -250,6 +339,31 @@ mod growable {
     mod tests {
         use super::*;
         use crate::sync::Ordering;
+
+        #[test]
+        fn tags_take_chunks_only_where_a_slot_is_tagged() {
+            let mut t = TagChunks::new();
+            assert_eq!(t.get(5), 0);
+            assert!(t.set(100_000, 0), "a zero tag needs no chunk");
+            assert!(t.chunks.is_empty());
+            for (i, tag) in [(0, 1), (511, 2), (512, 3), (100_000, 4)] {
+                assert!(t.set(i, tag));
+            }
+            for (i, tag) in [
+                (0, 1),
+                (511, 2),
+                (512, 3),
+                (100_000, 4),
+                (1, 0),
+                (99_999, 0),
+            ] {
+                assert_eq!(t.get(i), tag, "slot {i}");
+            }
+            let made = t.chunks.iter().filter(|c| c.is_some()).count();
+            assert_eq!(made, 3, "chunks 0, 1 and the one of slot 100 000");
+            assert!(t.set(100_000, 0));
+            assert_eq!(t.get(100_000), 0);
+        }
 
         #[test]
         fn words_exist_exactly_as_reserved() {

@@ -180,7 +180,7 @@ impl<C: Config> BaseState<C> {
                 continue; // no callback to run (cannot happen outside a poisoned state)
             };
             s.flags |= flag::RUNNING;
-            let tag = self.slots.tags[idx as usize];
+            let tag = self.slots.tag(idx);
             self.current = idx;
             return Some(Job {
                 idx,

@@ -31,6 +31,7 @@ use wake::Wake;
 
 pub(crate) type VecOf<C, T> = <<C as Config>::Storage as Storage>::Vec<T>;
 pub(crate) type WordsOf<C> = <<C as Config>::Storage as Storage>::Words;
+type TagsOf<C> = <<C as Config>::Storage as Storage>::Tags;
 type SlotOf<C> = Slot<<C as Config>::Callback>;
 type TableOf<C> = Table<VecOf<C, sources::Entry>, VecOf<C, u64>>;
 type TimersOf<C> = timers::Timers<
@@ -86,7 +87,7 @@ pub struct Counts {
 
 /// The state behind the lock.
 pub(crate) struct BaseState<C: Config> {
-    pub slots: Slots<VecOf<C, SlotOf<C>>, VecOf<C, usize>>,
+    pub slots: Slots<VecOf<C, SlotOf<C>>, TagsOf<C>>,
     pub io: TableOf<C>,
     pub sig: TableOf<C>,
     pub queues: VecOf<C, Queue>,

@@ -61,6 +61,10 @@ impl<C: Config> BaseState<C> {
             Kind::User => (kind::USER, 0),
         };
         let (idx, gen) = self.slots.alloc(words)?;
+        if let Err(e) = self.slots.set_tag(idx, ev.tag) {
+            self.slots.release(words, idx);
+            return Err(e);
+        }
         let s = self.slot(idx);
         s.what = what | if ev.persist { kind::PERSIST } else { 0 };
         s.source = source;
@@ -68,7 +72,6 @@ impl<C: Config> BaseState<C> {
         if ev.free_after_run {
             s.flags |= flag::AUTOFREE;
         }
-        self.slots.tags[idx as usize] = ev.tag;
         Ok((idx, gen))
     }
 

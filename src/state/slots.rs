@@ -2,7 +2,7 @@
 //! generation and pending readiness live in its atomic word (see [`word`](super::word)).
 
 use crate::event::Key;
-use crate::seam::{Buf, Words};
+use crate::seam::{Buf, Tags, Words};
 use crate::sync::{AtomicU32, Ordering};
 use crate::Error;
 
@@ -111,22 +111,23 @@ impl<F> Slot<F> {
     }
 }
 
-/// The slot table, the events' tags beside it (indexed alike: the slot stays 40 bytes, a
-/// size whose index scaling is one instruction on x86-64; 48 took one more per access), and
-/// the free list.
+/// The slot table, the events' tags beside it, and the free list.
+///
+/// The tags are a table of their own (the slot stays 40 bytes, a size whose index scaling is
+/// one instruction on x86-64; 48 took one more per access, and cost every program 8 bytes
+/// per event whether it tags or not).
 #[derive(Debug)]
 pub(crate) struct Slots<V, T> {
     pub v: V,
     /// Each slot's [`Event::tag`](crate::Event::tag) (0 in a free slot).
-    pub tags: T,
+    tags: T,
     free: u32,
     pub live: u32,
 }
 
-impl<F, V: Buf<Slot<F>>, T: Buf<usize>> Slots<V, T>
+impl<F, V: Buf<Slot<F>>, T: Tags> Slots<V, T>
 where
     V: core::ops::DerefMut<Target = [Slot<F>]>,
-    T: core::ops::DerefMut<Target = [usize]>,
 {
     pub fn new() -> Self {
         Slots {
@@ -150,9 +151,6 @@ where
             if idx >= MAX_SLOTS || !words.reserve(idx as usize + 1) {
                 return Err(Error::Full);
             }
-            if self.tags.len() == self.v.len() {
-                self.tags.try_push(0).map_err(|_| Error::Full)?;
-            }
             self.v.try_push(Slot::EMPTY).map_err(|_| Error::Full)?;
             let w = words.get(idx as usize).ok_or(Error::Full)?;
             w.store(word::make(1, 0), Ordering::Relaxed);
@@ -160,6 +158,21 @@ where
         };
         self.live += 1;
         Ok((idx, gen))
+    }
+
+    /// Slot `idx`'s tag.
+    #[inline(always)]
+    pub fn tag(&self, idx: u32) -> usize {
+        self.tags.get(idx as usize)
+    }
+
+    /// Gives live slot `idx` its tag.
+    pub fn set_tag(&mut self, idx: u32, tag: usize) -> Result<(), Error> {
+        if self.tags.set(idx as usize, tag) {
+            Ok(())
+        } else {
+            Err(Error::Full)
+        }
     }
 
     /// Returns slot `idx` to the free list: its generation moves on, so every key to it is
@@ -178,7 +191,7 @@ where
             gen == word::RETIRED
         });
         self.v[idx as usize] = Slot::EMPTY;
-        self.tags[idx as usize] = 0;
+        self.tags.set(idx as usize, 0);
         self.live -= 1;
         if !retired {
             self.v[idx as usize].q_next = self.free;
@@ -221,7 +234,7 @@ mod tests {
     use super::*;
 
     type V = heapless::Vec<Slot<()>, 4>;
-    type T = heapless::Vec<usize, 4>;
+    type T = [usize; 4];
 
     #[test]
     fn keys_go_stale_and_slots_are_reused() {
@@ -244,6 +257,22 @@ mod tests {
         }
         assert_eq!(s.alloc(&words), Err(Error::Full));
         assert_eq!(s.live, 4);
+    }
+
+    #[test]
+    fn a_tag_is_kept_until_its_slot_is_freed() {
+        let words: [AtomicU32; 4] = Words::new();
+        let mut s: Slots<V, T> = Slots::new();
+        let (a, _) = s.alloc(&words).unwrap();
+        let (b, _) = s.alloc(&words).unwrap();
+        s.set_tag(a, 0).unwrap();
+        assert_eq!((s.tag(a), s.tag(b)), (0, 0));
+        s.set_tag(b, 9).unwrap();
+        assert_eq!((s.tag(a), s.tag(b)), (0, 9));
+        s.release(&words, b);
+        assert_eq!(s.tag(b), 0, "a freed slot's tag is cleared");
+        let (c, _) = s.alloc(&words).unwrap();
+        assert_eq!((c, s.tag(c)), (b, 0), "the reused slot starts untagged");
     }
 }
 
