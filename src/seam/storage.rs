@@ -196,15 +196,20 @@ mod growable {
             }
         }
 
+        #[inline]
         fn set(&mut self, i: usize, tag: usize) -> bool {
-            let c = i / TAG_CHUNK;
-            if let Some(Some(chunk)) = self.chunks.get_mut(c) {
+            if let Some(Some(chunk)) = self.chunks.get_mut(i / TAG_CHUNK) {
                 chunk[i % TAG_CHUNK] = tag;
                 return true;
             }
-            if tag == 0 {
-                return true; // a missing chunk reads as zeros
-            }
+            tag == 0 || self.set_in_new_chunk(i, tag) // a missing chunk reads as zeros
+        }
+    }
+
+    impl TagChunks {
+        #[cold]
+        fn set_in_new_chunk(&mut self, i: usize, tag: usize) -> bool {
+            let c = i / TAG_CHUNK;
             if self.chunks.len() <= c {
                 if self.chunks.try_reserve(c + 1 - self.chunks.len()).is_err() {
                     return false;
