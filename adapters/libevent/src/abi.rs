@@ -321,6 +321,7 @@ pub unsafe fn read_state(ev: *mut Event) -> State {
 /// # Safety
 ///
 /// `ev` points to a live, assigned `struct event`.
+#[inline(always)]
 pub unsafe fn update<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
     // SAFETY: caller's contract.
     let (w, fl) = unsafe { (lock_word(ev), fields(ev)) };
