@@ -385,6 +385,10 @@ unsafe fn ensure_slow(
     let owner = h as *const Header as usize;
     // SAFETY: caller's contract.
     let caller_allocated = unsafe { (*ev).owned } & OWNED_NEW == 0;
+    if caller_allocated {
+        // Before the registration (its look never takes the one this call is making).
+        inner.reclaim.made(&inner.lp);
+    }
     // Decided and made under the event's lock, so that threads making the first call on one
     // event at once (four threads' first `event_active`) share one registration: decided
     // outside it, each made its own and freed the others' (the last one won), so keys went
@@ -402,7 +406,7 @@ unsafe fn ensure_slow(
                 && st.spec_events == events
                 && st.spec_pri == pri
             {
-                return Ok((key_from(st.key), false, None)); // made by another thread meanwhile
+                return Ok((key_from(st.key), None)); // made by another thread meanwhile
             }
             let tag = reclaim::tag_of(ev, caller_allocated);
             let key = if at_home(h, inner) {
@@ -421,10 +425,10 @@ unsafe fn ensure_slow(
                 spec_pri: pri,
                 spec_live: 1,
             };
-            Ok((key, true, old))
+            Ok((key, old))
         })
     };
-    let (key, fresh, old) = match made {
+    let (key, old) = match made {
         Ok(m) => m,
         Err(e) => {
             warn(&format!("{func}: {e}"));
@@ -433,9 +437,6 @@ unsafe fn ensure_slow(
     };
     if let Some(old) = old {
         release(old);
-    }
-    if fresh && caller_allocated {
-        inner.reclaim.made(&inner.lp);
     }
     Some((h, inner, key))
 }
@@ -683,8 +684,9 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
     }
 }
 
-/// [`add`]'s second and last attempt, after the registration went stale under the first
-/// (out of line: the first attempt's code then keeps its registers).
+/// [`add`]'s further attempts, after the registration went stale under the first
+/// ([`reclaim::ATTEMPTS`] in all; out of line: the first attempt's code then keeps its
+/// registers).
 ///
 /// # Safety
 ///
@@ -692,9 +694,11 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
 #[cold]
 #[inline(never)]
 unsafe fn add_again(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> c_int {
-    // SAFETY: caller's contract.
-    if let Some(r) = unsafe { add_once(ev, tv, func) } {
-        return r;
+    for _ in 1..reclaim::ATTEMPTS {
+        // SAFETY: caller's contract.
+        if let Some(r) = unsafe { add_once(ev, tv, func) } {
+            return r;
+        }
     }
     warn(&format!(
         "{func}: the event changed under a concurrent call"
@@ -906,9 +910,10 @@ pub unsafe extern "C" fn event_active(ev: *mut Event, res: c_int, _ncalls: c_sho
         if !unsafe { check(ev, "event_active") } {
             return;
         }
-        // A second attempt if the registration went stale under the first (reclaimed while
+        // Another attempt if the registration went stale under this one (reclaimed while
         // idle, or re-made by another thread): detached, the next `ensure` makes it afresh.
-        for last in [false, true] {
+        for attempt in 1..=reclaim::ATTEMPTS {
+            let last = attempt == reclaim::ATTEMPTS;
             // SAFETY: assigned.
             let Some((_, inner, key)) = (unsafe { ensure(ev, "event_active") }) else {
                 return;
@@ -1153,9 +1158,10 @@ unsafe fn finalize(ev: *mut Event, cb: FinalizeCb, then_free: bool, func: &str) 
     if !unsafe { check(ev, func) } {
         return -1;
     }
-    // A second attempt if the registration was stale (reclaimed while idle): detached by the
-    // first, it is made afresh by the second `ensure`.
-    for last in [false, true] {
+    // Another attempt if the registration was stale (reclaimed while idle): detached by this
+    // one, it is made afresh by the next `ensure`.
+    for attempt in 1..=reclaim::ATTEMPTS {
+        let last = attempt == reclaim::ATTEMPTS;
         // SAFETY: assigned.
         let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
             return -1;

@@ -13,14 +13,20 @@
 //! gets a new one on its next `event_add` or `event_active`: its state in the struct then
 //! names a stale key, which rouse refuses (`Stale`), and the call makes the event afresh.
 //!
-//! When: after each registration of a caller-allocated event, a counter; once it reaches
+//! When: before each registration of a caller-allocated event, a counter; once it reaches
 //! the base's number of events at the last look (at least [`MIN_LOOK`]), a look at rouse's
 //! counts, and a pass over the events only if at least half of them are idle. So the idle
 //! events left behind stay below the number in use (plus [`MIN_LOOK`]), a base whose events
 //! are mostly pending (a million timers) makes no pass, and each pass is paid for by as
-//! many registrations as it visits events.
+//! many registrations as it visits events. The look comes before the registration, so a
+//! thread never reclaims the one it is about to add; one look runs at a time.
+//!
+//! Another thread's registration made but not yet added is idle, and a look may reclaim it:
+//! that call then finds its key stale and makes the event afresh ([`ATTEMPTS`] in all; to
+//! fail, the window between each of its registrations and its add would have to span
+//! another [`MIN_LOOK`] registrations, every time).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::abi::Event;
 use crate::backend::Loop;
@@ -30,6 +36,10 @@ pub const CALLER: usize = 1;
 
 /// Registrations of caller-allocated events before the first look.
 pub const MIN_LOOK: usize = 4096;
+
+/// Registrations a call makes at most when each goes stale under it (reclaimed, or re-made
+/// by another thread) before it can use it.
+pub const ATTEMPTS: usize = 8;
 
 /// The tag of `ev`'s rouse event.
 #[inline]
@@ -49,6 +59,8 @@ pub struct Reclaim {
     made: AtomicUsize,
     /// How many make the next look.
     next: AtomicUsize,
+    /// A look is running.
+    looking: AtomicBool,
 }
 
 impl Default for Reclaim {
@@ -56,12 +68,14 @@ impl Default for Reclaim {
         Reclaim {
             made: AtomicUsize::new(0),
             next: AtomicUsize::new(MIN_LOOK),
+            looking: AtomicBool::new(false),
         }
     }
 }
 
 impl Reclaim {
-    /// Counts a registration of a caller-allocated event of `lp`, and looks when due.
+    /// Counts a registration of a caller-allocated event of `lp` about to be made, and looks
+    /// when due.
     #[inline]
     pub fn made(&self, lp: &Loop) {
         // A load and a store, no read-modify-write: a count lost between two threads only
@@ -78,6 +92,14 @@ impl Reclaim {
     #[cold]
     #[inline(never)]
     pub fn look(&self, lp: &Loop) -> usize {
+        if self.looking.swap(true, Ordering::Acquire) {
+            return 0; // another thread's look runs
+        }
+        // Another thread's look may have ended just now (and reset the count).
+        if self.made.load(Ordering::Relaxed) < self.next.load(Ordering::Relaxed) {
+            self.looking.store(false, Ordering::Release);
+            return 0;
+        }
         self.made.store(0, Ordering::Relaxed);
         let (events, pending, active) = lp.counts();
         let idle = events.saturating_sub(pending.saturating_add(active));
@@ -89,6 +111,7 @@ impl Reclaim {
         let (after, _, _) = lp.counts();
         self.next
             .store((after as usize).max(MIN_LOOK), Ordering::Relaxed);
+        self.looking.store(false, Ordering::Release);
         freed
     }
 }

@@ -157,4 +157,5 @@ c_tests! {
     fault_signals;
     nolock;
     fd_reuse;
+    reclaim_race;
 }
