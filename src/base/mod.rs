@@ -547,8 +547,8 @@ impl<C: Config> Base<C> {
     /// adapter whose callers free their own records of events without deleting them) and
     /// reclaims the idle ones now and then: a busy event is never taken, so one that
     /// becomes pending or queued meanwhile stays. One pass over every slot, 16 events freed
-    /// per lock section; each section's callbacks are dropped after the lock is released. `select` runs under the lock: it
-    /// must not call the base.
+    /// per lock section; each section's callbacks are dropped after the lock is released.
+    /// `select` runs under the lock: it must not call the base.
     pub fn free_idle(&self, mut select: impl FnMut(usize) -> bool) -> usize {
         use crate::state::slots::{flag, kind, words_load};
         const BATCH: usize = 16;

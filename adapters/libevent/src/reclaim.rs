@@ -108,9 +108,8 @@ impl Reclaim {
         } else {
             0
         };
-        let (after, _, _) = lp.counts();
-        self.next
-            .store((after as usize).max(MIN_LOOK), Ordering::Relaxed);
+        let after = (events as usize).saturating_sub(freed);
+        self.next.store(after.max(MIN_LOOK), Ordering::Relaxed);
         self.looking.store(false, Ordering::Release);
         freed
     }
