@@ -152,7 +152,6 @@ impl<C: Config> BaseState<C> {
                 // Active only because of a timeout that the new one replaces.
                 self.dequeue_at(w, idx);
             }
-            wake |= self.timers.disarm(idx);
             let interval = crate::seam::duration_nanos(d);
             if self.ctl.running && !self.wake.polling() {
                 // The time rule: while the loop runs callbacks, no clock reading here. The
@@ -160,13 +159,15 @@ impl<C: Config> BaseState<C> {
                 // its wait, or when the run ends), which comes after this add: never early,
                 // late by at most the rest of the pass. The request makes a loop that spins
                 // before blocking go round and take that reading.
+                self.timers.disarm(idx);
                 self.timers.arm_fresh(idx, interval);
                 wake = true;
             } else {
                 // No run, or the loop sleeps with a timeout computed without this timer:
-                // read the clock, and wake the loop if this is the earliest deadline.
+                // read the clock, and wake the loop if the earliest deadline moved (an
+                // armed timeout moves in place).
                 let at = now().as_nanos().saturating_add(interval);
-                wake |= self.timers.arm(idx, at, interval);
+                wake |= self.timers.rearm(idx, at, interval);
                 armed = at;
             }
         }

@@ -212,6 +212,26 @@ where
         self.push(idx, at)
     }
 
+    /// [`disarm`](Timers::disarm) then [`arm`](Timers::arm): a timeout already in the heap
+    /// moves in place (one sift, not a removal and an insertion). Returns whether the
+    /// earliest deadline moved. Room was reserved.
+    #[inline(always)]
+    pub fn rearm(&mut self, idx: u32, at: u64, interval: u64) -> bool {
+        if self.queue_of(idx) == 0 {
+            if let Some(&p) = self.pos.get(idx as usize) {
+                if p != NIL && p & FRESH == 0 {
+                    self.time[idx as usize] = interval;
+                    let pos = &mut self.pos;
+                    self.heap
+                        .update(p as usize, at, &mut |i, q| pos[i as usize] = q);
+                    return p == 0 || self.pos[idx as usize] == 0;
+                }
+            }
+        }
+        let moved = self.disarm(idx);
+        self.arm(idx, at, interval) | moved
+    }
+
     #[inline(always)]
     fn push(&mut self, idx: u32, at: u64) -> bool {
         let pos = &mut self.pos;

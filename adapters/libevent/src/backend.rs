@@ -13,6 +13,7 @@ use rouse_std::{Base, Builder, Context, Flavor, Local, LocalBase, PollerKind};
 use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_WRITE};
 #[cfg(test)]
 use crate::abi::{EV_PERSIST, EV_SIGNAL, EV_TIMEOUT};
+use crate::parked::Parked;
 
 /// A rouse event's handle (generational: a freed event's key never names another event).
 pub type Key = rouse_core::Key;
@@ -213,6 +214,9 @@ pub struct Loop {
     runner: AtomicUsize,
     in_callback: AtomicU32,
     continue_asked: AtomicBool,
+    /// A delete held back ([`crate::parked`]): every call but the two fast paths of a
+    /// timer's delete and re-add settles it first ([`Loop::core`]).
+    parked: Parked,
 }
 
 /// The rouse base of a [`Loop`].
@@ -395,8 +399,10 @@ impl Loop {
         } else {
             Core::Local(LocalCore(b.build_local()?))
         };
+        let id = either!(&base, Core, LocalCore, b => b.id());
         Ok(Loop {
-            id: either!(&base, Core, LocalCore, b => b.id()),
+            id,
+            parked: Parked::new(s.threaded, id),
             base,
             pid: AtomicU32::new(std::process::id()),
             runner: AtomicUsize::new(0),
@@ -411,6 +417,35 @@ impl Loop {
         self.id
     }
 
+    /// The rouse base, with any parked delete applied: what every call but the parking
+    /// ones goes through.
+    #[inline(always)]
+    fn core(&self) -> &Core {
+        self.parked.settle(self.apply());
+        &self.base
+    }
+
+    /// Applies a parked delete (without waiting: see [`crate::parked`]).
+    #[inline(always)]
+    fn apply(&self) -> impl Fn(Key) + '_ {
+        move |k| {
+            let _ = either!(&self.base, Core, LocalCore, b => b.delete_nowait(k));
+        }
+    }
+
+    /// `event_del` of `key`, a timer-only event that no `event_active` queued (the caller
+    /// knows from `EVLIST_ACTIVE`; one its timeout queued is fine: both the re-add and the
+    /// delete take it off the queue), held back if it can be. True: the caller has nothing
+    /// more to do (the next use of the loop applies it, or the next add of `key` takes it
+    /// back); otherwise it deletes `key` now.
+    #[inline(always)]
+    pub fn park_delete(&self, key: Key) -> bool {
+        self.parked.park(key, || {
+            self.in_callback.load(Ordering::Relaxed) > 0
+                && self.runner.load(Ordering::Relaxed) == this_thread()
+        })
+    }
+
     /// Whether the loop is thread-safe (else single-threaded: no lock, no notifier).
     pub fn is_threaded(&self) -> bool {
         matches!(self.base, Core::Shared(_))
@@ -418,17 +453,17 @@ impl Loop {
 
     /// Whether timeouts are timed on the precise clock (else the coarse one).
     pub fn is_precise(&self) -> bool {
-        !either!(&self.base, Core, LocalCore, b => b.clock_is_coarse())
+        !either!(self.core(), Core, LocalCore, b => b.clock_is_coarse())
     }
 
     /// The poller's name ("epoll", "poll", "kqueue").
     pub fn method(&self) -> &'static str {
-        either!(&self.base, Core, LocalCore, b => b.poller_kind()).name()
+        either!(self.core(), Core, LocalCore, b => b.poller_kind()).name()
     }
 
     /// Whether the poller is poll(2) (any fd, no edge-triggering).
     pub fn is_poll(&self) -> bool {
-        either!(&self.base, Core, LocalCore, b => b.poller_kind()) == PollerKind::Poll
+        either!(self.core(), Core, LocalCore, b => b.poller_kind()) == PollerKind::Poll
     }
 
     /// Creates a non-pending event tagged `tag` (a signal event is created pending: rouse-std
@@ -449,15 +484,17 @@ impl Loop {
             // Persistent and pending from the start (the handler is installed now), as
             // rouse-std's `add_signal` makes them.
             let ev = ev.persist();
-            return Ok(either!(&self.base, Core, LocalCore, b => b.add_event(ev, None, wrap(cb)))?);
+            return Ok(
+                either!(self.core(), Core, LocalCore, b => b.add_event(ev, None, wrap(cb)))?,
+            );
         }
         let ev = if persist { ev.persist() } else { ev };
-        Ok(either!(&self.base, Core, LocalCore, b => b.event(ev, wrap(cb)))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.event(ev, wrap(cb)))?)
     }
 
     /// Frees every idle event whose tag `select` accepts (rouse-std's `free_idle`).
     pub fn free_idle(&self, select: impl FnMut(usize) -> bool) -> usize {
-        either!(&self.base, Core, LocalCore, b => b.free_idle(select))
+        either!(self.core(), Core, LocalCore, b => b.free_idle(select))
     }
 
     /// A one-shot event that frees itself after it ran (`event_base_once`), pending now.
@@ -469,67 +506,88 @@ impl Loop {
         cb: Callback,
     ) -> Result<(), Fail> {
         let ev = event_of(what)?.priority(priority).free_after_run();
-        either!(&self.base, Core, LocalCore, b => b.add_event(ev, timeout, wrap(cb)))?;
+        either!(self.core(), Core, LocalCore, b => b.add_event(ev, timeout, wrap(cb)))?;
         Ok(())
     }
 
     /// Makes `key` pending; `Some(timeout)` (re-)arms its timeout.
     #[inline]
     pub fn add(&self, key: Key, timeout: Option<Duration>) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.add(key, timeout))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.add(key, timeout))?)
     }
 
     /// Makes `key` pending with timeout `d`, returning the deadline armed as a reading of
     /// `CLOCK_MONOTONIC` (`None`: it starts at the loop's next reading).
-    #[inline]
+    #[inline(always)]
     pub fn add_timed(&self, key: Key, d: Duration) -> Result<Option<Duration>, Fail> {
-        let at = either!(&self.base, Core, LocalCore, b => b.add_timed(key, d))?;
-        Ok(at.map(rouse_std::MonotonicClock::to_os))
+        // A parked delete of `key` is dropped: the add re-arms the event, still pending
+        // (and if the add fails, the delete is applied after all).
+        let taken = self.parked.take_back(key, self.apply());
+        match either!(&self.base, Core, LocalCore, b => b.add_timed(key, d)) {
+            Ok(at) => Ok(at.map(rouse_std::MonotonicClock::to_os)),
+            Err(e) => Err(self.add_failed(key, taken, e)),
+        }
+    }
+
+    /// [`add_timed`](Loop::add_timed)'s error, after applying the parked delete of `key` it
+    /// dropped if the add had no effect (no room, refused; a failed wake-up of the loop
+    /// comes after the add took effect, and a stale key has nothing to delete).
+    #[cold]
+    #[inline(never)]
+    fn add_failed(&self, key: Key, taken: bool, e: io::Error) -> Fail {
+        let no_effect = matches!(
+            e.kind(),
+            io::ErrorKind::OutOfMemory | io::ErrorKind::InvalidInput
+        );
+        if taken && no_effect {
+            self.apply()(key);
+        }
+        e.into()
     }
 
     /// Makes `key` pending with a common timeout.
     #[inline]
     pub fn add_common(&self, key: Key, ct: Common) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.add_common(key, ct))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.add_common(key, ct))?)
     }
 
     /// The common timeout of duration `d`.
     pub fn common(&self, d: Duration) -> Result<Common, Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.common_timeout(d))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.common_timeout(d))?)
     }
 
     /// Makes `key` non-pending (waits for its callback running on another thread).
     #[inline]
     pub fn delete(&self, key: Key) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.delete(key))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.delete(key))?)
     }
 
     /// Makes `key` non-pending without waiting for its callback running on another thread.
     #[inline]
     pub fn delete_nowait(&self, key: Key) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.delete_nowait(key))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.delete_nowait(key))?)
     }
 
     /// Frees `key` (waits for its callback running on another thread).
     pub fn free(&self, key: Key) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.free(key))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.free(key))?)
     }
 
     /// Frees `key` without waiting and runs `f` on the loop thread once its callback cannot
     /// run any more.
     pub fn finalize(&self, key: Key, f: Box<dyn FnOnce() + Send>) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.finalize_with(key, move |_| f()))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.finalize_with(key, move |_| f()))?)
     }
 
     /// Queues `key` with the libevent result bits `res`.
     #[inline]
     pub fn activate(&self, key: Key, res: i16) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.activate(key, ready_of(res)))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.activate(key, ready_of(res)))?)
     }
 
     /// Changes the priority of a non-queued event.
     pub fn set_priority(&self, key: Key, p: u8) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.set_priority(key, p))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.set_priority(key, p))?)
     }
 
     /// Runs the loop.
@@ -546,8 +604,12 @@ impl Loop {
             .runner
             .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok();
-        let r = either!(&self.base, Core, LocalCore, b => b.run_with(flags));
         if claimed {
+            self.parked.begin_run(self.apply());
+        }
+        let r = either!(self.core(), Core, LocalCore, b => b.run_with(flags));
+        if claimed {
+            self.parked.end_run(self.apply());
             self.runner.store(0, Ordering::Relaxed);
         }
         Ok(match r? {
@@ -561,12 +623,12 @@ impl Loop {
 
     /// Stops the loop after the running callback (or the next run at once).
     pub fn loop_break(&self) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.loop_break())?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.loop_break())?)
     }
 
     /// Stops the loop after `after` (`None`: after this iteration).
     pub fn loop_exit(&self, after: Option<Duration>) -> Result<(), Fail> {
-        Ok(either!(&self.base, Core, LocalCore, b => b.loop_exit(after))?)
+        Ok(either!(self.core(), Core, LocalCore, b => b.loop_exit(after))?)
     }
 
     /// From one of this loop's callbacks (or anything such a callback calls on its thread):
@@ -598,6 +660,8 @@ impl Loop {
         self.in_callback.store(d + 1, Ordering::Relaxed);
         let depth = Depth(&self.in_callback);
         let r = f();
+        // A delete the callback parked is applied before rouse goes on.
+        self.parked.settle(self.apply());
         drop(depth);
         if self.continue_asked.load(Ordering::Relaxed) {
             self.continue_asked.store(false, Ordering::Relaxed);
@@ -612,27 +676,27 @@ impl Loop {
         if self.pid.load(Ordering::Relaxed) == me {
             return Ok(());
         }
-        either!(&self.base, Core, LocalCore, b => b.reinit_after_fork())?;
+        either!(self.core(), Core, LocalCore, b => b.reinit_after_fork())?;
         self.pid.store(me, Ordering::Relaxed);
         Ok(())
     }
 
     /// (events, pending, active).
     pub fn counts(&self) -> (u32, u32, u32) {
-        let c = either!(&self.base, Core, LocalCore, b => b.counts());
+        let c = either!(self.core(), Core, LocalCore, b => b.counts());
         (c.events, c.pending, c.active)
     }
 
     /// Whether `key` is pending or queued (no snapshot, no clock read: `event_assign` asks
     /// this of every re-assigned event).
     pub fn is_busy(&self, key: Key) -> bool {
-        either!(&self.base, Core, LocalCore, b => b.info(key))
+        either!(self.core(), Core, LocalCore, b => b.info(key))
             .is_ok_and(|i| i.pending || !i.queued.is_empty())
     }
 
     /// A snapshot of `key`.
     pub fn info(&self, key: Key) -> Result<Info, Fail> {
-        let i = either!(&self.base, Core, LocalCore, b => b.info(key))?;
+        let i = either!(self.core(), Core, LocalCore, b => b.info(key))?;
         Ok(self.convert(i))
     }
 
@@ -650,7 +714,7 @@ impl Loop {
             What::Io { events, .. } => events,
             _ => 0,
         };
-        let now = either!(&self.base, Core, LocalCore, b => b.now());
+        let now = either!(self.core(), Core, LocalCore, b => b.now());
         Info {
             key: i.key,
             what,
@@ -667,7 +731,7 @@ impl Loop {
     /// A snapshot of every live event, in slot order.
     pub fn events(&self) -> Vec<Info> {
         let mut v = Vec::new();
-        either!(&self.base, Core, LocalCore, b => b.for_each_event(|i| v.push(i)));
+        either!(self.core(), Core, LocalCore, b => b.for_each_event(|i| v.push(i)));
         v.into_iter().map(|i| self.convert(i)).collect()
     }
 
@@ -678,7 +742,7 @@ impl Loop {
 
     /// rouse's own dump (poller, notifier, wake counters, every event).
     pub fn dump(&self) -> String {
-        either!(&self.base, Core, LocalCore, b => b.dump())
+        either!(self.core(), Core, LocalCore, b => b.dump())
     }
 }
 

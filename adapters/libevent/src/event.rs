@@ -109,12 +109,23 @@ fn not_assigned(ev: *const Event, func: &str) {
 #[inline]
 unsafe fn current(ev: *mut Event) -> Option<(&'static Header, &'static Inner, Key)> {
     // SAFETY: caller's contract.
+    unsafe { current_spec(ev) }.map(|(h, inner, key, _)| (h, inner, key))
+}
+
+/// [`current`], also returning the `ev_events` that rouse event was made for.
+///
+/// # Safety
+///
+/// `ev` is assigned.
+#[inline(always)]
+unsafe fn current_spec(ev: *mut Event) -> Option<(&'static Header, &'static Inner, Key, i16)> {
+    // SAFETY: caller's contract.
     let st = unsafe { read_state(ev) };
     if st.spec_live == 0 {
         return None;
     }
     let (h, inner) = live(&st)?;
-    Some((h, inner, key_from(st.key)))
+    Some((h, inner, key_from(st.key), st.spec_events))
 }
 
 /// The header and live base that `st`'s rouse event belongs to, if that base still lives.
@@ -721,33 +732,34 @@ unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Op
     // SAFETY: caller's contract.
     let (fd, events) = unsafe { ((*ev).fd, (*ev).events) };
     let what = what_of(fd, events);
-    if what == Some(What::Timer) && tv.is_none() {
-        return Some(0); // libevent: nothing to wait for
-    }
-    let timeout = tv.map(|tv| timeout_of(inner, tv));
-    let r = match &timeout {
-        Some(Timeout::Common(c)) => inner.lp.add_common(key, *c).map(|()| None),
-        Some(Timeout::Plain(d)) => inner.lp.add_timed(key, *d),
-        None => inner.lp.add(key, None).map(|()| None),
+    let mut set = EVLIST_INIT
+        | match what {
+            Some(What::Signal(_)) => EVLIST_INSERTED | EVLIST_SIGNAL,
+            Some(What::Io { .. }) => EVLIST_INSERTED,
+            _ => 0,
+        };
+    // Each kind of timeout in a straight line of its own: the deadline armed is stored in
+    // `ev_timeout` (informational) as it is known.
+    let r = match tv {
+        None if what == Some(What::Timer) => return Some(0), // libevent: nothing to wait for
+        None => inner.lp.add(key, None),
+        Some(tv) => {
+            set |= EVLIST_TIMEOUT;
+            match timeout_of(inner, tv) {
+                Timeout::Plain(d) => inner.lp.add_timed(key, d).map(|at| {
+                    let tv = at.map_or_else(|| deadline(d), timeval_of);
+                    // SAFETY: assigned.
+                    unsafe { set_timeout(ev, tv) };
+                }),
+                Timeout::Common(c) => inner.lp.add_common(key, c).map(|()| {
+                    // SAFETY: assigned.
+                    unsafe { set_timeout(ev, deadline(c.duration())) };
+                }),
+            }
+        }
     };
     match r {
-        Ok(at) => {
-            let mut set = EVLIST_INIT;
-            match what {
-                Some(What::Signal(_)) => set |= EVLIST_INSERTED | EVLIST_SIGNAL,
-                Some(What::Io { .. }) => set |= EVLIST_INSERTED,
-                _ => {}
-            }
-            if let Some(t) = &timeout {
-                set |= EVLIST_TIMEOUT;
-                let tv = match (at, t) {
-                    (Some(at), _) => timeval_of(at),
-                    (None, Timeout::Common(c)) => deadline(c.duration()),
-                    (None, Timeout::Plain(d)) => deadline(*d),
-                };
-                // SAFETY: assigned; `ev_timeout` is informational.
-                unsafe { set_timeout(ev, tv) };
-            }
+        Ok(()) => {
             // SAFETY: assigned.
             unsafe { set_flags(ev, set, 0) };
             Some(0)
@@ -828,7 +840,7 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         return -1;
     }
     // SAFETY: assigned.
-    let events = unsafe { (*ev).events };
+    let (events, flags) = unsafe { ((*ev).events, flags_word(ev).load(Ordering::Relaxed)) };
     let block = block.unwrap_or(events & EV_FINALIZE == 0);
     // SAFETY: assigned.
     let clear = || unsafe {
@@ -839,7 +851,7 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         );
     };
     // SAFETY: assigned.
-    let Some((_, inner, key)) = (unsafe { current(ev) }) else {
+    let Some((_, inner, key, spec)) = (unsafe { current_spec(ev) }) else {
         // SAFETY: assigned.
         let stale_base = unsafe { read_state(ev) }.spec_live == 1;
         if stale_base {
@@ -853,6 +865,14 @@ unsafe fn del(ev: *mut Event, block: Option<bool>, func: &str) -> c_int {
         return 0;
     };
     clear();
+    // A timer's delete is held back where it can be: the add that usually follows (a
+    // timeout pushed back) re-arms it instead (`crate::parked`).
+    if spec & (EV_READ | EV_WRITE | EV_CLOSED | EV_SIGNAL) == 0
+        && flags & EVLIST_ACTIVE == 0
+        && inner.lp.park_delete(key)
+    {
+        return 0;
+    }
     // A live event that is not pending deletes fine; a stale one is no longer anything's.
     // Either way the registration stays (`event_add` reuses it).
     let r = if block {

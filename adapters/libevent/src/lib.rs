@@ -24,5 +24,6 @@ mod compat;
 mod event;
 mod log;
 mod misc;
+mod parked;
 mod reclaim;
 mod util;

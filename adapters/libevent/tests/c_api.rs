@@ -158,4 +158,5 @@ c_tests! {
     nolock;
     fd_reuse;
     reclaim_race;
+    parked;
 }
