@@ -217,19 +217,24 @@ where
     /// earliest deadline moved. Room was reserved.
     #[inline(always)]
     pub fn rearm(&mut self, idx: u32, at: u64, interval: u64) -> bool {
-        if self.queue_of(idx) == 0 {
-            if let Some(&p) = self.pos.get(idx as usize) {
-                if p != NIL && p & FRESH == 0 {
-                    self.time[idx as usize] = interval;
-                    let pos = &mut self.pos;
-                    self.heap
-                        .update(p as usize, at, &mut |i, q| pos[i as usize] = q);
-                    return p == 0 || self.pos[idx as usize] == 0;
-                }
-            }
+        if self.queue_of(idx) != 0 {
+            let moved = self.unlink(idx);
+            return self.arm(idx, at, interval) | moved;
         }
-        let moved = self.disarm(idx);
-        self.arm(idx, at, interval) | moved
+        match self.pos.get(idx as usize) {
+            Some(&p) if p != NIL && p & FRESH == 0 => {
+                self.time[idx as usize] = interval;
+                let pos = &mut self.pos;
+                self.heap
+                    .update(p as usize, at, &mut |i, q| pos[i as usize] = q);
+                p == 0 || self.pos[idx as usize] == 0
+            }
+            Some(&p) if p != NIL => {
+                self.remove_fresh(idx, p); // not in the heap: the earliest deadline stays
+                self.arm(idx, at, interval)
+            }
+            _ => self.arm(idx, at, interval),
+        }
     }
 
     #[inline(always)]
