@@ -159,4 +159,5 @@ c_tests! {
     fd_reuse;
     reclaim_race;
     parked;
+    idle_timeout;
 }
