@@ -133,6 +133,54 @@ fn readding_with_a_new_timeout_replaces_a_fired_but_not_yet_run_timeout() {
 }
 
 #[test]
+fn readding_a_pending_timer_to_the_deadline_it_has_keeps_it_and_a_new_interval_counts() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let once = fx
+        .base
+        .new_event(
+            Event::timer(),
+            cb(move |_, _| l.push(("once", clock.now_nanos() / 1_000_000))),
+        )
+        .unwrap();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let every = fx
+        .base
+        .new_event(
+            Event::timer().persist(),
+            cb(move |b, _| {
+                l.push(("every", clock.now_nanos() / 1_000_000));
+                if l.len() == 4 {
+                    b.loop_break().unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    fx.base.add(once, Some(MS * 10)).unwrap();
+    let due = fx.base.info(once).unwrap().deadline;
+    // The clock has not moved: each re-add arms the deadline the timer has.
+    for _ in 0..3 {
+        fx.base.add(once, Some(MS * 10)).unwrap();
+        assert_eq!(fx.base.info(once).unwrap().deadline, due);
+    }
+    assert_eq!(fx.base.counts().timers, 1);
+    // The same deadline by another interval: a persistent timer re-arms by the new one.
+    fx.base.add(every, Some(MS * 10)).unwrap();
+    fx.clock.advance(MS * 5);
+    fx.base.add(every, Some(MS * 5)).unwrap();
+    assert_eq!(fx.base.info(every).unwrap().deadline, due);
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Break));
+    let mut got = log.take();
+    got.sort();
+    assert_eq!(
+        got,
+        [("every", 10), ("every", 15), ("every", 20), ("once", 10)]
+    );
+}
+
+#[test]
 fn zero_timeout_fires_next_iteration_and_max_never_fires() {
     let fx = fixture(Options::new());
     let log = Log::new();
