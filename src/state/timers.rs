@@ -223,13 +223,12 @@ where
         }
         match self.pos.get(idx as usize) {
             Some(&p) if p != NIL && p & FRESH == 0 => {
+                self.time[idx as usize] = interval;
                 if self.heap.v[p as usize].at == at {
                     // The deadline it has (a timeout pushed back within one tick of a coarse
                     // clock): the heap stays as it is.
-                    self.time[idx as usize] = interval;
                     return false;
                 }
-                self.time[idx as usize] = interval;
                 let pos = &mut self.pos;
                 self.heap
                     .update(p as usize, at, &mut |i, q| pos[i as usize] = q);
