@@ -602,3 +602,33 @@ fn timer_slack_ends_waits_on_its_grid_so_near_deadlines_share_a_wake_up() {
     assert_eq!(poller.run(), Ok(Exit::Empty));
     assert_eq!(poller.waits(), 5);
 }
+
+#[test]
+fn an_add_timed_from_an_earlier_reading_counts_from_it_and_keeps_its_interval() {
+    let fx = fixture(Options::new());
+    let log = Log::new();
+    let (l, clock) = (log.clone(), fx.clock.clone());
+    let every = fx
+        .base
+        .new_event(
+            Event::timer().persist(),
+            cb(move |b, _| {
+                l.push(clock.now_nanos() / 1_000_000);
+                if l.len() == 3 {
+                    b.loop_break().unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    fx.base.add(every, Some(MS * 100)).unwrap();
+    // Asked for at 0, applied at 4: due at 10, not 14, and every 10 after it.
+    let asked = fx.base.now();
+    fx.clock.advance(MS * 4);
+    let at = fx.base.add_timed_from(every, MS * 10, asked).unwrap();
+    assert_eq!(at, Some(asked.saturating_add(MS * 10)));
+    assert_eq!(fx.base.info(every).unwrap().deadline, at);
+    assert_eq!(fx.base.counts().timers, 1);
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Break));
+    assert_eq!(log.take(), [10, 20, 30]);
+}

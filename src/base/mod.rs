@@ -423,9 +423,38 @@ impl<C: Config> Base<C> {
     ///
     /// As [`add`](Base::add).
     pub fn add_timed(&self, key: Key, timeout: Duration) -> Result<Option<Instant>, Error> {
+        self.add_timed_with(key, timeout, || self.clock.now_coarse())
+    }
+
+    /// [`add_timed`](Base::add_timed) with the timeout counted from `from`, a reading of this
+    /// base's clock ([`Clock::now_coarse`]) taken when the add was asked for: a caller that
+    /// held an add back applies it as of then, so its deadline does not move by the wait.
+    /// While the loop runs callbacks it is `add_timed` (the timeout starts at the loop's next
+    /// reading). A `from` later than the clock's reading is the caller's bug: the timeout
+    /// then fires late by the difference.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Base::add).
+    pub fn add_timed_from(
+        &self,
+        key: Key,
+        timeout: Duration,
+        from: Instant,
+    ) -> Result<Option<Instant>, Error> {
+        self.add_timed_with(key, timeout, || from)
+    }
+
+    #[inline(always)]
+    fn add_timed_with(
+        &self,
+        key: Key,
+        timeout: Duration,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<Option<Instant>, Error> {
         let (need, at) = self.with(|st| {
             let (idx, w) = self.check_at(st, key)?;
-            let (wake, at) = st.add(w, idx, Some(timeout), || self.clock.now_coarse())?;
+            let (wake, at) = st.add(w, idx, Some(timeout), now)?;
             Ok::<_, Error>((wake && self.request(st), at))
         })?;
         self.wake(need)?;

@@ -13,7 +13,7 @@ use rouse_std::{Base, Builder, Context, Flavor, Local, LocalBase, PollerKind};
 use crate::abi::{EV_CLOSED, EV_ET, EV_READ, EV_WRITE};
 #[cfg(test)]
 use crate::abi::{EV_PERSIST, EV_SIGNAL, EV_TIMEOUT};
-use crate::parked::Parked;
+use crate::parked::{Op, Parked};
 
 /// A rouse event's handle (generational: a freed event's key never names another event).
 pub type Key = rouse_core::Key;
@@ -417,19 +417,39 @@ impl Loop {
         self.id
     }
 
-    /// The rouse base, with any parked delete applied: what every call but the parking
-    /// ones goes through.
+    /// The rouse base, with any parked delete or re-add applied: what every call but the
+    /// parking ones goes through.
     #[inline(always)]
     fn core(&self) -> &Core {
         self.parked.settle(self.apply());
         &self.base
     }
 
-    /// Applies a parked delete (without waiting: see [`crate::parked`]).
+    /// Applies a parked delete (without waiting: see [`crate::parked`]) or re-add.
     #[inline(always)]
-    fn apply(&self) -> impl Fn(Key) + '_ {
-        move |k| {
-            let _ = either!(&self.base, Core, LocalCore, b => b.delete_nowait(k));
+    fn apply(&self) -> impl Fn(Op) + '_ {
+        move |op| match op {
+            Op::Delete(k) => {
+                let _ = either!(&self.base, Core, LocalCore, b => b.delete_nowait(k));
+            }
+            Op::Readd { key, timeout, from } => self.apply_readd(key, timeout, from),
+        }
+    }
+
+    /// A parked re-add, as of when the program asked for it. The event is pending with its
+    /// timeout in the heap, so the re-arm has nothing to fail on but a base being closed;
+    /// should it fail, the event is deleted (its old deadline must not fire).
+    #[cold]
+    #[inline(never)]
+    fn apply_readd(&self, key: Key, timeout: u64, from: u64) {
+        let (d, from) = (
+            Duration::from_nanos(timeout),
+            rouse_core::Instant::from_nanos(from),
+        );
+        let r = either!(&self.base, Core, LocalCore, b => b.add_timed_from(key, d, from));
+        if let Err(e) = r {
+            crate::log::warn(&format!("event_add: {e}"));
+            let _ = either!(&self.base, Core, LocalCore, b => b.delete_nowait(key));
         }
     }
 
@@ -520,8 +540,16 @@ impl Loop {
     /// `CLOCK_MONOTONIC` (`None`: it starts at the loop's next reading).
     #[inline(always)]
     pub fn add_timed(&self, key: Key, d: Duration) -> Result<Option<Duration>, Fail> {
-        // A parked delete of `key` is dropped: the add re-arms the event, still pending
-        // (and if the add fails, the delete is applied after all).
+        // Outside a run, the add that undoes a parked delete of `key` is parked in turn
+        // (a timeout pushed back again and again before the loop runs: no rouse call).
+        let timeout = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let now = || either!(&self.base, Core, LocalCore, b => b.now_coarse()).as_nanos();
+        if let Some(from) = self.parked.readd(key, timeout, now) {
+            let at = rouse_core::Instant::from_nanos(from).saturating_add(d);
+            return Ok(Some(rouse_std::MonotonicClock::to_os(at)));
+        }
+        // Otherwise (a run is on) a parked delete of `key` is dropped: the add re-arms the
+        // event, still pending (and if the add fails, the delete is applied after all).
         let taken = self.parked.take_back(key, self.apply());
         match either!(&self.base, Core, LocalCore, b => b.add_timed(key, d)) {
             Ok(at) => Ok(at.map(rouse_std::MonotonicClock::to_os)),
@@ -540,7 +568,7 @@ impl Loop {
             io::ErrorKind::OutOfMemory | io::ErrorKind::InvalidInput
         );
         if taken && no_effect {
-            self.apply()(key);
+            self.apply()(Op::Delete(key));
         }
         e.into()
     }

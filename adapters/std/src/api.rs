@@ -151,6 +151,17 @@ macro_rules! shared_api {
                 Ok(self.core().add_timed(key, timeout)?)
             }
 
+            #[doc = concat!("[`add_timed`](", stringify!($Ty), "::add_timed) with the timeout counted from `from`, an earlier")]
+            #[doc = concat!("reading of [`now_coarse`](", stringify!($Ty), "::now_coarse) (taken when the add was asked for: a caller")]
+            /// that held the add back applies it as of then). From a callback it is `add_timed`.
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`add`](", stringify!($Ty), "::add).")]
+            pub fn add_timed_from(&self, key: rouse_core::Key, timeout: std::time::Duration, from: rouse_core::Instant) -> std::io::Result<Option<rouse_core::Instant>> {
+                Ok(self.core().add_timed_from(key, timeout, from)?)
+            }
+
             /// Makes the event pending with common timeout `ct` (O(1) for many timers of one
             #[doc = concat!("duration; see [`common_timeout`](", stringify!($Ty), "::common_timeout)).")]
             ///
@@ -319,6 +330,13 @@ macro_rules! shared_api {
             /// The base's clock now (what deadlines are measured on).
             pub fn now(&self) -> rouse_core::Instant {
                 self.core().now()
+            }
+
+            /// The reading a timeout added outside the loop's callbacks starts from: the
+            #[doc = concat!("coarse clock on a base built with [`Builder::coarse_clock`](crate::Builder::coarse_clock), else [`now`](", stringify!($Ty), "::now).")]
+            #[inline]
+            pub fn now_coarse(&self) -> rouse_core::Instant {
+                rouse_core::Clock::now_coarse(self.core().clock())
             }
 
             /// The base's id (its keys carry it).

@@ -6,6 +6,8 @@
  * a locked one used from several threads. */
 #include "check.h"
 #include <pthread.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 static int fired[8];
 static double fired_at[8];
@@ -52,6 +54,21 @@ static void tick_cb(evutil_socket_t fd, short res, void *arg)
 		CHECK(!event_pending(watchdog, EV_TIMEOUT, NULL));
 		/* Last: its delete is the one still held back when the callback returns. */
 		CHECK(event_del(tick) == 0);
+	}
+}
+
+/* A persistent timer that deletes itself on its third period. */
+static struct event *periodic;
+static int periods;
+static double third_at;
+static void periodic_cb(evutil_socket_t fd, short res, void *arg)
+{
+	(void)fd;
+	(void)res;
+	(void)arg;
+	if (++periods == 3) {
+		third_at = now_ms() - t0;
+		CHECK(event_del(periodic) == 0);
 	}
 }
 
@@ -169,6 +186,66 @@ static void scenarios(struct event_base *b)
 	CHECK(event_base_foreach_event(b, foreach_cb, NULL) == 0);
 	CHECK(listed == 0);
 
+	/* I: added again outside the loop, the re-add is held back in turn (the base untouched
+	 * until the loop runs or is asked something). Its timeout still counts from the add:
+	 * the program's work before the loop does not move it. */
+	reset();
+	tv = ms(1000);
+	CHECK(evtimer_add(t1, &tv) == 0);
+	CHECK(evtimer_del(t1) == 0);
+	tv = ms(200);
+	CHECK(evtimer_add(t1, &tv) == 0);
+	usleep(300 * 1000);
+	double d0 = now_ms();
+	CHECK(event_base_dispatch(b) == 1);
+	CHECK(fired[1] == 1);
+	CHECK(fired_at[1] >= 200 - EARLY);
+	CHECK(now_ms() - d0 < 100); /* due on entry, not 200 ms after it */
+	/* Pushed back a thousand times, then deleted: it never fires. */
+	reset();
+	for (int i = 0; i < 1000; i++) {
+		tv = ms(10 + i % 7);
+		CHECK(evtimer_add(t1, &tv) == 0);
+		CHECK(evtimer_del(t1) == 0);
+	}
+	CHECK(event_base_dispatch(b) == 1);
+	CHECK(fired[1] == 0);
+	/* Pushed back a thousand times: once, at the last deadline. */
+	reset();
+	for (int i = 0; i < 1000; i++) {
+		tv = ms(1000 - i);
+		CHECK(evtimer_add(t1, &tv) == 0);
+		CHECK(evtimer_del(t1) == 0);
+	}
+	tv = ms(40);
+	CHECK(evtimer_add(t1, &tv) == 0);
+	/* Asked about, it is pending with the re-add's timeout. */
+	struct timeval expiry, wall;
+	CHECK(gettimeofday(&wall, NULL) == 0);
+	CHECK(evtimer_pending(t1, &expiry));
+	double in_ms = (expiry.tv_sec - wall.tv_sec) * 1000.0 +
+		       (expiry.tv_usec - wall.tv_usec) / 1000.0;
+	CHECK(in_ms > 40 - EARLY - 2 && in_ms <= 42);
+	CHECK(event_base_get_num_events(b, EVENT_BASE_COUNT_ADDED) == added + 1);
+	CHECK(event_base_dispatch(b) == 1);
+	CHECK(fired[1] == 1);
+	CHECK(fired_at[1] >= 40 - EARLY && fired_at[1] < 1000);
+	/* A persistent timer re-added with a new interval before the loop: every period is
+	 * that interval, counted from the add. */
+	reset();
+	periodic = event_new(b, -1, EV_PERSIST, periodic_cb, NULL);
+	periods = 0;
+	tv = ms(1000);
+	CHECK(event_add(periodic, &tv) == 0);
+	CHECK(event_del(periodic) == 0);
+	tv = ms(60);
+	CHECK(event_add(periodic, &tv) == 0);
+	usleep(40 * 1000);
+	CHECK(event_base_dispatch(b) == 1);
+	CHECK(periods == 3);
+	CHECK(third_at >= 180 - EARLY);
+	event_free(periodic);
+
 	/* Freed while its delete is held back, with another held back at the base's end. */
 	CHECK(evtimer_add(t1, &tv) == 0);
 	CHECK(evtimer_del(t1) == 0);
@@ -189,6 +266,21 @@ static void *del_before(void *arg)
 	struct timeval tv = ms(20);
 	CHECK(evtimer_add(ht, &tv) == 0);
 	CHECK(evtimer_del(ht) == 0);
+	return NULL;
+}
+/* Pushes `ht` back 20 000 times, the last add's time kept. */
+static int pushed;
+static double last_add_at;
+static void *push_back(void *arg)
+{
+	(void)arg;
+	struct timeval tv = ms(40);
+	for (int i = 0; i < 20000; i++) {
+		CHECK(evtimer_del(ht) == 0);
+		last_add_at = now_ms() - t0;
+		CHECK(evtimer_add(ht, &tv) == 0);
+	}
+	__atomic_store_n(&pushed, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 static int loop_ticks;
@@ -230,6 +322,21 @@ static void threaded(void)
 	CHECK(pthread_join(th, NULL) == 0);
 	CHECK(event_base_dispatch(hb) == 1);
 	CHECK(fired[6] == 0);
+
+	/* Re-adds held back by one thread while another asks about the event (each question
+	 * applies the one held back): it fires once, at the last add's deadline. */
+	reset();
+	CHECK(pthread_create(&th, NULL, push_back, NULL) == 0);
+	int asked = 0;
+	while (!__atomic_load_n(&pushed, __ATOMIC_ACQUIRE)) {
+		(void)evtimer_pending(ht, NULL); /* either, mid-push */
+		asked++;
+	}
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK(asked > 0);
+	CHECK(event_base_dispatch(hb) == 1);
+	CHECK(fired[6] == 1);
+	CHECK(fired_at[6] >= last_add_at + 40 - EARLY);
 
 	/* The loop runs on another thread, kept alive by a persistent event. */
 	struct event *keep = event_new(hb, -1, EV_PERSIST, up_cb, NULL);
