@@ -542,9 +542,8 @@ impl Loop {
     pub fn add_timed(&self, key: Key, d: Duration) -> Result<Option<Duration>, Fail> {
         // Outside a run, the add that undoes a parked delete of `key` is parked in turn
         // (a timeout pushed back again and again before the loop runs: no rouse call).
-        let timeout = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let now = || either!(&self.base, Core, LocalCore, b => b.now_coarse()).as_nanos();
-        if let Some(from) = self.parked.readd(key, timeout, now) {
+        if let Some(from) = self.parked.readd(key, d, now) {
             let at = rouse_core::Instant::from_nanos(from).saturating_add(d);
             return Ok(Some(rouse_std::MonotonicClock::to_os(at)));
         }
