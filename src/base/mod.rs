@@ -328,6 +328,7 @@ impl<C: Config> Base<C> {
     /// [`Error::Full`], [`Error::Priority`], [`Error::EmptyInterest`], [`Error::SignalRange`],
     /// [`Error::Closed`]. The callback is dropped, after the base lock is released (its `Drop`
     /// may use the base).
+    #[inline]
     pub fn new_event(&self, event: Event, callback: C::Callback) -> Result<Key, Error> {
         let r = self.with(|st| st.create(&self.words, event, callback));
         match r {
@@ -422,6 +423,7 @@ impl<C: Config> Base<C> {
     /// # Errors
     ///
     /// As [`add`](Base::add).
+    #[inline]
     pub fn add_timed(&self, key: Key, timeout: Duration) -> Result<Option<Instant>, Error> {
         self.add_timed_with(key, timeout, || self.clock.now_coarse())
     }

@@ -14,6 +14,7 @@ use super::{sources, word, BaseState, WordsOf};
 impl<C: Config> BaseState<C> {
     /// Creates an event (not pending) and returns its slot and generation. On failure the
     /// callback is handed back, so the caller drops it after the lock is released.
+    #[inline]
     pub fn create(
         &mut self,
         words: &WordsOf<C>,
@@ -30,6 +31,7 @@ impl<C: Config> BaseState<C> {
         }
     }
 
+    #[inline]
     fn create_slot(&mut self, words: &WordsOf<C>, ev: &Event) -> Result<(u32, u32), Error> {
         if self.ctl.closed {
             return Err(Error::Closed);

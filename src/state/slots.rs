@@ -140,6 +140,7 @@ where
     }
 
     /// Takes a free slot (or a new one) and returns its index and key generation.
+    #[inline]
     pub fn alloc<W: Words>(&mut self, words: &W) -> Result<(u32, u32), Error> {
         // One word lookup either way: a reused slot's generation is read, a new one's set.
         let (idx, gen) = if self.free != NIL {

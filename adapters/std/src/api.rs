@@ -21,6 +21,7 @@ fn own_fd() -> io::Error {
 
 /// Creates an event, after the checks every path goes through: not one of the base's own
 /// fds, a catchable signal.
+#[inline]
 pub(crate) fn event<F: Flavor>(
     core: &CoreBase<F>,
     event: Event,
@@ -89,6 +90,7 @@ macro_rules! shared_api {
             /// `InvalidInput` for an I/O event on one of the base's own fds (`EINVAL`), a
             /// signal that cannot be caught, an empty interest, a priority out of range; as
             /// the crate docs' error table says for the rest.
+            #[inline]
             pub fn event<C>(&self, event: rouse_core::Event, callback: C) -> std::io::Result<rouse_core::Key>
             where
                 C: FnMut(&$crate::Context<'_, $F>, rouse_core::Fired) $($send)* + 'static,
@@ -147,6 +149,7 @@ macro_rules! shared_api {
             /// # Errors
             ///
             #[doc = concat!("As [`add`](", stringify!($Ty), "::add).")]
+            #[inline]
             pub fn add_timed(&self, key: rouse_core::Key, timeout: std::time::Duration) -> std::io::Result<Option<rouse_core::Instant>> {
                 Ok(self.core().add_timed(key, timeout)?)
             }
