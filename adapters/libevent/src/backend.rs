@@ -316,6 +316,7 @@ fn events_of(i: Interest) -> i16 {
     e
 }
 
+#[inline]
 fn event_of(what: What) -> Result<Event, Fail> {
     Ok(match what {
         What::Io { fd, events } => Event::io(rouse_std::raw_source(fd)?, interest_of(events)),
@@ -488,6 +489,7 @@ impl Loop {
 
     /// Creates a non-pending event tagged `tag` (a signal event is created pending: rouse-std
     /// installs its handler at once only for an event made pending as it is created).
+    #[inline]
     pub fn create<F>(
         &self,
         what: What,
