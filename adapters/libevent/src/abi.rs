@@ -324,6 +324,32 @@ pub unsafe fn read_state(ev: *mut Event) -> State {
 #[inline(always)]
 pub unsafe fn update<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
     // SAFETY: caller's contract.
+    unsafe { update_with::<R, true>(ev, f) }
+}
+
+/// [`update`] that stores the state back whether or not `f` changed it (no comparison: for a
+/// writer that changes it on its usual path, as a creation does).
+///
+/// # Safety
+///
+/// As [`update`].
+#[inline(always)]
+pub unsafe fn replace<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
+    // SAFETY: caller's contract.
+    unsafe { update_with::<R, false>(ev, f) }
+}
+
+/// [`update`] (`COMPARE`: store only a changed state) or [`replace`].
+///
+/// # Safety
+///
+/// As [`update`].
+#[inline(always)]
+unsafe fn update_with<R, const COMPARE: bool>(
+    ev: *mut Event,
+    f: impl FnOnce(&mut State) -> R,
+) -> R {
+    // SAFETY: caller's contract.
     let (w, fl) = unsafe { (lock_word(ev), fields(ev)) };
     let mut spins = 0u32;
     let v = loop {
@@ -344,7 +370,7 @@ pub unsafe fn update<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
     let mut s = fl.load();
     let before = s;
     let r = f(&mut s);
-    if s != before {
+    if !COMPARE || s != before {
         fl.store(&s);
     }
     w.store(v.wrapping_add(2), Ordering::Release);

@@ -409,7 +409,7 @@ unsafe fn ensure_slow(
     // may itself be reading this event's state.
     // SAFETY: caller's contract.
     let made: Result<_, Fail> = unsafe {
-        update(ev, |st| {
+        replace(ev, |st| {
             if st.spec_live == 1
                 && st.owner == owner
                 && st.key_gen == gen
