@@ -266,6 +266,18 @@ pub unsafe fn spec_events_of(ev: *mut Event) -> i16 {
     unsafe { fields(ev) }.spec_events.load(Ordering::Relaxed)
 }
 
+/// Whether `ev`'s rouse state has a registration (`spec_live`, one atomic load, no seqlock:
+/// a hint, for choosing a path that checks the state again).
+///
+/// # Safety
+///
+/// `ev` points to a live, assigned `struct event`.
+#[inline(always)]
+pub unsafe fn has_registration(ev: *mut Event) -> bool {
+    // SAFETY: caller's contract; the field is only accessed atomically (see `fields`).
+    unsafe { fields(ev) }.spec_live.load(Ordering::Relaxed) == 1
+}
+
 /// Whether `ev`'s rouse state names `key` and a live registration, read without the seqlock
 /// (a callback's check that its struct still holds it). A read torn by a concurrent writer
 /// sees each word as the state held it at some moment: where the writer changed a word the

@@ -217,6 +217,29 @@ pub struct Loop {
     /// A delete held back ([`crate::parked`]): every call but the two fast paths of a
     /// timer's delete and re-add settles it first ([`Loop::core`]).
     parked: Parked,
+    /// The OS clock's reading (ns) at rouse's zero instant: a rouse instant plus this is the
+    /// `CLOCK_MONOTONIC` reading it stands for (as [`rouse_std::MonotonicClock::to_os`]).
+    os_zero: u64,
+}
+
+/// A timeval's timeout in nanoseconds, as libevent reads it (negative parts count as zero,
+/// microseconds past a second as 999 999), saturating.
+#[inline(always)]
+pub fn timeout_nanos(tv: &libc::timeval) -> u64 {
+    let us = (tv.tv_usec.max(0) as u64).min(999_999);
+    (tv.tv_sec.max(0) as u64)
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(us * 1000))
+        .unwrap_or(u64::MAX)
+}
+
+/// A duration in whole nanoseconds, saturating.
+#[inline(always)]
+fn os_nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }
 
 /// The rouse base of a [`Loop`].
@@ -404,6 +427,9 @@ impl Loop {
         Ok(Loop {
             id,
             parked: Parked::new(s.threaded, id),
+            os_zero: os_nanos(rouse_std::MonotonicClock::to_os(
+                rouse_core::Instant::from_nanos(0),
+            )),
             base,
             pid: AtomicU32::new(std::process::id()),
             runner: AtomicUsize::new(0),
@@ -538,22 +564,28 @@ impl Loop {
         Ok(either!(self.core(), Core, LocalCore, b => b.add(key, timeout))?)
     }
 
-    /// Makes `key` pending with timeout `d`, returning the deadline armed as a reading of
-    /// `CLOCK_MONOTONIC` (`None`: it starts at the loop's next reading).
+    /// Re-adds `key`, a timer whose delete is parked, with timeout `tv` (libevent's: negative
+    /// parts count as zero) outside a run: parks the re-add ([`Parked::readd`]) and returns
+    /// the deadline armed, a reading of `CLOCK_MONOTONIC` in nanoseconds. `None`: nothing of
+    /// `key`'s is parked (or a run is on), and the caller adds it ([`add_timed`](Loop::add_timed)).
     #[inline(always)]
-    pub fn add_timed(&self, key: Key, d: Duration) -> Result<Option<Duration>, Fail> {
-        // Outside a run, the add that undoes a parked delete of `key` is parked in turn
-        // (a timeout pushed back again and again before the loop runs: no rouse call).
+    pub fn readd(&self, key: Key, tv: &libc::timeval) -> Option<u64> {
+        let timeout = timeout_nanos(tv);
         let now = || either!(&self.base, Core, LocalCore, b => b.now_coarse()).as_nanos();
-        if let Some(from) = self.parked.readd(key, d, now) {
-            let at = rouse_core::Instant::from_nanos(from).saturating_add(d);
-            return Ok(Some(rouse_std::MonotonicClock::to_os(at)));
-        }
-        // Otherwise (a run is on) a parked delete of `key` is dropped: the add re-arms the
-        // event, still pending (and if the add fails, the delete is applied after all).
+        let from = self.parked.readd(key, timeout, now)?;
+        Some(from.saturating_add(timeout).saturating_add(self.os_zero))
+    }
+
+    /// Makes `key` pending with timeout `d`, returning the deadline armed as a reading of
+    /// `CLOCK_MONOTONIC` in nanoseconds (`None`: it starts at the loop's next reading).
+    #[inline(always)]
+    pub fn add_timed(&self, key: Key, d: Duration) -> Result<Option<u64>, Fail> {
+        // A parked delete of `key` is dropped: the add re-arms the event, still pending (and
+        // if the add fails, the delete is applied after all). (Outside a run, the caller
+        // parked the add instead where it could: [`readd`](Loop::readd).)
         let taken = self.parked.take_back(key, self.apply());
         match either!(&self.base, Core, LocalCore, b => b.add_timed(key, d)) {
-            Ok(at) => Ok(at.map(rouse_std::MonotonicClock::to_os)),
+            Ok(at) => Ok(at.map(|at| at.as_nanos().saturating_add(self.os_zero))),
             Err(e) => Err(self.add_failed(key, taken, e)),
         }
     }

@@ -773,9 +773,15 @@ pub enum Timeout {
     Plain(Duration),
 }
 
+/// Whether `tv` carries the common-timeout mark (`event_base_init_common_timeout`).
+#[inline(always)]
+pub fn is_common(tv: &libc::timeval) -> bool {
+    tv.tv_usec & COMMON_MASK == COMMON_MAGIC
+}
+
 #[inline]
 pub fn timeout_of(inner: &Inner, tv: &libc::timeval) -> Timeout {
-    if tv.tv_usec & COMMON_MASK == COMMON_MAGIC {
+    if is_common(tv) {
         return common_of(inner, tv);
     }
     Timeout::Plain(duration_of(tv))

@@ -680,6 +680,7 @@ pub unsafe extern "C" fn event_add(ev: *mut Event, tv: *const libc::timeval) -> 
 /// # Safety
 ///
 /// As [`event_add`].
+#[inline(always)]
 pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int {
     // SAFETY: caller's contract.
     if !unsafe { check(ev, func) } {
@@ -688,11 +689,93 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
     // SAFETY: caller's contract.
     let tv = unsafe { tv.as_ref() };
     // SAFETY: assigned.
-    match unsafe { add_once(ev, tv, func) } {
+    let found = if !unsafe { has_registration(ev) } {
+        Found::Missing // a first add
+    } else if let Some(tv) = tv {
+        // SAFETY: assigned.
+        match unsafe { readd(ev, tv) } {
+            Ok(r) => return r,
+            Err(found) => found,
+        }
+    } else {
+        Found::Unknown
+    };
+    // SAFETY: assigned.
+    unsafe { add_slow(ev, tv, found, func) }
+}
+
+/// What [`add`]'s first look at a struct's registration found.
+#[derive(Clone, Copy)]
+enum Found {
+    /// Not looked at.
+    Unknown,
+    /// None there (a hint: [`ensure_slow`] looks again under the lock).
+    Missing,
+    /// The one for the struct's fields, on a live base.
+    Current(&'static Inner, Key),
+}
+
+/// [`add`] but for a parked timer's re-add (out of line: the re-add's code keeps its
+/// registers). `found`: what [`add`] found of the registration.
+///
+/// # Safety
+///
+/// `ev` is assigned.
+#[inline(never)]
+unsafe fn add_slow(ev: *mut Event, tv: Option<&libc::timeval>, found: Found, func: &str) -> c_int {
+    // SAFETY: assigned.
+    match unsafe { add_once(ev, tv, found, func) } {
         Some(r) => r,
         // SAFETY: assigned.
         None => unsafe { add_again(ev, tv, func) },
     }
+}
+
+/// `event_add` of a timer whose delete is parked, outside a run (a timeout pushed back
+/// before the loop runs again: `crate::parked`), on a path of its own: the struct's
+/// registration checked as [`ensure`] checks it, the re-add parked in turn, `ev_timeout` and
+/// the flags set. `Err`: not such a re-add, with what was found of the registration (the
+/// caller adds the general way).
+///
+/// # Safety
+///
+/// `ev` is assigned.
+#[inline(always)]
+unsafe fn readd(ev: *mut Event, tv: &libc::timeval) -> Result<c_int, Found> {
+    // SAFETY: caller's contract: the program's fields.
+    let (base, fd, events, pri) = unsafe { ((*ev).base, (*ev).fd, (*ev).events, (*ev).pri) };
+    if events & (EV_READ | EV_WRITE | EV_CLOSED | EV_SIGNAL) != 0 {
+        return Err(Found::Unknown);
+    }
+    // SAFETY: caller's contract.
+    let s = unsafe { read_state(ev) };
+    if s.spec_live != 1
+        || s.owner != base as usize
+        || s.spec_fd != fd
+        || s.spec_events != events
+        || s.spec_pri != pri
+    {
+        return Err(Found::Unknown);
+    }
+    let Some((_, inner)) = live(&s) else {
+        return Err(Found::Unknown);
+    };
+    if u32::from(pri) >= inner.npri.load(Ordering::Relaxed) {
+        return Err(Found::Unknown);
+    }
+    let key = key_from(s.key);
+    if base::is_common(tv) {
+        return Err(Found::Current(inner, key));
+    }
+    let Some(at) = inner.lp.readd(key, tv) else {
+        return Err(Found::Current(inner, key));
+    };
+    // SAFETY: assigned.
+    unsafe {
+        set_timeout(ev, timeval_of_nanos(at));
+        set_flags(ev, EVLIST_INIT | EVLIST_TIMEOUT, 0);
+    }
+    Ok(0)
 }
 
 /// [`add`]'s further attempts, after the registration went stale under the first
@@ -707,7 +790,7 @@ pub unsafe fn add(ev: *mut Event, tv: *const libc::timeval, func: &str) -> c_int
 unsafe fn add_again(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> c_int {
     for _ in 1..reclaim::ATTEMPTS {
         // SAFETY: caller's contract.
-        if let Some(r) = unsafe { add_once(ev, tv, func) } {
+        if let Some(r) = unsafe { add_once(ev, tv, Found::Unknown, func) } {
             return r;
         }
     }
@@ -719,14 +802,26 @@ unsafe fn add_again(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> c
 
 /// One attempt of [`add`]: its result, or `None` if the registration was stale (re-created
 /// by another thread meanwhile; it is detached, so the next attempt takes the new one).
+/// `found`: what the caller just found of the registration.
 ///
 /// # Safety
 ///
 /// `ev` is assigned.
 #[inline(always)]
-unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Option<c_int> {
-    // SAFETY: caller's contract.
-    let Some((_, inner, key)) = (unsafe { ensure(ev, func) }) else {
+unsafe fn add_once(
+    ev: *mut Event,
+    tv: Option<&libc::timeval>,
+    found: Found,
+    func: &str,
+) -> Option<c_int> {
+    let made = match found {
+        Found::Current(inner, key) => Some((inner, key)),
+        // SAFETY: caller's contract.
+        Found::Missing => unsafe { ensure_slow(ev, func) }.map(|(_, inner, key)| (inner, key)),
+        // SAFETY: caller's contract.
+        Found::Unknown => unsafe { ensure(ev, func) }.map(|(_, inner, key)| (inner, key)),
+    };
+    let Some((inner, key)) = made else {
         return Some(-1);
     };
     // SAFETY: caller's contract.
@@ -747,7 +842,7 @@ unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Op
             set |= EVLIST_TIMEOUT;
             match timeout_of(inner, tv) {
                 Timeout::Plain(d) => inner.lp.add_timed(key, d).map(|at| {
-                    let tv = at.map_or_else(|| deadline(d), timeval_of);
+                    let tv = at.map_or_else(|| deadline(d), timeval_of_nanos);
                     // SAFETY: assigned.
                     unsafe { set_timeout(ev, tv) };
                 }),
@@ -776,12 +871,22 @@ unsafe fn add_once(ev: *mut Event, tv: Option<&libc::timeval>, func: &str) -> Op
     }
 }
 
-/// A reading of `CLOCK_MONOTONIC` as a timeval (libevent's `ev_timeout`).
+/// A time as a timeval, saturating.
 #[inline]
 fn timeval_of(at: std::time::Duration) -> libc::timeval {
     libc::timeval {
         tv_sec: libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_usec: at.subsec_micros() as libc::suseconds_t,
+    }
+}
+
+/// A reading of `CLOCK_MONOTONIC` in nanoseconds as a timeval (libevent's `ev_timeout`).
+#[inline(always)]
+fn timeval_of_nanos(at: u64) -> libc::timeval {
+    let secs = at / 1_000_000_000;
+    libc::timeval {
+        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
+        tv_usec: ((at - secs * 1_000_000_000) / 1000) as libc::suseconds_t,
     }
 }
 

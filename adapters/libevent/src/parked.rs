@@ -32,7 +32,6 @@
 //! locking is used by one thread at a time, so its word is written with plain stores.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::backend::Key;
 
@@ -127,19 +126,18 @@ impl Parked {
         self.swap(v, v | HELD | k)
     }
 
-    /// Parks a re-add of `key` with `timeout` where its delete is parked,
+    /// Parks a re-add of `key` with `timeout` (nanoseconds) where its delete is parked,
     /// outside a run: the rouse event, still pending, is left as it is until the loop is
     /// used, and a delete that follows drops the re-add again. `now` reads the base's clock
     /// (coarse reading, nanoseconds): the timeout counts from then. Returns that reading, or
     /// `None` if nothing of `key`'s is parked here (or a run is on): the caller adds it.
     #[inline(always)]
-    pub fn readd(&self, key: Key, timeout: Duration, now: impl FnOnce() -> u64) -> Option<u64> {
+    pub fn readd(&self, key: Key, timeout: u64, now: impl FnOnce() -> u64) -> Option<u64> {
         // The word first: an add with nothing parked (most) pays one load and a test.
         let v = self.word.load(Ordering::Relaxed);
         if v & (HELD | READD | BUSY | RUN) != HELD || Some(v) != self.pack(key).map(|k| HELD | k) {
             return None;
         }
-        let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         let from = now();
         if self.shared {
             // Held (`BUSY`) while the timeout is written: whoever applies it reads both.
@@ -287,23 +285,17 @@ mod tests {
             let applied = RefCell::new(Vec::new());
             let apply = |op: Op| applied.borrow_mut().push(op);
             // Nothing parked, or another key's delete: not parked, the caller adds.
-            assert_eq!(p.readd(key(3, 9), Duration::from_nanos(5), || 100), None);
+            assert_eq!(p.readd(key(3, 9), 5, || 100), None);
             assert!(p.park(key(3, 9), || false));
-            assert_eq!(p.readd(key(4, 1), Duration::from_nanos(5), || 100), None);
-            assert_eq!(p.readd(key(3, 10), Duration::from_nanos(5), || 100), None);
+            assert_eq!(p.readd(key(4, 1), 5, || 100), None);
+            assert_eq!(p.readd(key(3, 10), 5, || 100), None);
             // Its own: parked, from the reading taken now.
-            assert_eq!(
-                p.readd(key(3, 9), Duration::from_nanos(5), || 100),
-                Some(100)
-            );
+            assert_eq!(p.readd(key(3, 9), 5, || 100), Some(100));
             // Added again while a re-add is parked: the caller adds (no second re-add).
-            assert_eq!(p.readd(key(3, 9), Duration::from_nanos(6), || 101), None);
+            assert_eq!(p.readd(key(3, 9), 6, || 101), None);
             // A delete drops the re-add; the re-add after it counts from its own reading.
             assert!(p.park(key(3, 9), || false));
-            assert_eq!(
-                p.readd(key(3, 9), Duration::from_nanos(7), || 102),
-                Some(102)
-            );
+            assert_eq!(p.readd(key(3, 9), 7, || 102), Some(102));
             assert!(applied.borrow().is_empty(), "nothing applied yet");
             // Any use of the loop applies it, as asked, once.
             p.settle(apply);
@@ -320,26 +312,16 @@ mod tests {
             // An add of the key with a re-add parked applies it first (and does not take
             // it back: there is no delete to drop).
             assert!(p.park(key(3, 9), || false));
-            assert_eq!(
-                p.readd(key(3, 9), Duration::from_nanos(8), || 103),
-                Some(103)
-            );
+            assert_eq!(p.readd(key(3, 9), 8, || 103), Some(103));
             assert!(!p.take_back(key(3, 9), apply));
             assert!(matches!(applied.borrow()[1], Op::Readd { timeout: 8, .. }));
             // A run applies it before it starts, and none is parked during a run.
             assert!(p.park(key(3, 9), || false));
-            assert_eq!(
-                p.readd(key(3, 9), Duration::from_nanos(9), || 104),
-                Some(104)
-            );
+            assert_eq!(p.readd(key(3, 9), 9, || 104), Some(104));
             p.begin_run(apply);
             assert_eq!(applied.borrow().len(), 3);
             assert!(p.park(key(3, 9), || true));
-            assert_eq!(
-                p.readd(key(3, 9), Duration::from_nanos(9), || 105),
-                None,
-                "not during a run"
-            );
+            assert_eq!(p.readd(key(3, 9), 9, || 105), None, "not during a run");
             assert!(p.take_back(key(3, 9), apply));
             p.end_run(apply);
             assert_eq!(applied.borrow().len(), 3);
@@ -384,7 +366,7 @@ mod tests {
             assert!(p.park(key(1, 1), || false));
             let readd = round % 2 == 1;
             if readd {
-                assert_eq!(p.readd(key(1, 1), Duration::from_nanos(5), || 6), Some(6));
+                assert_eq!(p.readd(key(1, 1), 5, || 6), Some(6));
             }
             let want = if readd {
                 Op::Readd {
@@ -439,9 +421,7 @@ mod tests {
             std::thread::spawn(move || {
                 let mut readds = 0;
                 for n in 1..20_000u64 {
-                    if p.park(key(1, 1), || false)
-                        && p.readd(key(1, 1), Duration::from_nanos(n), || n).is_some()
-                    {
+                    if p.park(key(1, 1), || false) && p.readd(key(1, 1), n, || n).is_some() {
                         readds += 1;
                     }
                 }

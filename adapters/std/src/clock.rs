@@ -127,8 +127,6 @@ impl Clock for MonotonicClock {
 }
 
 /// The coarse variant of [`CLOCK_ID`]: the same clock, read at the kernel tick's resolution
-/// (1-10 ms) for a fraction of the cost; `None` where the OS has none.
-/// The coarse variant of [`CLOCK_ID`]: the same clock, read at the kernel tick's resolution
 /// (1-10 ms) for a fraction of the cost; [`CLOCK_ID`] itself where the OS has none.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const COARSE_ID: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
