@@ -56,18 +56,32 @@ static double tv_ms(struct timeval tv)
 }
 
 /* ev_timeout holds the deadline on CLOCK_MONOTONIC: read by the base's clock (a coarse one up
- * few milliseconds behind: a tick, more after the CPU idled) plus the timeout. */
+ * few milliseconds behind: a tick, more after the CPU idled) plus the timeout. Also after a
+ * delete and a re-add outside a run (the timeout pushed back: the parked re-add's path). */
 static void check_ev_timeout(struct event_base *b, int precise)
 {
 	struct event *e = evtimer_new(b, on_timer, NULL);
-	struct timeval tv = {2, 500000};
+	struct timeval tv = {2, 500000}, tv2 = {1, 250123}, left;
 	double before = now_ms();
 	CHECK(event_add(e, &tv) == 0);
 	double after = now_ms(), at = tv_ms(e->ev_timeout);
 	CHECK(at <= after + 2500.001);
 	CHECK(at >= before + 2500 - (precise ? 0.001 : 20));
-	struct timeval left;
 	CHECK(event_pending(e, EV_TIMEOUT, &left));
+	CHECK(event_del(e) == 0);
+	before = now_ms();
+	CHECK(event_add(e, &tv2) == 0);
+	after = now_ms();
+	at = tv_ms(e->ev_timeout);
+	CHECK(at <= after + 1250.124);
+	CHECK(at >= before + 1250.123 - (precise ? 0.001 : 20));
+	CHECK(e->ev_timeout.tv_usec >= 0 && e->ev_timeout.tv_usec < 1000000);
+	/* event_pending's time is the wall clock's, as libevent's. */
+	CHECK(event_pending(e, EV_TIMEOUT, &left));
+	struct timeval wall;
+	gettimeofday(&wall, NULL);
+	CHECK(tv_ms(left) <= tv_ms(wall) + 1250.124);
+	CHECK(tv_ms(left) >= tv_ms(wall) + 1250.123 - 100);
 	event_free(e);
 }
 
