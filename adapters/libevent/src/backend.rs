@@ -565,9 +565,10 @@ impl Loop {
     }
 
     /// Re-adds `key`, a timer whose delete is parked, with timeout `tv` (libevent's: negative
-    /// parts count as zero) outside a run: parks the re-add ([`Parked::readd`]) and returns
+    /// parts count as zero) outside a run: parks the re-add (`Parked::readd`) and returns
     /// the deadline armed, a reading of `CLOCK_MONOTONIC` in nanoseconds. `None`: nothing of
-    /// `key`'s is parked (or a run is on), and the caller adds it ([`add_timed`](Loop::add_timed)).
+    /// `key`'s is parked (or a run is on), and the caller adds it
+    /// ([`add_timed`](Loop::add_timed)).
     #[inline(always)]
     pub fn readd(&self, key: Key, tv: &libc::timeval) -> Option<u64> {
         let timeout = timeout_nanos(tv);
