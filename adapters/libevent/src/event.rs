@@ -341,10 +341,12 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
         }
     }
     // SAFETY: caller's contract.
-    unsafe { ensure_slow(ev, func) }
+    unsafe { ensure_slow(ev, false, func) }
 }
 
-/// [`ensure`] when the struct's registration is missing, stale or for other fields.
+/// [`ensure`] when the struct's registration is missing, stale or for other fields. `missing`:
+/// the caller saw none (a hint; a first add): no registration to look at for a change of
+/// priority alone, so only the look under the lock is made.
 ///
 /// # Safety
 ///
@@ -352,6 +354,7 @@ unsafe fn ensure(ev: *mut Event, func: &str) -> Option<(&'static Header, &'stati
 #[inline(never)]
 unsafe fn ensure_slow(
     ev: *mut Event,
+    missing: bool,
     func: &str,
 ) -> Option<(&'static Header, &'static Inner, Key)> {
     // SAFETY: caller's contract: the program's fields.
@@ -365,26 +368,28 @@ unsafe fn ensure_slow(
         ));
         return None;
     }
-    // SAFETY: caller's contract.
-    let s = unsafe { read_state(ev) };
-    if s.spec_live == 1
-        && s.owner == h as *const Header as usize
-        && s.key_gen == gen
-        && s.spec_fd == fd
-        && s.spec_events == events
-    {
-        let key = key_from(s.key);
-        if s.spec_pri != pri && inner.lp.set_priority(key, pri).is_ok() {
-            // SAFETY: caller's contract.
-            unsafe {
-                update(ev, |st| {
-                    if st.key == s.key {
-                        st.spec_pri = pri
-                    }
-                })
-            };
+    if !missing {
+        // SAFETY: caller's contract.
+        let s = unsafe { read_state(ev) };
+        if s.spec_live == 1
+            && s.owner == h as *const Header as usize
+            && s.key_gen == gen
+            && s.spec_fd == fd
+            && s.spec_events == events
+        {
+            let key = key_from(s.key);
+            if s.spec_pri != pri && inner.lp.set_priority(key, pri).is_ok() {
+                // SAFETY: caller's contract.
+                unsafe {
+                    update(ev, |st| {
+                        if st.key == s.key {
+                            st.spec_pri = pri
+                        }
+                    })
+                };
+            }
+            return Some((h, inner, key));
         }
-        return Some((h, inner, key));
     }
     let Some(what) = what_of(fd, events) else {
         warn(&format!(
@@ -817,7 +822,9 @@ unsafe fn add_once(
     let made = match found {
         Found::Current(inner, key) => Some((inner, key)),
         // SAFETY: caller's contract.
-        Found::Missing => unsafe { ensure_slow(ev, func) }.map(|(_, inner, key)| (inner, key)),
+        Found::Missing => {
+            unsafe { ensure_slow(ev, true, func) }.map(|(_, inner, key)| (inner, key))
+        }
         // SAFETY: caller's contract.
         Found::Unknown => unsafe { ensure(ev, func) }.map(|(_, inner, key)| (inner, key)),
     };
