@@ -821,8 +821,8 @@ unsafe fn add_once(
 ) -> Option<c_int> {
     let made = match found {
         Found::Current(inner, key) => Some((inner, key)),
-        // SAFETY: caller's contract.
         Found::Missing => {
+            // SAFETY: caller's contract.
             unsafe { ensure_slow(ev, true, func) }.map(|(_, inner, key)| (inner, key))
         }
         // SAFETY: caller's contract.
