@@ -389,18 +389,48 @@ unsafe fn update_with<R, const COMPARE: bool>(
     r
 }
 
-/// `struct timeval` to a duration (negative parts count as zero).
+/// A timeout's `struct timeval` as libevent reads it: whole seconds and microseconds, negative
+/// parts counting as zero and microseconds past a second as 999 999.
+#[inline(always)]
+pub fn timeout_parts(tv: &libc::timeval) -> (u64, u64) {
+    (
+        tv.tv_sec.max(0) as u64,
+        (tv.tv_usec.max(0) as u64).min(999_999),
+    )
+}
+
+/// `struct timeval` to a duration ([`timeout_parts`]).
+#[inline]
 pub fn duration_of(tv: &libc::timeval) -> std::time::Duration {
-    let s = tv.tv_sec.max(0) as u64;
-    let us = (tv.tv_usec.max(0) as u64).min(999_999);
+    let (s, us) = timeout_parts(tv);
     std::time::Duration::new(s, us as u32 * 1000)
 }
 
-/// A duration as `struct timeval`.
+/// `struct timeval` to nanoseconds ([`timeout_parts`]), saturating.
+#[inline(always)]
+pub fn nanos_of(tv: &libc::timeval) -> u64 {
+    let (s, us) = timeout_parts(tv);
+    s.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(us * 1000))
+        .unwrap_or(u64::MAX)
+}
+
+/// A duration as `struct timeval`, saturating.
+#[inline]
 pub fn timeval_of(d: std::time::Duration) -> libc::timeval {
     libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_usec: d.subsec_micros() as libc::suseconds_t,
+    }
+}
+
+/// Nanoseconds (a reading of `CLOCK_MONOTONIC`: libevent's `ev_timeout`) as `struct timeval`.
+#[inline(always)]
+pub fn timeval_of_nanos(at: u64) -> libc::timeval {
+    let secs = at / 1_000_000_000;
+    libc::timeval {
+        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
+        tv_usec: ((at - secs * 1_000_000_000) / 1000) as libc::suseconds_t,
     }
 }
 

@@ -222,26 +222,6 @@ pub struct Loop {
     os_zero: u64,
 }
 
-/// A timeval's timeout in nanoseconds, as libevent reads it (negative parts count as zero,
-/// microseconds past a second as 999 999), saturating.
-#[inline(always)]
-pub fn timeout_nanos(tv: &libc::timeval) -> u64 {
-    let us = (tv.tv_usec.max(0) as u64).min(999_999);
-    (tv.tv_sec.max(0) as u64)
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(us * 1000))
-        .unwrap_or(u64::MAX)
-}
-
-/// A duration in whole nanoseconds, saturating.
-#[inline(always)]
-fn os_nanos(d: Duration) -> u64 {
-    d.as_secs()
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
-        .unwrap_or(u64::MAX)
-}
-
 /// The rouse base of a [`Loop`].
 #[derive(Debug)]
 enum Core {
@@ -427,9 +407,10 @@ impl Loop {
         Ok(Loop {
             id,
             parked: Parked::new(s.threaded, id),
-            os_zero: os_nanos(rouse_std::MonotonicClock::to_os(
-                rouse_core::Instant::from_nanos(0),
-            )),
+            os_zero: u64::try_from(
+                rouse_std::MonotonicClock::to_os(rouse_core::Instant::from_nanos(0)).as_nanos(),
+            )
+            .unwrap_or(u64::MAX),
             base,
             pid: AtomicU32::new(std::process::id()),
             runner: AtomicUsize::new(0),
@@ -571,7 +552,7 @@ impl Loop {
     /// ([`add_timed`](Loop::add_timed)).
     #[inline(always)]
     pub fn readd(&self, key: Key, tv: &libc::timeval) -> Option<u64> {
-        let timeout = timeout_nanos(tv);
+        let timeout = crate::abi::nanos_of(tv);
         let now = || either!(&self.base, Core, LocalCore, b => b.now_coarse()).as_nanos();
         let from = self.parked.readd(key, timeout, now)?;
         Some(from.saturating_add(timeout).saturating_add(self.os_zero))

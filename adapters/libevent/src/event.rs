@@ -878,25 +878,6 @@ unsafe fn add_once(
     }
 }
 
-/// A time as a timeval, saturating.
-#[inline]
-fn timeval_of(at: std::time::Duration) -> libc::timeval {
-    libc::timeval {
-        tv_sec: libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: at.subsec_micros() as libc::suseconds_t,
-    }
-}
-
-/// A reading of `CLOCK_MONOTONIC` in nanoseconds as a timeval (libevent's `ev_timeout`).
-#[inline(always)]
-fn timeval_of_nanos(at: u64) -> libc::timeval {
-    let secs = at / 1_000_000_000;
-    libc::timeval {
-        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
-        tv_usec: ((at - secs * 1_000_000_000) / 1000) as libc::suseconds_t,
-    }
-}
-
 /// `ev_timeout` for a timeout of `d` from now: the coarse monotonic clock plus `d`, in
 /// integer arithmetic that saturates (no timeout is too long for it).
 #[inline]
