@@ -98,8 +98,11 @@ impl Options {
     /// each (the aim of libev's `ev_set_timeout_collect_interval`, which delays every wait
     /// instead; libevent's epoll backend waits in whole milliseconds unless
     /// `EVENT_BASE_FLAG_PRECISE_TIMER`). A fired timer runs after the grid point plus the
-    /// OS's wake-up latency, as any timer does. Waits that end for I/O or a
-    /// notification are not delayed. Zero (the default) waits for each deadline exactly;
+    /// OS's wake-up latency, as any timer does. A deadline that falls due while the
+    /// callbacks of a wake-up run waits for its grid point too (no poll without a wait for
+    /// it); one already past when the loop first sees it (a timeout counted from a lagging
+    /// clock reading) fires at once. Waits that end for I/O or a notification are not
+    /// delayed. Zero (the default) waits for each deadline exactly;
     /// longer than a second is clamped to a second.
     pub const fn timer_slack(mut self, slack: Duration) -> Options {
         self.timer_slack = if slack.as_secs() >= 1 {

@@ -604,6 +604,43 @@ fn timer_slack_ends_waits_on_its_grid_so_near_deadlines_share_a_wake_up() {
 }
 
 #[test]
+fn timer_slack_keeps_a_deadline_that_falls_due_during_callbacks_for_its_grid_point() {
+    // Deadlines at 3 and 5 ms, slack 4 ms: the wake-up at 4 runs the first, whose callback
+    // takes 1.5 ms, so the second is due (at 5.5) when the next wait is planned. It still
+    // waits for its grid point (8): one wake-up per grid step, not a poll without a wait for
+    // every deadline that a callback's time let pass.
+    let fx = fixture(Options::new().timer_slack(4 * MS));
+    let log = Log::new();
+    let start = fx.clock.now_nanos();
+    for (ms, busy) in [(3u32, MS * 3 / 2), (5, Duration::ZERO)] {
+        let (l, clock) = (log.clone(), fx.clock.clone());
+        let k = fx
+            .base
+            .new_event(
+                Event::timer(),
+                cb(move |_, _| {
+                    l.push((ms, (clock.now_nanos() - start) / 100_000));
+                    clock.advance(busy);
+                }),
+            )
+            .unwrap();
+        fx.base.add(k, Some(MS * ms)).unwrap();
+    }
+    let mut poller = fx.base.mock_poller();
+    assert_eq!(poller.run(), Ok(Exit::Empty));
+    assert_eq!(
+        log.take(),
+        [(3, 40), (5, 80)],
+        "(deadline ms, fired at 0.1 ms): the second at its grid point, 3 ms late at most"
+    );
+    assert_eq!(
+        poller.waits(),
+        2,
+        "one wait per grid step, no zero-timeout poll"
+    );
+}
+
+#[test]
 fn an_add_timed_from_an_earlier_reading_counts_from_it_and_keeps_its_interval() {
     let fx = fixture(Options::new());
     let log = Log::new();

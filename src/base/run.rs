@@ -6,7 +6,7 @@ use core::time::Duration;
 use crate::event::{Fired, Key};
 use crate::options::{Exit, RunFlags};
 use crate::seam::{Callback, Clock, Config, Lock, Poller};
-use crate::state::BaseState;
+use crate::state::{BaseState, NO_TIME};
 use crate::sync::{fence, spin_loop, Ordering};
 use crate::Error;
 
@@ -147,6 +147,7 @@ impl<C: Config> Base<C> {
             }
             st.ctl.running = true;
             st.ctl.loop_thread = me;
+            st.ctl.grid_from = NO_TIME;
             Ok(if take { st.poller.take() } else { None })
         })?;
         Ok(RunGuard { base: self, poller })
@@ -181,6 +182,7 @@ impl<C: Config> Base<C> {
                 // The clock is read after the wait (and only if a deadline is armed, or the
                 // adaptive spin times a blocking wait): a timer is due only if its deadline is
                 // not after a time the poller had reached, so it never fires early.
+                st.ctl.grid_from = NO_TIME;
                 let mut timing = st.spin.timing();
                 if timing && !st.wake.notified() {
                     st.spin.woke_unnotified(); // no evidence: no reading for it
@@ -193,6 +195,7 @@ impl<C: Config> Base<C> {
                     }
                     if st.next_deadline().is_some() {
                         st.expire(&self.words, now);
+                        st.ctl.grid_from = st.next_deadline().unwrap_or(NO_TIME);
                     }
                 }
                 // What the last pass queued at its priority or below runs now, after this
@@ -388,10 +391,13 @@ fn plan<C: Config>(
     } else {
         st.next_deadline().map(|at| {
             let now = read.unwrap_or_else(|| clock.now().as_nanos());
-            // A deadline already past is due now: rounding it up to the grid would make an
-            // expired timer wait for the next grid point (with a coarse clock, whose reading
-            // at the add lags, every short timeout would).
-            if at <= now {
+            // A deadline already past is due now, unless it waited through the last
+            // wake-up's expiry and fell due since, while callbacks ran: that one waits for
+            // its grid point like any other, so the timers of one grid step share a wake-up
+            // rather than each costing a poll without a wait. Rounding up a timeout added
+            // since would make one that started late wait for the next grid point (with a
+            // coarse clock, whose reading at the add lags, every short timeout would).
+            if at <= now && at < st.ctl.grid_from {
                 Duration::ZERO
             } else {
                 Duration::from_nanos(on_grid(at, st.opts.timer_slack).saturating_sub(now))

@@ -51,6 +51,13 @@ pub(crate) struct Control {
     pub exit: bool,
     /// `loop_exit` deadline in ns, `NO_TIME` if none.
     pub exit_at: u64,
+    /// The earliest deadline still pending after this run's last timer expiry (`NO_TIME` if
+    /// that wake-up read no clock, none was left, or the run has not waited yet). A deadline
+    /// at or after it that is due when the next wait is planned fell due while callbacks
+    /// ran: with timer slack it waits for its grid point
+    /// ([`Options::timer_slack`](crate::Options::timer_slack)). An earlier one was added
+    /// since and started late (a coarse clock's lagging reading): it is due at once.
+    pub grid_from: u64,
     /// `loop_continue`: stop running callbacks and poll again now.
     pub cont: bool,
     /// A `run` is in progress.
@@ -135,6 +142,7 @@ impl<C: Config> BaseState<C> {
             spin: SpinGate::new(u64::try_from(opts.adaptive_spin.as_nanos()).unwrap_or(u64::MAX)),
             ctl: Control {
                 exit_at: NO_TIME,
+                grid_from: NO_TIME,
                 ..Control::default()
             },
             opts,
