@@ -1,6 +1,8 @@
 //! Monotonic time for the core: the clock `std::time::Instant` reads, and conversions to and
 //! from `std::time::Instant`.
 
+#[cfg(target_has_atomic = "64")]
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -143,11 +145,51 @@ const COARSE_ID: libc::clockid_t = CLOCK_ID;
 /// tick, more right after the CPU idled). The loop's own
 /// readings stay precise. Instants of every base in the process compare, and
 /// [`MonotonicClock`]'s conversions apply.
+///
+/// A coarse reading is never earlier than a precise reading that a coarse base of this
+/// process took before it (its making, its loop's readings): the kernel moves the coarse
+/// clock only at its tick, and right after a wait it lags by up to several milliseconds (6
+/// measured on a 250 Hz kernel), so a timeout added just after the loop woke would otherwise
+/// start that much early, and fire that much early, the loop judging it on the precise clock.
 #[derive(Clone, Copy, Debug)]
 pub struct BaseClock {
     /// The origin's raw reading (kept here: a reading is then one subtraction from it).
     origin: u64,
     coarse: bool,
+}
+
+/// The latest precise reading (raw ns on [`CLOCK_ID`]) a coarse base took, to within
+/// [`FLOOR_GRAIN`]: no coarse reading is earlier ([`BaseClock`]). Any value it holds is a past
+/// reading, so a coarse reading raised to it is never later than the time it was taken.
+#[cfg(target_has_atomic = "64")]
+static FLOOR: AtomicU64 = AtomicU64::new(0);
+
+/// How far [`FLOOR`] may fall behind the precise readings: it is written only when a reading
+/// passes it by more, so the loops of several threads do not write its cache line at every
+/// reading.
+#[cfg(target_has_atomic = "64")]
+const FLOOR_GRAIN: u64 = 20_000;
+
+/// Raises [`FLOOR`] to `raw`, a precise reading just taken (a relaxed load, and a store when
+/// it passed the floor by [`FLOOR_GRAIN`]; a race between two stores may leave the earlier
+/// reading, still a past one).
+#[inline]
+fn raise_floor(raw: u64) {
+    #[cfg(target_has_atomic = "64")]
+    if raw > FLOOR.load(Ordering::Relaxed).saturating_add(FLOOR_GRAIN) {
+        FLOOR.store(raw, Ordering::Relaxed);
+    }
+    #[cfg(not(target_has_atomic = "64"))]
+    let _ = raw;
+}
+
+/// A coarse reading raised to [`FLOOR`].
+#[inline]
+fn floored(raw: u64) -> u64 {
+    #[cfg(target_has_atomic = "64")]
+    return raw.max(FLOOR.load(Ordering::Relaxed));
+    #[cfg(not(target_has_atomic = "64"))]
+    raw
 }
 
 impl BaseClock {
@@ -161,10 +203,12 @@ impl BaseClock {
 
     /// The coarse clock.
     pub fn coarse() -> BaseClock {
-        BaseClock {
+        let clock = BaseClock {
             origin: origin().raw,
             coarse: true,
-        }
+        };
+        raise_floor(monotonic_ns());
+        clock
     }
 
     /// Whether this is the coarse clock.
@@ -183,12 +227,20 @@ impl Default for BaseClock {
 impl Clock for BaseClock {
     #[inline]
     fn now(&self) -> Instant {
-        Instant::from_nanos(monotonic_ns().saturating_sub(self.origin))
+        let raw = monotonic_ns();
+        if self.coarse {
+            raise_floor(raw);
+        }
+        Instant::from_nanos(raw.saturating_sub(self.origin))
     }
 
     #[inline]
     fn now_coarse(&self) -> Instant {
-        let raw = read_ns(if self.coarse { COARSE_ID } else { CLOCK_ID });
+        let raw = if self.coarse {
+            floored(read_ns(COARSE_ID))
+        } else {
+            monotonic_ns()
+        };
         // A coarse reading right after the origin's may be earlier than it.
         Instant::from_nanos(raw.saturating_sub(self.origin))
     }
@@ -253,6 +305,21 @@ mod tests {
             );
         }
         assert!(BaseClock::coarse().is_coarse() && !BaseClock::precise().is_coarse());
+        // Never earlier than a precise reading of a coarse base taken before it (the kernel's
+        // coarse clock alone lags by up to a tick, more after a wait).
+        let clock = BaseClock::coarse();
+        for i in 0..1000 {
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1)); // a wait, as the loop's
+            }
+            let before = clock.now();
+            let coarse = clock.now_coarse();
+            assert!(
+                before.saturating_duration_since(coarse) <= Duration::from_nanos(FLOOR_GRAIN),
+                "coarse reading {:?} behind a precise one taken before it",
+                before.saturating_duration_since(coarse)
+            );
+        }
         // Its `now` is the precise clock's.
         let before = MonotonicClock.now();
         let now = BaseClock::coarse().now();
