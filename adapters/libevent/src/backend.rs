@@ -375,6 +375,18 @@ where
     std::mem::size_of_val(&wrap::<rouse_std::Threaded, _>(cb))
 }
 
+/// The timer slack of a base without `PRECISE_TIMER`, whose coarse clock ticks every `tick`:
+/// half a tick, at least 1 ms and at most 5 ms. libevent judges such a base's timeouts on the
+/// coarse clock, so they fire up to a tick late (and its epoll backend waits in whole
+/// milliseconds); rouse judges them on the precise clock, and its waits end on a grid of half
+/// a tick: timers stay within half a tick of their deadlines, closer than libevent's, and
+/// the timers due within one grid step share a wake-up (2 ms on a 250 Hz kernel, 1 ms at
+/// 1 000 Hz or where the tick is unknown).
+fn coarse_slack(tick: Option<Duration>) -> Duration {
+    let half = tick.map_or(Duration::ZERO, |t| t / 2);
+    half.clamp(Duration::from_millis(1), Duration::from_millis(5))
+}
+
 impl Loop {
     /// A new loop.
     pub fn new(s: Settings) -> Result<Loop, Fail> {
@@ -389,8 +401,9 @@ impl Loop {
             b = b.ignore_env();
         }
         if !s.precise_timer {
-            // libevent's default timing: its epoll backend waits in whole milliseconds.
-            b = b.coarse_clock().timer_slack(Duration::from_millis(1));
+            b = b
+                .coarse_clock()
+                .timer_slack(coarse_slack(crate::base::coarse_tick()));
         }
         if s.poll_only {
             b = b.poller(PollerKind::Poll);
@@ -792,6 +805,21 @@ impl Loop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_coarse_base_slack_is_half_a_tick_within_1_and_5_ms() {
+        let ms = Duration::from_millis;
+        for (tick, slack) in [
+            (None, ms(1)),
+            (Some(Duration::from_nanos(1)), ms(1)),
+            (Some(ms(1)), ms(1)),
+            (Some(ms(4)), ms(2)),
+            (Some(ms(10)), ms(5)),
+            (Some(ms(40)), ms(5)),
+        ] {
+            assert_eq!(coarse_slack(tick), slack, "tick {tick:?}");
+        }
+    }
 
     #[test]
     fn result_bits_convert_as_the_table_says() {

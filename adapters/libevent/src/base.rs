@@ -716,6 +716,30 @@ pub fn mono_coarse() -> libc::timeval {
     }
 }
 
+/// The resolution of [`mono_coarse`]: the kernel's tick (4 ms on a 250 Hz Linux kernel);
+/// `None` where it is the precise clock, or unknown.
+pub fn coarse_tick() -> Option<Duration> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        (r == 0).then(|| {
+            Duration::new(
+                u64::try_from(ts.tv_sec).unwrap_or(0),
+                u32::try_from(ts.tv_nsec).unwrap_or(0),
+            )
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
 /// # Safety
 ///
 /// `tv` is NULL or points to a writable `struct timeval`.
