@@ -4,8 +4,10 @@
 # onto rouse-libevent through LD_LIBRARY_PATH. One JSON line per result on stdout, each with
 # "lib":"libevent" or "lib":"rouse-libevent" added (the binary's own "impl" field reports
 # event_get_version(), the same for both); progress on stderr.
-# Usage: scripts/libevent-bench.sh [WORKLOAD...]   (default: W1a W1b W2 W3 W4 W6 W5, each in
-#   its own process)
+# Usage: scripts/libevent-bench.sh [WORKLOAD...]   (default: W1a W1b W2 W3 W4 W6 W5 W4late,
+#   each in its own process). W4late is this repository's benches/libevent/timer_lateness.c
+#   (how far from their deadlines W4a's timers fire, at 1 000 and 10 000 timers: the
+#   precision that W4scale's CPU figure is paid with), built the same way.
 # Environment: PEERS_C  the directory of bench_libevent.c (default: ../shared/peers/c next to
 #   the repository); LIBDIR  a directory from scripts/libevent-lib.sh (built when unset);
 #   BENCH_DIR  where the binary is built (default: target/libevent-bench; the sources may be
@@ -25,15 +27,24 @@ if [[ ! -x $BIN || $PEERS_C/bench_libevent.c -nt $BIN || $PEERS_C/common.h -nt $
 	"$CC" -O2 -g -Wall -Wextra -std=gnu11 -I"$PEERS_C" -o "$BIN" "$PEERS_C/bench_libevent.c" \
 		-levent_core -levent_pthreads -lpthread
 fi
+LATE=$BENCH_DIR/timer_lateness
+LATE_SRC=$ROOT/benches/libevent/timer_lateness.c
+if [[ ! -x $LATE || $LATE_SRC -nt $LATE ]]; then
+	"$CC" -O2 -g -Wall -Wextra -std=gnu11 -o "$LATE" "$LATE_SRC" -levent_core
+fi
 LIBDIR=${LIBDIR:-$BENCH_DIR/lib}
 [[ -n ${KEEP_LIB:-} && -f $LIBDIR/libevent_core-2.1.so.7 ]] || "$ROOT/scripts/libevent-lib.sh" "$LIBDIR" >&2
-if [[ $# -gt 0 ]]; then WL=("$@"); else WL=(W1a W1b W2 W3 W4 W6 W5); fi
+if [[ $# -gt 0 ]]; then WL=("$@"); else WL=(W1a W1b W2 W3 W4 W6 W5 W4late); fi
 # Each workload in its own process (W5 measures RSS growth, as the peers' run.sh does).
 run() {
 	local lib=$1; shift
 	local start=$SECONDS
 	for w in "${WL[@]}"; do
-		env "$@" timeout 600 "$BIN" "$w" | sed "s/^{/{\"lib\":\"$lib\",/"
+		if [[ $w == W4late ]]; then
+			env "$@" timeout 600 "$LATE"
+		else
+			env "$@" timeout 600 "$BIN" "$w"
+		fi | sed "s/^{/{\"lib\":\"$lib\",/"
 	done
 	echo "# $lib finished in $((SECONDS - start)) s" >&2
 }
