@@ -19,23 +19,39 @@ pub const MAX_SOURCE: u32 = (1 << 24) - 1;
 /// base returns [`Error::Foreign`](crate::Error::Foreign). It is `Copy` and `Send`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
+    /// The slot index (low 32 bits) and its generation (high 32), in one word: copied,
+    /// stored and loaded whole, never as two halves read back as one (a stall of the
+    /// store-to-load forwarding of a dozen cycles, where a caller packs them for a call).
+    slot: u64,
     pub(crate) base: u32,
-    pub(crate) index: u32,
-    pub(crate) gen: u32,
 }
 
 impl Key {
+    #[inline(always)]
+    pub(crate) const fn new(base: u32, index: u32, gen: u32) -> Key {
+        Key {
+            slot: index as u64 | (gen as u64) << 32,
+            base,
+        }
+    }
+
     /// The slot index (stable while the event lives; reused after it is freed).
     #[inline]
     pub const fn index(self) -> u32 {
-        self.index
+        self.slot as u32
+    }
+
+    /// The slot's generation when the event was made.
+    #[inline(always)]
+    pub(crate) const fn gen(self) -> u32 {
+        (self.slot >> 32) as u32
     }
 
     /// The key as three words, to keep in memory that is not Rust's (a C struct, a
     /// registration table); [`from_raw`](Key::from_raw) makes the same key again.
     #[inline]
     pub const fn to_raw(self) -> [u32; 3] {
-        [self.base, self.index, self.gen]
+        [self.base, self.index(), self.gen()]
     }
 
     /// The key [`to_raw`](Key::to_raw) returned. Any three words make a key, and a base
@@ -51,17 +67,13 @@ impl Key {
     /// ```
     #[inline]
     pub const fn from_raw(raw: [u32; 3]) -> Key {
-        Key {
-            base: raw[0],
-            index: raw[1],
-            gen: raw[2],
-        }
+        Key::new(raw[0], raw[1], raw[2])
     }
 }
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({}v{}@{})", self.index, self.gen, self.base)
+        write!(f, "Key({}v{}@{})", self.index(), self.gen(), self.base)
     }
 }
 

@@ -147,11 +147,7 @@ fn info_of<C: Config>(
     };
     let deadline = st.timers.deadline(idx).map(Instant::from_nanos);
     EventInfo {
-        key: Key {
-            base,
-            index: idx,
-            gen: word::gen(w),
-        },
+        key: Key::new(base, idx, word::gen(w)),
         kind,
         persistent: s.persistent(),
         priority: s.prio,

@@ -279,7 +279,7 @@ impl<C: Config> Base<C> {
         woke: Result<(), Error>,
         f: &mut RemoveStep<'_, C>,
     ) -> Result<(), Error> {
-        let idx = key.index;
+        let idx = key.index();
         C::Lock::wait(&self.state, |st| {
             let done = st.current != idx || !st.ctl.running;
             st.waiters -= u32::from(done);
@@ -332,11 +332,7 @@ impl<C: Config> Base<C> {
     pub fn new_event(&self, event: Event, callback: C::Callback) -> Result<Key, Error> {
         let r = self.with(|st| st.create(&self.words, event, callback));
         match r {
-            Ok((index, gen)) => Ok(Key {
-                base: self.id,
-                index,
-                gen,
-            }),
+            Ok((index, gen)) => Ok(Key::new(self.id, index, gen)),
             Err((e, callback)) => {
                 drop(callback); // outside the lock
                 Err(e)
@@ -373,11 +369,7 @@ impl<C: Config> Base<C> {
         });
         match r {
             Ok((index, gen, need)) => {
-                let key = Key {
-                    base: self.id,
-                    index,
-                    gen,
-                };
+                let key = Key::new(self.id, index, gen);
                 if let Err(e) = self.wake(need) {
                     let _ = self.free(key);
                     return Err(e);
@@ -677,9 +669,9 @@ impl<C: Config> Base<C> {
         // the fence and 51 M with the locked op (10 interleaved runs each). AMD cores, where
         // `mfence` is slower, were not measured.
         fence(Ordering::SeqCst);
-        if let Some(w) = self.words.get(key.index as usize) {
+        if let Some(w) = self.words.get(key.index() as usize) {
             let cur = w.load(Ordering::Relaxed);
-            if word::gen(cur) == key.gen
+            if word::gen(cur) == key.gen()
                 && word::ready(cur) & ready.bits() == ready.bits()
                 && self.wake_failed.load(Ordering::Relaxed) == 0
             {
@@ -844,11 +836,7 @@ impl<C: Config> Base<C> {
                 Some(Ok(job)) => job,
             };
             let fired = crate::Fired {
-                key: Key {
-                    base: self.id,
-                    index: job.idx,
-                    gen: job.gen,
-                },
+                key: Key::new(self.id, job.idx, job.gen),
                 ready: Ready::FINALIZE,
                 tag: job.tag,
             };

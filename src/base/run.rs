@@ -310,11 +310,7 @@ impl<C: Config> Base<C> {
             // activation that still saw it queued wrote its data before this callback reads.
             fence(Ordering::SeqCst);
             let fired = Fired {
-                key: Key {
-                    base: self.id,
-                    index: job.idx,
-                    gen: job.gen,
-                },
+                key: Key::new(self.id, job.idx, job.gen),
                 ready: job.ready,
                 tag: job.tag,
             };

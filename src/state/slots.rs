@@ -207,11 +207,12 @@ where
         words: &'w W,
         key: Key,
     ) -> Result<(u32, &'w AtomicU32), Error> {
-        let w = words.get(key.index as usize).ok_or(Error::Stale)?;
-        if word::gen(w.load(Ordering::Relaxed)) != key.gen || key.index as usize >= self.v.len() {
+        let index = key.index();
+        let w = words.get(index as usize).ok_or(Error::Stale)?;
+        if word::gen(w.load(Ordering::Relaxed)) != key.gen() || index as usize >= self.v.len() {
             return Err(Error::Stale);
         }
-        Ok((key.index, w))
+        Ok((index, w))
     }
 }
 
@@ -242,11 +243,7 @@ mod tests {
         let words: [AtomicU32; 4] = Words::new();
         let mut s: Slots<V, T> = Slots::new();
         let (a, ga) = s.alloc(&words).unwrap();
-        let ka = Key {
-            base: 0,
-            index: a,
-            gen: ga,
-        };
+        let ka = Key::new(0, a, ga);
         assert_eq!(s.check_at(&words, ka).map(|(i, _)| i), Ok(a));
         s.release(&words, a);
         assert!(matches!(s.check_at(&words, ka), Err(Error::Stale)));

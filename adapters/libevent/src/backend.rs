@@ -319,7 +319,7 @@ fn events_of(i: Interest) -> i16 {
     e
 }
 
-#[inline]
+#[inline(always)]
 fn event_of(what: What) -> Result<Event, Fail> {
     Ok(match what {
         What::Io { fd, events } => Event::io(rouse_std::raw_source(fd)?, interest_of(events)),

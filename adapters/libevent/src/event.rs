@@ -412,9 +412,10 @@ unsafe fn ensure_slow(
     // and then). The registration replaced (for other fields or a freed base) is freed once
     // the lock is released: freeing waits for a callback running on another thread, which
     // may itself be reading this event's state.
-    // SAFETY: caller's contract.
+    // SAFETY: caller's contract; a base without locking is called from one thread at a time
+    // (libevent's rule), so then no other thread writes this event's state.
     let made: Result<_, Fail> = unsafe {
-        replace(ev, |st| {
+        replace_in(ev, inner.lp.is_threaded(), |st| {
             if st.spec_live == 1
                 && st.owner == owner
                 && st.key_gen == gen
