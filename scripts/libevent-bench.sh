@@ -7,7 +7,10 @@
 # Usage: scripts/libevent-bench.sh [WORKLOAD...]   (default: W1a W1b W2 W3 W4 W6 W5 W4late,
 #   each in its own process). W4late is this repository's benches/libevent/timer_lateness.c
 #   (how far from their deadlines W4a's timers fire, at 1 000 and 10 000 timers: the
-#   precision that W4scale's CPU figure is paid with), built the same way.
+#   precision that W4scale's CPU figure is paid with), built the same way. W6 runs with the
+#   whole process on one CPU (`taskset -c 0`, the figure WORKLOADS.md compares: on two vCPUs
+#   a halted one adds kernel time to every wake), its lines marked "cpus":"0"; W6unpinned is
+#   the same without taskset (an extra).
 # Environment: PEERS_C  the directory of bench_libevent.c (default: ../shared/peers/c next to
 #   the repository); LIBDIR  a directory from scripts/libevent-lib.sh (built when unset);
 #   BENCH_DIR  where the binary is built (default: target/libevent-bench; the sources may be
@@ -40,11 +43,17 @@ run() {
 	local lib=$1; shift
 	local start=$SECONDS
 	for w in "${WL[@]}"; do
+		local mark= pin=()
+		if [[ $w == W6 ]] && command -v taskset >/dev/null; then
+			mark='"cpus":"0",' pin=(taskset -c 0)
+		fi
 		if [[ $w == W4late ]]; then
 			env "$@" timeout 600 "$LATE"
+		elif [[ ${#pin[@]} -gt 0 ]]; then
+			env "$@" timeout 600 "${pin[@]}" "$BIN" W6
 		else
-			env "$@" timeout 600 "$BIN" "$w"
-		fi | sed "s/^{/{\"lib\":\"$lib\",/"
+			env "$@" timeout 600 "$BIN" "${w%unpinned}"
+		fi | sed "s/^{/{\"lib\":\"$lib\",$mark/"
 	done
 	echo "# $lib finished in $((SECONDS - start)) s" >&2
 }
