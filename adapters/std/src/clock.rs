@@ -146,8 +146,9 @@ const COARSE_ID: libc::clockid_t = CLOCK_ID;
 /// readings stay precise. Instants of every base in the process compare, and
 /// [`MonotonicClock`]'s conversions apply.
 ///
-/// A coarse reading is never earlier than a precise reading that a coarse base of this
-/// process took before it (its making, its loop's readings): the kernel moves the coarse
+/// A coarse reading is never earlier (by more than 20 µs) than a precise reading that a
+/// coarse base of this process took before it (its making, its loop's readings): the kernel
+/// moves the coarse
 /// clock only at its tick, and right after a wait it lags by up to several milliseconds (6
 /// measured on a 250 Hz kernel), so a timeout added just after the loop woke would otherwise
 /// start that much early, and fire that much early, the loop judging it on the precise clock.
