@@ -29,7 +29,8 @@
 //! slot index and 24-bit generation; the base is the loop's own), `READD` (what is parked is
 //! its re-add) and `BUSY` (a thread is applying the parked operation, or parking a re-add's
 //! timeout: others wait for it, so nothing overtakes it). A loop without
-//! locking is used by one thread at a time, so its word is written with plain stores.
+//! locking is used by one thread at a time, so its word is written with plain stores; so is
+//! a loop with locking while the process has a single thread (`rouse_std::single_threaded`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -94,10 +95,18 @@ impl Parked {
         Key::from_raw([self.base, v as u32, ((v & KEY) >> 32) as u32])
     }
 
+    /// Whether another thread may use the word now: a loop with locking, in a process that
+    /// has more than one thread (while it has one, nothing races this thread: plain stores
+    /// suffice, as for a loop without locking; `rouse_std::single_threaded`).
+    #[inline(always)]
+    fn raced(&self) -> bool {
+        self.shared && !rouse_std::single_threaded()
+    }
+
     /// Replaces `v` with `new` (fails if the word changed meanwhile).
     #[inline(always)]
     fn swap(&self, v: u64, new: u64) -> bool {
-        if !self.shared {
+        if !self.raced() {
             self.word.store(new, Ordering::Relaxed);
             return true;
         }
@@ -139,7 +148,7 @@ impl Parked {
             return None;
         }
         let from = now();
-        if self.shared {
+        if self.raced() {
             // Held (`BUSY`) while the timeout is written: whoever applies it reads both.
             self.word
                 .compare_exchange(v, BUSY, Ordering::Acquire, Ordering::Relaxed)
@@ -233,7 +242,7 @@ impl Parked {
         // Only this thread parks during a run, from callbacks, and each settles on return:
         // nothing is parked now, unless a callback unwound past its settle.
         self.settle(apply);
-        if self.shared {
+        if self.raced() {
             self.word.fetch_and(!RUN, Ordering::AcqRel);
         } else {
             self.word.store(0, Ordering::Relaxed);

@@ -175,7 +175,7 @@ pub use context::{BaseRef, Context};
 pub use events::{raw_source, source};
 pub use flavor::Flavor;
 pub use local::LocalApi;
-pub use lock::{StdCell, StdLock};
+pub use lock::{single_threaded, StdCell, StdLock};
 pub use loop_cell::LoopCell;
 pub use os::{LocalOs, Os, OsPoller};
 pub use signal::{IntoSignal, Signal};

@@ -204,6 +204,24 @@ mod imp {
 
 pub use imp::StdCell;
 
+/// Whether this process has a single thread now: glibc's `__libc_single_threaded` (2.32 and
+/// later), `false` elsewhere or where it cannot tell. `pthread_create` clears the flag on
+/// the creating thread before the new thread exists, so a thread that reads `true` is alone:
+/// nothing races it until it starts a thread itself, and `pthread_create` orders what it
+/// did before for the new one. State that only threads share may then be updated with plain
+/// loads and stores, as [`StdLock`] does (and glibc's own `pthread_mutex_lock`).
+#[inline(always)]
+pub fn single_threaded() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        crate::sys::futex::single_threaded_looked_up()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        false
+    }
+}
+
 impl Lock for StdLock {
     type Cell<T> = StdCell<T>;
 

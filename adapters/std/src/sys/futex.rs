@@ -53,3 +53,19 @@ pub fn single_threaded() -> bool {
     // it is read as an atomic byte (glibc writes it only from the one thread there is).
     !p.is_null() && unsafe { AtomicU8::from_ptr(p) }.load(Ordering::Relaxed) != 0
 }
+
+/// [`single_threaded`] for a caller that may have made no lock: finds the flag first while it
+/// is not found (once, with glibc; every time with another C library, which has none).
+#[inline(always)]
+pub fn single_threaded_looked_up() -> bool {
+    if FLAG.load(Ordering::Relaxed).is_null() {
+        look_up_cold();
+    }
+    single_threaded()
+}
+
+#[cold]
+#[inline(never)]
+fn look_up_cold() {
+    look_up_flag();
+}
