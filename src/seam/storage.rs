@@ -38,6 +38,11 @@ pub trait Buf<T>: Deref<Target = [T]> + DerefMut + sealed::Sealed {
     fn reserve_total(&mut self, total: usize) -> bool;
     /// How many elements fit without growing.
     fn capacity(&self) -> usize;
+    /// Appends copies of `value` until the length is `len` (nothing if it is already); `false`
+    /// if that is beyond capacity (or memory), with nothing appended.
+    fn fill_to(&mut self, len: usize, value: T) -> bool
+    where
+        T: Clone;
 }
 
 /// An array of atomic words indexed by event slot, readable by any thread without the base
@@ -114,6 +119,12 @@ impl<T, const N: usize> Buf<T> for heapless::Vec<T, N> {
     #[inline]
     fn capacity(&self) -> usize {
         N
+    }
+    fn fill_to(&mut self, len: usize, value: T) -> bool
+    where
+        T: Clone,
+    {
+        len <= self.len() || self.resize(len, value).is_ok()
     }
 }
 
@@ -252,6 +263,19 @@ mod growable {
         fn capacity(&self) -> usize {
             Vec::capacity(self)
         }
+        fn fill_to(&mut self, len: usize, value: T) -> bool
+        where
+            T: Clone,
+        {
+            if len <= self.len() {
+                return true;
+            }
+            if !self.reserve_total(len) {
+                return false;
+            }
+            self.resize(len, value);
+            true
+        }
     }
 
     /// Words per chunk: one 4 KiB page.
@@ -317,16 +341,20 @@ mod growable {
             Some(&self.chunk(i / CHUNK)?[i % CHUNK])
         }
 
+        #[inline]
         fn reserve(&self, len: usize) -> bool {
-            if len == 0 {
-                return true;
-            }
+            // The usual case, inline: the chunk of the last word is there.
+            len == 0 || self.chunk((len - 1) / CHUNK).is_some() || self.reserve_slow(len)
+        }
+    }
+
+    impl Buckets {
+        #[cold]
+        #[inline(never)]
+        fn reserve_slow(&self, len: usize) -> bool {
             let last = (len - 1) / CHUNK;
             if last >= TOP * MID {
                 return false;
-            }
-            if self.chunk(last).is_some() {
-                return true;
             }
             self.first.call_once(new_chunk);
             for c in 1..=last {

@@ -448,14 +448,5 @@ where
 /// Grows `v` to `len` elements of `fill` (no-op if it is long enough).
 #[inline]
 fn grow<T: Copy>(v: &mut impl Buf<T>, len: usize, fill: T) -> bool {
-    if v.len() >= len {
-        return true;
-    }
-    if !v.reserve_total(len) {
-        return false;
-    }
-    for _ in v.len()..len {
-        let _ = v.try_push(fill);
-    }
-    true
+    v.fill_to(len, fill)
 }
