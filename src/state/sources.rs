@@ -106,23 +106,31 @@ impl<V: Buf<Entry>, S: Buf<u64>> Table<V, S> {
     }
 
     /// The entry of `id`, growing the table (and its summary) to reach it.
+    #[inline]
     pub fn entry(&mut self, id: u32) -> Result<&mut Entry, Error> {
-        let need = id as usize + 1;
-        if self.v.len() < need {
-            let words = need.div_ceil(BLOCK * 64);
-            if !self.v.reserve_total(need) || !self.summary.reserve_total(words) {
-                return Err(Error::SourceRange);
-            }
-            // Cannot fail: room was reserved above. (Counted once: `len()` goes through
-            // `Deref` to a slice.)
-            for _ in self.v.len()..need {
-                let _ = self.v.try_push(Entry::EMPTY);
-            }
-            for _ in self.summary.len()..words {
-                let _ = self.summary.try_push(0);
-            }
+        // The usual case inline (every add, delete and change of a watched source): the
+        // entry exists.
+        if (id as usize) >= self.v.len() {
+            self.grow_to(id)?;
         }
         Ok(&mut self.v[id as usize])
+    }
+
+    /// Grows the table (and its summary) to reach `id`.
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, id: u32) -> Result<(), Error> {
+        let need = id as usize + 1;
+        let words = need.div_ceil(BLOCK * 64);
+        if !self.v.reserve_total(need) || !self.summary.reserve_total(words) {
+            return Err(Error::SourceRange);
+        }
+        // Cannot fail: room was reserved above.
+        if self.v.fill_to(need, Entry::EMPTY) && self.summary.fill_to(words, 0) {
+            Ok(())
+        } else {
+            Err(Error::SourceRange)
+        }
     }
 
     #[inline]
