@@ -119,13 +119,13 @@ where
             && self.fresh.reserve_total(self.fresh.len() + 1)
             && self.pos.reserve_total(need)
             && self.time.reserve_total(need)
-            && (!common || grow(&mut self.link, need, UNLINKED));
+            && (!common || self.link.fill_to(need, UNLINKED));
         if ok {
             // Fill the per-slot tables to the room they have (the vector's growth already
             // doubled it), so the next slots' first timeouts take the fast path: one call
             // here per doubling, not per new slot. Memory stays what was allocated.
             let len = need.max(self.pos.capacity().min(self.time.capacity()));
-            ok = grow(&mut self.pos, len, NIL) && grow(&mut self.time, len, NO_TIME);
+            ok = self.pos.fill_to(len, NIL) && self.time.fill_to(len, NO_TIME);
         }
         ok.then_some(()).ok_or(Error::Full)
     }
@@ -443,10 +443,4 @@ where
         self.link[idx as usize] = UNLINKED;
         moved
     }
-}
-
-/// Grows `v` to `len` elements of `fill` (no-op if it is long enough).
-#[inline]
-fn grow<T: Copy>(v: &mut impl Buf<T>, len: usize, fill: T) -> bool {
-    v.fill_to(len, fill)
 }

@@ -340,22 +340,12 @@ pub unsafe fn update<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 /// [`update`] that stores the state back whether or not `f` changed it (no comparison: for a
-/// writer that changes it on its usual path, as a creation does).
-///
-/// # Safety
-///
-/// As [`update`].
-#[inline(always)]
-pub unsafe fn replace<R>(ev: *mut Event, f: impl FnOnce(&mut State) -> R) -> R {
-    // SAFETY: caller's contract.
-    unsafe { update_with::<R, false>(ev, true, f) }
-}
-
-/// [`replace`] for an event of a base without locking (`shared` false): the program calls
-/// into such a base from one thread at a time, so no other thread writes the state and the
-/// seqlock is taken with plain stores (a single writer's: odd, a release fence, the words,
-/// even with release), sparing the atomic read-modify-write of the lock (a dozen cycles or
-/// more on the first `event_add` of every event). Readers ([`read_state`]) are unchanged.
+/// writer that changes it on its usual path, as a creation does). `shared` false: an event of
+/// a base without locking, which the program calls from one thread at a time, so no other
+/// thread writes the state and the seqlock is taken with plain stores (a single writer's:
+/// odd, a release fence, the words, even with release), sparing the atomic
+/// read-modify-write of the lock (a dozen cycles or more on the first `event_add` of every
+/// event). Readers ([`read_state`]) are unchanged.
 ///
 /// # Safety
 ///
@@ -366,8 +356,8 @@ pub unsafe fn replace_in<R>(ev: *mut Event, shared: bool, f: impl FnOnce(&mut St
     unsafe { update_with::<R, false>(ev, shared, f) }
 }
 
-/// [`update`] (`COMPARE`: store only a changed state) or [`replace`]; `shared`: other threads
-/// may write the state ([`replace_in`]). `f` has one call site, so it is inlined.
+/// [`update`] (`COMPARE`: store only a changed state) or [`replace_in`]; `shared`: other
+/// threads may write the state. `f` has one call site, so it is inlined.
 ///
 /// # Safety
 ///

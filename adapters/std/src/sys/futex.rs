@@ -48,7 +48,12 @@ pub fn look_up_flag() {
 /// thread, so a thread that reads it set is alone: no other thread can take a lock.
 #[inline(always)]
 pub fn single_threaded() -> bool {
-    let p = FLAG.load(Ordering::Acquire);
+    is_set(FLAG.load(Ordering::Acquire))
+}
+
+/// Whether `p`, the flag's address or NULL, says the process has one thread.
+#[inline(always)]
+fn is_set(p: *mut u8) -> bool {
     // SAFETY: a non-NULL pointer is glibc's flag, a `char` that lives as long as the process;
     // it is read as an atomic byte (glibc writes it only from the one thread there is).
     !p.is_null() && unsafe { AtomicU8::from_ptr(p) }.load(Ordering::Relaxed) != 0
@@ -58,10 +63,12 @@ pub fn single_threaded() -> bool {
 /// is not found (once, with glibc; every time with another C library, which has none).
 #[inline(always)]
 pub fn single_threaded_looked_up() -> bool {
-    if FLAG.load(Ordering::Relaxed).is_null() {
+    let mut p = FLAG.load(Ordering::Acquire);
+    if p.is_null() {
         look_up_cold();
+        p = FLAG.load(Ordering::Acquire);
     }
-    single_threaded()
+    is_set(p)
 }
 
 #[cold]
